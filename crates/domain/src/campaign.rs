@@ -1,0 +1,368 @@
+//! A campaign's rules: the one type that cannot hold an invalid deal.
+//!
+//! [`CampaignInput`] is what a merchant sends (and what a draft's JSON merge patch edits); [`CampaignRules::new`]
+//! is the only way from it to [`CampaignRules`], which the rest of the system takes. Choices where SPEC.md and
+//! API.md are silent: a title has 1–80 characters, a description at most 2,000; quantity is at most 1,000,000
+//! units; the original price is never below the price; `reward.valid_days` (1–365, default 30) belongs to coupons
+//! only; `draw_at` and `draw_window_hours` (1–168, default 24) to scheduled draws only; the per-customer limit is
+//! 1–1,000; the most the cash rewards can cost must itself be a valid amount (at most ¥100 million).
+
+use crate::money::{BasisPoints, Fen, MAX_AMOUNT};
+use crate::time::Millis;
+use crate::{Invalid, text};
+use serde::{Deserialize, Serialize};
+
+/// The largest discount (original price − price) a lottery prize may carry: ¥50,000 (the 2020 rules on sales
+/// promotions).
+pub const PRIZE_CAP: i64 = 5_000_000;
+
+/// The fields a merchant sets, as sent. Times are already instants; checking happens in [`CampaignRules::new`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignInput {
+    pub title: String,
+    pub product_type: String,
+    pub description: Option<String>,
+    pub quantity: i64,
+    pub price: i64,
+    pub original_price: i64,
+    pub group_size: i64,
+    pub winners_per_group: i64,
+    pub reward: RewardInput,
+    pub referral_bonus_points: Option<i64>,
+    pub commission_bps: i64,
+    pub group_ttl_seconds: i64,
+    pub draw_mode: String,
+    pub draw_at: Option<Millis>,
+    pub draw_window_hours: Option<i64>,
+    pub voucher_valid_days: i64,
+    pub per_customer_limit: Option<i64>,
+    pub starts_at: Option<Millis>,
+    pub ends_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardInput {
+    pub kind: String,
+    pub amount: i64,
+    pub valid_days: Option<i64>,
+}
+
+/// What a customer who is not drawn receives, besides their money back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reward {
+    /// Fen into the wallet, from the merchant's reward reserve.
+    Cash(Fen),
+    /// Platform loyalty points.
+    Points(i64),
+    /// An amount off the next visit, given in the store; valid for `valid_days`.
+    Coupon { amount: Fen, valid_days: i64 },
+}
+
+impl Reward {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Reward::Cash(_) => "cash",
+            Reward::Points(_) => "points",
+            Reward::Coupon { .. } => "coupon",
+        }
+    }
+
+    pub fn amount(self) -> i64 {
+        match self {
+            Reward::Cash(fen) | Reward::Coupon { amount: fen, .. } => fen.get(),
+            Reward::Points(points) => points,
+        }
+    }
+}
+
+/// When a full group is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawMode {
+    /// As soon as the N-th member commits.
+    Instant,
+    /// By staff in the store, at `draw_at` if set, and automatically `window_hours` after filling at the latest.
+    Scheduled { draw_at: Option<Millis>, window_hours: i64 },
+}
+
+impl DrawMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            DrawMode::Instant => "instant",
+            DrawMode::Scheduled { .. } => "scheduled",
+        }
+    }
+}
+
+/// `draft` → `live` → `ended`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Live,
+    Ended,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Live => "live",
+            CampaignStatus::Ended => "ended",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "draft" => Some(Self::Draft),
+            "live" => Some(Self::Live),
+            "ended" => Some(Self::Ended),
+            _ => None,
+        }
+    }
+}
+
+/// Checked campaign rules. Fields are private: the values always satisfy the rules in this module's docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignRules {
+    input: CampaignInput,
+    price: Fen,
+    original_price: Fen,
+    reward: Reward,
+    commission: BasisPoints,
+    draw_mode: DrawMode,
+    max_reward_cost: Fen,
+}
+
+fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, Invalid> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid::field(field, format!("must be from {min} to {max}")))
+    }
+}
+
+impl CampaignRules {
+    /// Checks every rule and normalises the input (trimmed texts, defaults filled in).
+    pub fn new(mut input: CampaignInput) -> Result<Self, Invalid> {
+        input.title = text::bounded("title", &input.title, 1, 80)?;
+        input.product_type = text::bounded("product_type", &input.product_type, 1, 40)?;
+        input.description = match input.description.as_deref() {
+            Some(d) => Some(text::bounded("description", d, 0, 2_000)?).filter(|d| !d.is_empty()),
+            None => None,
+        };
+        let n = in_range("group_size", input.group_size, 2, 1_000)?;
+        let k = in_range("winners_per_group", input.winners_per_group, 1, n)?;
+        let q = in_range("quantity", input.quantity, 1, 1_000_000)?;
+        if q % k != 0 {
+            return Err(Invalid::field("quantity", "must be a positive multiple of winners_per_group"));
+        }
+        let price = Fen::parse_positive("price", input.price)?;
+        let original_price = Fen::parse_positive("original_price", input.original_price)?;
+        if original_price < price {
+            return Err(Invalid::field("original_price", "must not be below price"));
+        }
+        if original_price.get() - price.get() > PRIZE_CAP {
+            return Err(Invalid::with_code(
+                "original_price",
+                "prize_cap_exceeded",
+                "the discount (original_price − price) exceeds ¥50,000",
+            ));
+        }
+        let reward = Self::parse_reward(&mut input.reward)?;
+        input.referral_bonus_points =
+            Some(in_range("referral_bonus_points", input.referral_bonus_points.unwrap_or(0), 0, 1_000_000)?);
+        let commission = BasisPoints::parse("commission_bps", input.commission_bps)?;
+        in_range("group_ttl_seconds", input.group_ttl_seconds, 1, 2_592_000)?;
+        let draw_mode = Self::parse_draw_mode(&mut input)?;
+        in_range("voucher_valid_days", input.voucher_valid_days, 1, 365)?;
+        input.per_customer_limit = Some(in_range("per_customer_limit", input.per_customer_limit.unwrap_or(1), 1, 1_000)?);
+        if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at) {
+            if ends <= starts {
+                return Err(Invalid::field("ends_at", "must be after starts_at"));
+            }
+        }
+        let max_reward_cost = Self::worst_case_reward_cost(q, k, n, reward)?;
+        Ok(Self { input, price, original_price, reward, commission, draw_mode, max_reward_cost })
+    }
+
+    fn parse_reward(reward: &mut RewardInput) -> Result<Reward, Invalid> {
+        let parsed = match reward.kind.as_str() {
+            "cash" => Reward::Cash(Fen::parse_positive("reward.amount", reward.amount)?),
+            "points" => Reward::Points(in_range("reward.amount", reward.amount, 1, 1_000_000)?),
+            "coupon" => {
+                let valid_days = in_range("reward.valid_days", reward.valid_days.unwrap_or(30), 1, 365)?;
+                reward.valid_days = Some(valid_days);
+                Reward::Coupon { amount: Fen::parse_positive("reward.amount", reward.amount)?, valid_days }
+            }
+            _ => return Err(Invalid::field("reward.kind", "must be cash, points or coupon")),
+        };
+        if !matches!(parsed, Reward::Coupon { .. }) && reward.valid_days.is_some() {
+            return Err(Invalid::field("reward.valid_days", "applies to coupon rewards only"));
+        }
+        Ok(parsed)
+    }
+
+    fn parse_draw_mode(input: &mut CampaignInput) -> Result<DrawMode, Invalid> {
+        match input.draw_mode.as_str() {
+            "instant" => {
+                if input.draw_at.is_some() {
+                    return Err(Invalid::field("draw_at", "applies to scheduled draws only"));
+                }
+                if input.draw_window_hours.is_some() {
+                    return Err(Invalid::field("draw_window_hours", "applies to scheduled draws only"));
+                }
+                Ok(DrawMode::Instant)
+            }
+            "scheduled" => {
+                let window_hours = in_range("draw_window_hours", input.draw_window_hours.unwrap_or(24), 1, 168)?;
+                input.draw_window_hours = Some(window_hours);
+                if let (Some(draw_at), Some(starts)) = (input.draw_at, input.starts_at) {
+                    if draw_at < starts {
+                        return Err(Invalid::field("draw_at", "must not be before starts_at"));
+                    }
+                }
+                Ok(DrawMode::Scheduled { draw_at: input.draw_at, window_hours })
+            }
+            _ => Err(Invalid::field("draw_mode", "must be instant or scheduled")),
+        }
+    }
+
+    /// `(Q / K) × (N − K) × reward cash`: what publishing reserves (zero for points and coupons).
+    fn worst_case_reward_cost(q: i64, k: i64, n: i64, reward: Reward) -> Result<Fen, Invalid> {
+        let Reward::Cash(cash) = reward else { return Ok(Fen::ZERO) };
+        let cost = i128::from(q / k) * i128::from(n - k) * i128::from(cash.get());
+        if cost > i128::from(MAX_AMOUNT) {
+            return Err(Invalid::field("reward.amount", "the cash rewards could cost more than ¥100 million"));
+        }
+        Ok(Fen::from_stored(cost as i64).unwrap_or(Fen::ZERO))
+    }
+
+    /// The normalised input, e.g. to store it or to apply a merge patch to it.
+    pub fn input(&self) -> &CampaignInput {
+        &self.input
+    }
+
+    pub fn price(&self) -> Fen {
+        self.price
+    }
+    pub fn original_price(&self) -> Fen {
+        self.original_price
+    }
+    pub fn reward(&self) -> Reward {
+        self.reward
+    }
+    pub fn commission(&self) -> BasisPoints {
+        self.commission
+    }
+    pub fn draw_mode(&self) -> DrawMode {
+        self.draw_mode
+    }
+    pub fn quantity(&self) -> i64 {
+        self.input.quantity
+    }
+    pub fn group_size(&self) -> i64 {
+        self.input.group_size
+    }
+    pub fn winners_per_group(&self) -> i64 {
+        self.input.winners_per_group
+    }
+    pub fn per_customer_limit(&self) -> i64 {
+        self.input.per_customer_limit.unwrap_or(1)
+    }
+    /// The most the cash rewards can cost, reserved from the merchant's wallet on publishing.
+    pub fn max_reward_cost(&self) -> Fen {
+        self.max_reward_cost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> CampaignInput {
+        CampaignInput {
+            title: "双人火锅套餐".into(),
+            product_type: "火锅".into(),
+            description: None,
+            quantity: 20,
+            price: 990,
+            original_price: 19_800,
+            group_size: 5,
+            winners_per_group: 2,
+            reward: RewardInput { kind: "cash".into(), amount: 300, valid_days: None },
+            referral_bonus_points: None,
+            commission_bps: 500,
+            group_ttl_seconds: 3_600,
+            draw_mode: "instant".into(),
+            draw_at: None,
+            draw_window_hours: None,
+            voucher_valid_days: 30,
+            per_customer_limit: None,
+            starts_at: None,
+            ends_at: None,
+        }
+    }
+
+    fn field_of(input: CampaignInput) -> String {
+        CampaignRules::new(input).unwrap_err().field
+    }
+
+    #[test]
+    fn a_valid_campaign_reserves_its_worst_case_cash() {
+        let rules = CampaignRules::new(sample()).unwrap();
+        // 20 / 2 = 10 groups, 3 losers each, ¥3 each.
+        assert_eq!(rules.max_reward_cost().get(), 10 * 3 * 300);
+        assert_eq!(rules.per_customer_limit(), 1);
+        assert_eq!(rules.input().referral_bonus_points, Some(0));
+    }
+
+    #[test]
+    fn group_shape_is_checked() {
+        assert_eq!(field_of(CampaignInput { group_size: 1, ..sample() }), "group_size");
+        assert_eq!(field_of(CampaignInput { group_size: 1_001, ..sample() }), "group_size");
+        assert_eq!(field_of(CampaignInput { winners_per_group: 6, ..sample() }), "winners_per_group");
+        assert_eq!(field_of(CampaignInput { winners_per_group: 0, ..sample() }), "winners_per_group");
+        assert_eq!(field_of(CampaignInput { quantity: 21, ..sample() }), "quantity");
+        assert!(CampaignRules::new(CampaignInput { winners_per_group: 5, quantity: 5, ..sample() }).is_ok());
+    }
+
+    #[test]
+    fn money_is_checked() {
+        assert_eq!(field_of(CampaignInput { price: 0, ..sample() }), "price");
+        assert_eq!(field_of(CampaignInput { original_price: 500, ..sample() }), "original_price");
+        assert_eq!(field_of(CampaignInput { commission_bps: 10_001, ..sample() }), "commission_bps");
+        let capped = CampaignRules::new(CampaignInput { original_price: 990 + PRIZE_CAP + 1, ..sample() });
+        assert_eq!(capped.unwrap_err().code, "prize_cap_exceeded");
+        assert!(CampaignRules::new(CampaignInput { original_price: 990 + PRIZE_CAP, ..sample() }).is_ok());
+    }
+
+    #[test]
+    fn rewards_and_draws_are_checked() {
+        let coupon = RewardInput { kind: "coupon".into(), amount: 500, valid_days: None };
+        let rules = CampaignRules::new(CampaignInput { reward: coupon, ..sample() }).unwrap();
+        assert_eq!(rules.reward(), Reward::Coupon { amount: Fen::from_stored(500).unwrap(), valid_days: 30 });
+        assert_eq!(rules.max_reward_cost(), Fen::ZERO);
+        let bad_kind = RewardInput { kind: "gold".into(), amount: 1, valid_days: None };
+        assert_eq!(field_of(CampaignInput { reward: bad_kind, ..sample() }), "reward.kind");
+        let cash_days = RewardInput { kind: "cash".into(), amount: 1, valid_days: Some(3) };
+        assert_eq!(field_of(CampaignInput { reward: cash_days, ..sample() }), "reward.valid_days");
+        assert_eq!(field_of(CampaignInput { draw_at: Some(Millis(1)), ..sample() }), "draw_at");
+        let scheduled = CampaignRules::new(CampaignInput { draw_mode: "scheduled".into(), ..sample() }).unwrap();
+        assert_eq!(scheduled.draw_mode(), DrawMode::Scheduled { draw_at: None, window_hours: 24 });
+        assert_eq!(field_of(CampaignInput { draw_mode: "later".into(), ..sample() }), "draw_mode");
+        assert_eq!(field_of(CampaignInput { group_ttl_seconds: 0, ..sample() }), "group_ttl_seconds");
+        assert_eq!(field_of(CampaignInput { group_ttl_seconds: 2_592_001, ..sample() }), "group_ttl_seconds");
+    }
+
+    #[test]
+    fn worst_case_reward_cost_must_be_an_amount() {
+        let huge = RewardInput { kind: "cash".into(), amount: 10_000_000_000, valid_days: None };
+        assert_eq!(field_of(CampaignInput { reward: huge, ..sample() }), "reward.amount");
+    }
+
+    #[test]
+    fn times_must_be_in_order() {
+        let input = CampaignInput { starts_at: Some(Millis(10)), ends_at: Some(Millis(10)), ..sample() };
+        assert_eq!(field_of(input), "ends_at");
+    }
+}

@@ -1,0 +1,190 @@
+//! The double-entry ledger: which accounts exist and which balanced entries each event makes.
+//!
+//! Every movement is an [`Entry`] whose postings sum to zero per unit (fen, points). Balances are the sums of
+//! postings; the external accounts (outside money coming in, points the platform issues) are the only ones that
+//! go negative. Entries are never changed or deleted: a correction is a new entry.
+
+use crate::ids::{CampaignId, MerchantId, UserId};
+use crate::money::Fen;
+use serde::Serialize;
+
+/// What a balance counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Fen,
+    Points,
+}
+
+impl Unit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Fen => "fen",
+            Unit::Points => "points",
+        }
+    }
+}
+
+/// An account of the ledger. Its [`key`](Account::key) is what the store keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// Money from outside the platform (operator credits today, a payment provider later). Goes negative.
+    ExternalFunding,
+    CustomerAvailable(UserId),
+    /// A customer's money paid into groups not yet drawn or expired.
+    CustomerHeld(UserId),
+    MerchantAvailable(MerchantId),
+    /// What a published campaign set aside for cash rewards; one account per campaign so ending releases exactly
+    /// what that campaign did not use.
+    MerchantRewardReserve(MerchantId, CampaignId),
+    /// Winners' payments captured at the draw, paid out to the merchant on redemption.
+    MerchantReceivable(MerchantId),
+    PlatformCommission,
+    /// The source of every loyalty point. Goes negative.
+    PointsIssued,
+    CustomerPoints(UserId),
+}
+
+impl Account {
+    pub fn key(&self) -> String {
+        match self {
+            Account::ExternalFunding => "external:funding".into(),
+            Account::CustomerAvailable(u) => format!("customer:{u}:available"),
+            Account::CustomerHeld(u) => format!("customer:{u}:held"),
+            Account::MerchantAvailable(m) => format!("merchant:{m}:available"),
+            Account::MerchantRewardReserve(m, c) => format!("merchant:{m}:reserve:{c}"),
+            Account::MerchantReceivable(m) => format!("merchant:{m}:receivable"),
+            Account::PlatformCommission => "platform:commission".into(),
+            Account::PointsIssued => "platform:points_issued".into(),
+            Account::CustomerPoints(u) => format!("customer:{u}:points"),
+        }
+    }
+
+    /// Whether this account may hold a negative balance: only the external sources.
+    pub fn may_go_negative(&self) -> bool {
+        matches!(self, Account::ExternalFunding | Account::PointsIssued)
+    }
+
+    /// The same rule, read from a stored key (for the invariant check).
+    pub fn key_may_go_negative(key: &str) -> bool {
+        key == "external:funding" || key == "platform:points_issued"
+    }
+
+    pub fn unit(&self) -> Unit {
+        match self {
+            Account::PointsIssued | Account::CustomerPoints(_) => Unit::Points,
+            _ => Unit::Fen,
+        }
+    }
+}
+
+/// Why an entry was made. Every entry names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Credit,
+    Reserve,
+    Release,
+    Join,
+    Draw,
+    Redemption,
+    Undo,
+    Expiry,
+    Refund,
+    Reward,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Credit => "credit",
+            Cause::Reserve => "reserve",
+            Cause::Release => "release",
+            Cause::Join => "join",
+            Cause::Draw => "draw",
+            Cause::Redemption => "redemption",
+            Cause::Undo => "undo",
+            Cause::Expiry => "expiry",
+            Cause::Refund => "refund",
+            Cause::Reward => "reward",
+        }
+    }
+}
+
+/// One line of an entry: `amount` (positive or negative) into `account`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    pub account: Account,
+    pub amount: i64,
+}
+
+/// A balanced movement. Only the constructors here make one, so an unbalanced entry cannot exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    cause: Cause,
+    reference: Option<String>,
+    postings: Vec<Posting>,
+}
+
+impl Entry {
+    /// Moves `amount` fen from one account to another.
+    pub fn transfer(cause: Cause, from: Account, to: Account, amount: Fen) -> Self {
+        Self::pair(cause, from, to, amount.get())
+    }
+
+    /// Gives `points` to a customer from the platform's points-issued account.
+    pub fn points(cause: Cause, to: UserId, points: i64) -> Self {
+        Self::pair(cause, Account::PointsIssued, Account::CustomerPoints(to), points)
+    }
+
+    fn pair(cause: Cause, from: Account, to: Account, amount: i64) -> Self {
+        debug_assert_eq!(from.unit(), to.unit());
+        let postings = vec![Posting { account: from, amount: -amount }, Posting { account: to, amount }];
+        Self { cause, reference: None, postings }
+    }
+
+    /// Tags the entry with an outside reference; the store keeps references unique (idempotent credits).
+    pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    pub fn reference(&self) -> Option<&str> {
+        self.reference.as_deref()
+    }
+
+    pub fn postings(&self) -> &[Posting] {
+        &self.postings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transfer_balances() {
+        let user = UserId::from_trusted("u1");
+        let entry = Entry::transfer(
+            Cause::Credit,
+            Account::ExternalFunding,
+            Account::CustomerAvailable(user),
+            Fen::from_stored(500).unwrap(),
+        );
+        assert_eq!(entry.postings().iter().map(|p| p.amount).sum::<i64>(), 0);
+        assert_eq!(entry.postings()[1].account.key(), "customer:u1:available");
+    }
+
+    #[test]
+    fn only_external_accounts_may_go_negative() {
+        assert!(Account::ExternalFunding.may_go_negative());
+        assert!(Account::PointsIssued.may_go_negative());
+        assert!(!Account::PlatformCommission.may_go_negative());
+        assert!(Account::key_may_go_negative(&Account::PointsIssued.key()));
+        assert!(!Account::key_may_go_negative(&Account::CustomerHeld(UserId::from_trusted("u")).key()));
+    }
+}
