@@ -1,1 +1,83 @@
+//! The use cases of tuangou: what each actor can do, with the checks each step needs.
+//!
+//! [`App`] is the one entry point: the web layer and the command line call its methods and get back rows and
+//! views, or an [`AppError`] that says which rule refused the request. It turns parsed input (domain types)
+//! into store calls, decides who may do what, and runs the background jobs. It does not parse HTTP or render
+//! pages, and it holds no SQL.
 #![forbid(unsafe_code)]
+
+mod accounts;
+mod campaigns;
+mod clock;
+mod error;
+mod jobs;
+mod ledger;
+mod merchants;
+mod passwords;
+
+pub use accounts::{Caller, NewAccount, SignedIn, csrf_token_for};
+pub use campaigns::{CampaignView, NearbyQuery, NearbyView};
+pub use clock::Clock;
+pub use error::AppError;
+pub use ledger::{CreditTarget, CustomerWallet, MerchantWallet};
+pub use merchants::{MerchantInput, MerchantView};
+pub use tuangou_store::{Backend, CampaignRow, EntryRecord, MerchantRole, MerchantRow, Store, UserRow, Violation};
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// Settings the use cases need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// New merchants start `pending` until an operator approves them (off by default: they start `active`).
+    pub require_merchant_approval: bool,
+    /// How long a session lasts.
+    pub session_ttl_hours: i64,
+    /// The address customers reach this service at, for entrance links and QR codes.
+    pub public_url: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            require_merchant_approval: false,
+            session_ttl_hours: 24 * 30,
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// The application: the store, the settings and the clock, shared by every request and job.
+#[derive(Clone)]
+pub struct App {
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+}
+
+impl App {
+    pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
+        Self { store, settings, clock }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> bool {
+        self.store.ping().await.is_ok()
+    }
+
+    /// Every invariant of SPEC.md that the data breaks right now (empty when all hold).
+    pub async fn check(&self) -> AppResult<Vec<Violation>> {
+        Ok(self.store.ledger_violations().await?)
+    }
+}

@@ -175,7 +175,8 @@ impl CampaignRules {
         in_range("group_ttl_seconds", input.group_ttl_seconds, 1, 2_592_000)?;
         let draw_mode = Self::parse_draw_mode(&mut input)?;
         in_range("voucher_valid_days", input.voucher_valid_days, 1, 365)?;
-        input.per_customer_limit = Some(in_range("per_customer_limit", input.per_customer_limit.unwrap_or(1), 1, 1_000)?);
+        input.per_customer_limit =
+            Some(in_range("per_customer_limit", input.per_customer_limit.unwrap_or(1), 1, 1_000)?);
         if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at) {
             if ends <= starts {
                 return Err(Invalid::field("ends_at", "must be after starts_at"));
@@ -275,6 +276,14 @@ impl CampaignRules {
     }
 }
 
+/// How many more people can still join a campaign: the free seats of its open groups, plus N seats for each
+/// group its remaining stock can still open (opening a group reserves K units).
+pub fn slots_left(rules: &CampaignRules, reserved_units: i64, won_units: i64, free_seats_in_open_groups: i64) -> i64 {
+    let units_left = (rules.quantity() - reserved_units - won_units).max(0);
+    let groups_left = units_left / rules.winners_per_group();
+    free_seats_in_open_groups.max(0) + groups_left * rules.group_size()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +367,14 @@ mod tests {
     fn worst_case_reward_cost_must_be_an_amount() {
         let huge = RewardInput { kind: "cash".into(), amount: 10_000_000_000, valid_days: None };
         assert_eq!(field_of(CampaignInput { reward: huge, ..sample() }), "reward.amount");
+    }
+
+    #[test]
+    fn slots_count_open_seats_and_openable_groups() {
+        let rules = CampaignRules::new(sample()).unwrap(); // Q 20, K 2, N 5
+        assert_eq!(slots_left(&rules, 0, 0, 0), 50);
+        assert_eq!(slots_left(&rules, 2, 0, 3), 3 + 9 * 5);
+        assert_eq!(slots_left(&rules, 10, 10, 0), 0);
     }
 
     #[test]

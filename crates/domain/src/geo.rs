@@ -27,6 +27,13 @@ impl Coordinates {
         Ok(Self { latitude, longitude })
     }
 
+    /// Coordinates read back from the store, which checked them on the way in; out-of-range values (a hand-edited
+    /// database) are clamped rather than trusted.
+    pub fn from_stored(latitude: f64, longitude: f64) -> Self {
+        let clamp = |v: f64, limit: f64| if v.is_finite() { v.clamp(-limit, limit) } else { 0.0 };
+        Self { latitude: clamp(latitude, 90.0), longitude: clamp(longitude, 180.0) }
+    }
+
     pub fn latitude(self) -> f64 {
         self.latitude
     }

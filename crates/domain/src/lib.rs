@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod campaign;
+pub mod draw;
 pub mod geo;
 pub mod ids;
 pub mod invalid;
@@ -15,5 +16,6 @@ pub mod money;
 pub mod phone;
 pub mod text;
 pub mod time;
+pub mod voucher_code;
 
 pub use invalid::Invalid;

@@ -1,1 +1,84 @@
+//! The store: everything tuangou keeps, behind one type named after what the app needs.
+//!
+//! [`Store`] is the interface; SQLite and PostgreSQL are its two backends, chosen once from the database URL
+//! (`sqlite://…` or `postgres://…`; anything else is refused). Each use case that writes runs in one transaction
+//! here, so a half-done change is never visible. The store holds no business rules beyond what constraints and
+//! conditional updates enforce (a debit that would go below zero, a unique phone, a campaign that is no longer a
+//! draft); the rules themselves live in `tuangou-domain`, the decisions in `tuangou-app`.
 #![forbid(unsafe_code)]
+
+mod campaigns;
+mod check;
+mod db;
+mod ledger;
+mod merchants;
+mod users;
+
+pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
+pub use check::Violation;
+pub use db::{Backend, ConnectError, PoolSettings};
+pub use ledger::{EntryRecord, PostingRecord};
+pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
+pub use users::{NewUser, UserRow};
+
+use db::Pools;
+
+/// What can go wrong in the store, as the app needs to tell it apart.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state rule refused the write; the text is a stable snake_case code.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// A debit would take this account below zero.
+    #[error("insufficient funds in {0}")]
+    InsufficientFunds(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Turns a unique-constraint violation into a [`StoreError::Conflict`] with `code`; other errors pass through.
+pub(crate) fn unique_violation_as(code: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(code),
+        _ => StoreError::Database(error),
+    }
+}
+
+/// A new id: a UUIDv7, whose text sorts by creation time (list cursors rely on it).
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The handle the app holds. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pools: Pools,
+}
+
+impl Store {
+    /// Opens the database at `url` and brings its schema up to date (every command migrates first).
+    pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
+        let pools = Pools::connect(url, settings).await?;
+        pools.migrate().await?;
+        Ok(Self { pools })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pools.backend()
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        let mut pooled = self.pools.read().await?;
+        pooled.conn().execute(db::sql("SELECT 1")).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pools.close().await;
+    }
+}

@@ -1,0 +1,131 @@
+//! Accounts and sessions: sign up, sign in and out, who is calling, and the operator's first account.
+
+use crate::{App, AppError, AppResult, passwords};
+use sha2::{Digest, Sha256};
+use tuangou_domain::ids::{MerchantId, UserId};
+use tuangou_domain::phone::UserPhone;
+use tuangou_domain::text;
+use tuangou_domain::time::Millis;
+use tuangou_store::{MerchantRole, NewUser, UserRow};
+
+/// A sign-up, parsed.
+pub struct NewAccount {
+    pub phone: UserPhone,
+    pub password: String,
+    pub name: String,
+}
+
+impl NewAccount {
+    pub fn parse(phone: &str, password: &str, name: &str) -> AppResult<Self> {
+        Ok(Self {
+            phone: UserPhone::parse("phone", phone)?,
+            password: text::password("password", password)?,
+            name: text::person_name("name", name)?,
+        })
+    }
+}
+
+/// Who is making a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserId,
+    pub is_operator: bool,
+}
+
+impl Caller {
+    fn from_row(row: &UserRow) -> Self {
+        Self { user: row.user_id(), is_operator: row.is_operator != 0 }
+    }
+
+    pub(crate) fn require_operator(&self) -> AppResult<()> {
+        if self.is_operator {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("operator_only", "only an operator may do this"))
+        }
+    }
+}
+
+/// A fresh session: the bearer token (shown once, never stored) and who it belongs to.
+pub struct SignedIn {
+    pub token: String,
+    pub user: UserRow,
+    pub roles: Vec<(MerchantId, MerchantRole)>,
+    pub expires_at: Millis,
+}
+
+/// The SHA-256 of a token, as sessions are stored: a database dump holds no usable token.
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The CSRF token that goes with a session token: cookie-authenticated writes must echo it in `X-CSRF-Token`.
+/// Derived rather than stored, so it needs no extra state; it reveals nothing about the session token.
+pub fn csrf_token_for(session_token: &str) -> String {
+    hex::encode(Sha256::digest(format!("tuangou-csrf|{session_token}").as_bytes()))
+}
+
+fn random_token() -> AppResult<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::Internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+impl App {
+    /// Signs a customer up. 409 `phone_taken` when the phone is registered.
+    pub async fn register(&self, account: NewAccount) -> AppResult<UserRow> {
+        let password_hash = passwords::hash(account.password).await?;
+        let user =
+            NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: false };
+        Ok(self.store.create_user(user, self.clock.now()).await?)
+    }
+
+    /// Checks a phone and password and opens a session.
+    pub async fn sign_in(&self, phone: &str, password: &str) -> AppResult<SignedIn> {
+        // Any malformed phone is simply a wrong credential: the answer must not tell which part was wrong.
+        let user = match UserPhone::parse("phone", phone) {
+            Ok(phone) => self.store.user_by_phone(phone.as_str()).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().map_or(passwords::DECOY_HASH.to_owned(), |u| u.password_hash.clone());
+        let matches = passwords::verify(password.to_owned(), stored).await?;
+        let user = match user {
+            Some(user) if matches => user,
+            _ => return Err(AppError::BadCredentials),
+        };
+        let token = random_token()?;
+        let now = self.clock.now();
+        let expires_at = now.plus_millis(self.settings.session_ttl_hours.saturating_mul(Millis::HOUR));
+        self.store.create_session(&token_hash(&token), &user.user_id(), now, expires_at).await?;
+        let roles = self.store.roles_of(&user.user_id()).await?;
+        Ok(SignedIn { token, user, roles, expires_at })
+    }
+
+    pub async fn sign_out(&self, token: &str) -> AppResult<()> {
+        Ok(self.store.delete_session(&token_hash(token)).await?)
+    }
+
+    /// The caller behind a session token, if the session is valid.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Option<Caller>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let user = self.store.session_user(&token_hash(token), self.clock.now()).await?;
+        Ok(user.as_ref().map(Caller::from_row))
+    }
+
+    /// The caller's account and merchant roles (`GET /me`).
+    pub async fn me(&self, caller: &Caller) -> AppResult<(UserRow, Vec<(MerchantId, MerchantRole)>)> {
+        let user = self.store.user(&caller.user).await?.ok_or(AppError::NotSignedIn)?;
+        let roles = self.store.roles_of(&caller.user).await?;
+        Ok((user, roles))
+    }
+
+    /// Creates the operator account, or makes an existing account an operator (idempotent for the same phone).
+    pub async fn create_operator(&self, account: NewAccount) -> AppResult<UserRow> {
+        let password_hash = passwords::hash(account.password).await?;
+        let user =
+            NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: true };
+        Ok(self.store.ensure_operator(user, self.clock.now()).await?)
+    }
+}

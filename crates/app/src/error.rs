@@ -1,0 +1,64 @@
+//! Why a use case refused: each variant maps to one HTTP status and carries the API's stable code.
+
+use tuangou_domain::Invalid;
+use tuangou_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input: which field and why (400).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No valid session (401 `not_signed_in`).
+    #[error("sign in first")]
+    NotSignedIn,
+    /// Wrong phone or password (401 `bad_credentials`).
+    #[error("phone or password is wrong")]
+    BadCredentials,
+    /// Signed in, but not allowed (403).
+    #[error("{1}")]
+    Forbidden(&'static str, &'static str),
+    /// Unknown, or not visible to the caller (404).
+    #[error("{1}")]
+    NotFound(&'static str, &'static str),
+    /// Conflicts with the current state (409).
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// Not enough money (402 `insufficient_funds`).
+    #[error("not enough money available")]
+    InsufficientFunds,
+    /// A fault of ours, logged in full, answered as 500 without details.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub(crate) fn not_found() -> Self {
+        AppError::NotFound("not_found", "no such thing, or not yours to see")
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict(code, message.into())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => AppError::not_found(),
+            StoreError::Conflict(code) => AppError::conflict(code, conflict_message(code)),
+            StoreError::InsufficientFunds(_) => AppError::InsufficientFunds,
+            StoreError::Database(e) => AppError::Internal(e.to_string()),
+        }
+    }
+}
+
+fn conflict_message(code: &str) -> &'static str {
+    match code {
+        "phone_taken" => "this phone number is registered already",
+        "already_staff" => "this person already works for this merchant",
+        "campaign_live" => "the campaign is published: its rules can no longer change",
+        "campaign_not_draft" => "the campaign is published or ended already",
+        "campaign_not_live" => "the campaign is not live",
+        _ => "conflicts with the current state",
+    }
+}

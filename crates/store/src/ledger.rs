@@ -1,0 +1,164 @@
+//! The ledger: balanced entries, their postings, and each account's running balance.
+
+use crate::db::{Conn, sql};
+use crate::{Store, StoreError, StoreResult, new_id};
+use tuangou_domain::ids::EntryId;
+use tuangou_domain::ledger::Entry;
+use tuangou_domain::time::Millis;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct EntryRow {
+    id: String,
+    cause: String,
+    reference: Option<String>,
+    created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PostingRecord {
+    pub account: String,
+    pub unit: String,
+    pub amount: i64,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone)]
+pub struct EntryRecord {
+    pub id: EntryId,
+    pub cause: String,
+    pub reference: Option<String>,
+    pub created_at: Millis,
+    pub postings: Vec<PostingRecord>,
+}
+
+/// Writes `entry` inside the caller's transaction. Debits are conditional (`balance + amount >= 0`) except on the
+/// external accounts, so an overdraft fails here with [`StoreError::InsufficientFunds`] and the caller's
+/// transaction rolls back. Postings are applied in account order, so concurrent transactions lock balances in
+/// the same order and cannot deadlock each other on them.
+pub(crate) async fn post(conn: &mut Conn<'_>, entry: &Entry, now: Millis) -> StoreResult<EntryId> {
+    let id = new_id();
+    conn.execute(
+        sql("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&id)
+            .bind(entry.cause().as_str())
+            .bind(entry.reference())
+            .bind(now.0),
+    )
+    .await?;
+    let mut postings: Vec<_> = entry.postings().iter().map(|p| (p.account.key(), p)).collect();
+    postings.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, posting) in postings {
+        let unit = posting.account.unit().as_str();
+        conn.execute(
+            sql("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES ($1, $2, $3, $4)")
+                .bind(&id)
+                .bind(&key)
+                .bind(unit)
+                .bind(posting.amount),
+        )
+        .await?;
+        if posting.amount < 0 && !posting.account.may_go_negative() {
+            let changed = conn
+                .execute(
+                    sql("UPDATE balances SET balance = balance + $3
+                         WHERE account = $1 AND unit = $2 AND balance + $3 >= 0")
+                    .bind(&key)
+                    .bind(unit)
+                    .bind(posting.amount),
+                )
+                .await?;
+            if changed == 0 {
+                return Err(StoreError::InsufficientFunds(key));
+            }
+        } else {
+            conn.execute(
+                sql("INSERT INTO balances (account, unit, balance) VALUES ($1, $2, $3)
+                     ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance")
+                .bind(&key)
+                .bind(unit)
+                .bind(posting.amount),
+            )
+            .await?;
+        }
+    }
+    Ok(EntryId::from_trusted(id))
+}
+
+pub(crate) async fn balance_in(conn: &mut Conn<'_>, account: &str, unit: &str) -> StoreResult<i64> {
+    let row: Option<(i64,)> = conn
+        .fetch_optional(sql("SELECT balance FROM balances WHERE account = $1 AND unit = $2").bind(account).bind(unit))
+        .await?;
+    Ok(row.map_or(0, |(b,)| b))
+}
+
+async fn entry_in(conn: &mut Conn<'_>, filter: &str, value: &str) -> StoreResult<Option<EntryRecord>> {
+    let row: Option<EntryRow> = conn
+        .fetch_optional(
+            sql(format!("SELECT id, cause, reference, created_at FROM ledger_entries WHERE {filter} = $1")).bind(value),
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let postings = conn
+        .fetch_all(
+            sql("SELECT account, unit, amount FROM ledger_postings WHERE entry_id = $1 ORDER BY amount, account")
+                .bind(&row.id),
+        )
+        .await?;
+    Ok(Some(EntryRecord {
+        id: EntryId::from_trusted(row.id),
+        cause: row.cause,
+        reference: row.reference,
+        created_at: Millis(row.created_at),
+        postings,
+    }))
+}
+
+impl Store {
+    /// Posts an entry that carries a reference, once: when an entry with the same reference exists already, it
+    /// is returned instead (with `false`), whatever its contents; the caller compares them.
+    pub async fn post_once(&self, entry: &Entry, now: Millis) -> StoreResult<(EntryRecord, bool)> {
+        let reference = entry.reference().ok_or(StoreError::Conflict("reference_required"))?;
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        if let Some(existing) = entry_in(&mut conn, "reference", reference).await? {
+            return Ok((existing, false));
+        }
+        let posted = post(&mut conn, entry, now).await;
+        let id = match posted {
+            Ok(id) => id,
+            // A concurrent credit with the same reference committed first: answer with it.
+            Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
+                drop(tx);
+                let mut pooled = self.pools.read().await?;
+                let existing = entry_in(&mut pooled.conn(), "reference", reference).await?;
+                return existing.map(|e| (e, false)).ok_or(StoreError::NotFound);
+            }
+            Err(other) => return Err(other),
+        };
+        let record = entry_in(&mut conn, "id", id.as_str()).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok((record, true))
+    }
+
+    /// The balance of one account (0 when it never moved).
+    pub async fn balance(&self, account: &str, unit: &str) -> StoreResult<i64> {
+        let mut pooled = self.pools.read().await?;
+        balance_in(&mut pooled.conn(), account, unit).await
+    }
+
+    /// The sum of the balances of every account whose key starts with `prefix`.
+    pub async fn balance_with_prefix(&self, prefix: &str, unit: &str) -> StoreResult<i64> {
+        let mut pooled = self.pools.read().await?;
+        let pattern = format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let row: (i64,) = pooled
+            .conn()
+            .fetch_one(
+                sql("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM balances
+                     WHERE account LIKE $1 ESCAPE '\\' AND unit = $2")
+                .bind(pattern)
+                .bind(unit),
+            )
+            .await?;
+        Ok(row.0)
+    }
+}

@@ -1,0 +1,145 @@
+//! Accounts and sessions.
+
+use crate::db::sql;
+use crate::{Store, StoreError, StoreResult, new_id, unique_violation_as};
+use tuangou_domain::ids::UserId;
+use tuangou_domain::time::Millis;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub phone: Option<String>,
+    pub name: String,
+    pub password_hash: String,
+    pub is_operator: i64,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    pub fn user_id(&self) -> UserId {
+        UserId::from_trusted(&self.id)
+    }
+}
+
+pub struct NewUser {
+    pub phone: String,
+    pub name: String,
+    pub password_hash: String,
+    pub is_operator: bool,
+}
+
+const USER_COLUMNS: &str = "id, phone, name, password_hash, is_operator, created_at";
+
+impl Store {
+    /// Creates an account; [`StoreError::Conflict`]`("phone_taken")` when the phone is registered already.
+    pub async fn create_user(&self, user: NewUser, now: Millis) -> StoreResult<UserRow> {
+        let mut tx = self.pools.begin().await?;
+        let row = tx
+            .conn()
+            .fetch_one(
+                sql(format!(
+                    "INSERT INTO users (id, phone, name, password_hash, is_operator, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+                ))
+                .bind(new_id())
+                .bind(user.phone)
+                .bind(user.name)
+                .bind(user.password_hash)
+                .bind(i64::from(user.is_operator))
+                .bind(now.0),
+            )
+            .await
+            .map_err(unique_violation_as("phone_taken"))?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Makes the account with this phone an operator, creating it when missing. Idempotent: an existing account
+    /// keeps its password and name.
+    pub async fn ensure_operator(&self, user: NewUser, now: Millis) -> StoreResult<UserRow> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        let updated: Option<UserRow> = conn
+            .fetch_optional(
+                sql(format!("UPDATE users SET is_operator = 1 WHERE phone = $1 RETURNING {USER_COLUMNS}"))
+                    .bind(&user.phone),
+            )
+            .await?;
+        let row = match updated {
+            Some(row) => row,
+            None => {
+                conn.fetch_one(
+                    sql(format!(
+                        "INSERT INTO users (id, phone, name, password_hash, is_operator, created_at)
+                         VALUES ($1, $2, $3, $4, 1, $5) RETURNING {USER_COLUMNS}"
+                    ))
+                    .bind(new_id())
+                    .bind(user.phone)
+                    .bind(user.name)
+                    .bind(user.password_hash)
+                    .bind(now.0),
+                )
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<UserRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!("SELECT {USER_COLUMNS} FROM users WHERE phone = $1 AND closed_at IS NULL")).bind(phone);
+        Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
+    pub async fn user(&self, id: &UserId) -> StoreResult<Option<UserRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND closed_at IS NULL")).bind(id.as_str());
+        Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
+    /// Stores a session by the hash of its token.
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        now: Millis,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        let mut tx = self.pools.begin().await?;
+        tx.conn()
+            .execute(
+                sql("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(token_hash)
+                    .bind(user.as_str())
+                    .bind(now.0)
+                    .bind(expires_at.0),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The signed-in user of an unexpired session of an open account.
+    pub async fn session_user(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql("SELECT u.id, u.phone, u.name, u.password_hash, u.is_operator, u.created_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.closed_at IS NULL")
+        .bind(token_hash)
+        .bind(now.0);
+        Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        let mut tx = self.pools.begin().await?;
+        tx.conn().execute(sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fails with [`StoreError::NotFound`] when no open account has this id.
+    pub async fn require_user(&self, id: &UserId) -> StoreResult<UserRow> {
+        self.user(id).await?.ok_or(StoreError::NotFound)
+    }
+}
