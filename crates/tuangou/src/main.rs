@@ -1,1 +1,192 @@
-fn main() {}
+//! The `tuangou` binary: the command line of API.md over the library crates. It holds no logic of its own.
+#![forbid(unsafe_code)]
+
+mod config;
+mod demo;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use config::{Config, redact_url};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tuangou_app::{App, Clock, NewAccount, Settings, Store};
+use tuangou_store::PoolSettings;
+
+#[derive(Parser)]
+#[command(name = "tuangou", version, about = "Lottery group buying that brings customers into stores")]
+struct Cli {
+    /// `sqlite://PATH` or `postgres://…` (default `sqlite://tuangou.db`; env TUANGOU_DATABASE_URL).
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// A TOML configuration file (default: `tuangou.toml` when present; env TUANGOU_CONFIG).
+    #[arg(long, global = true, env = "TUANGOU_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and pages.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080; env TUANGOU_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Seed a demo city (once) and print its accounts.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Bring the schema up to date.
+    Migrate,
+    /// Operator accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Verify the invariants of SPEC.md; exit 1 and list the violations when any fails.
+    Check,
+    /// Verify a group's JSON record (as GET /api/v1/groups/{id} returns it) per FAIRNESS.md.
+    VerifyDraw {
+        /// The record's file; `-` reads standard input.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an operator account (idempotent for the same phone).
+    Create {
+        #[arg(long)]
+        phone: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, default_value = "Operator")]
+        name: String,
+    },
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_app(config: &Config) -> anyhow::Result<App> {
+    let pools = PoolSettings { postgres_connections: config.postgres_connections, ..PoolSettings::default() };
+    let store = Store::open(&config.database_url, &pools)
+        .await
+        .with_context(|| format!("opening {}", redact_url(&config.database_url)))?;
+    let settings = Settings {
+        require_merchant_approval: config.require_merchant_approval,
+        session_ttl_hours: config.session_ttl_hours,
+        public_url: config.public_url(),
+    };
+    Ok(App::new(store, settings, Clock::system()))
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let app = open_app(&config).await?;
+    if demo {
+        demo::seed(&app).await.context("seeding the demo city")?;
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, backend = ?app.store().backend(), "tuangou is serving");
+    println!("tuangou is serving on http://{address}");
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn({
+        let app = app.clone();
+        async move { app.run_jobs(jobs_stopped).await }
+    });
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    tuangou_web::serve(listener, app.clone(), shutdown).await?;
+    let _ = stop_jobs.send(true);
+    let _ = jobs.await;
+    app.store().close().await;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    if let Some(url) = cli.database {
+        config.database_url = url;
+    }
+    if let Command::Serve { listen: Some(listen), .. } = &cli.command {
+        config.listen = listen.clone();
+    }
+    init_logs(&config);
+    match cli.command {
+        Command::Serve { demo, .. } => serve(config, demo).await?,
+        Command::Migrate => {
+            open_app(&config).await?.store().close().await;
+            println!("schema is up to date");
+        }
+        Command::Admin { command: AdminCommand::Create { phone, password, name } } => {
+            let app = open_app(&config).await?;
+            let account = NewAccount::parse(&phone, &password, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = app.create_operator(account).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("operator {} ({})", user.id, user.phone.unwrap_or_default());
+            app.store().close().await;
+        }
+        Command::Check => {
+            let app = open_app(&config).await?;
+            let violations = app.check().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.store().close().await;
+            if violations.is_empty() {
+                println!("all invariants hold");
+            } else {
+                for v in &violations {
+                    println!("invariant {}: {}", v.invariant, v.detail);
+                }
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::VerifyDraw { file } => return verify_draw(&file),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_draw(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let record: tuangou_domain::draw::GroupRecord = match serde_json::from_str(&text) {
+        Ok(record) => record,
+        Err(e) => bail!("not a group record: {e}"),
+    };
+    match tuangou_domain::draw::verify_record(&record) {
+        Ok(()) => {
+            println!("verified: group {} was drawn fairly (tuangou-draw-v1)", record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(mismatches) => {
+            for m in mismatches {
+                println!("mismatch: {m}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("tuangou: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Configuration, layered: built-in defaults, then an optional TOML file, then `TUANGOU_*` environment
+//! variables, then command-line flags. There is no global configuration: `main` reads it once and passes it on.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://…`. Secret (it may hold a password): never logged, hidden from `Debug`.
+    pub database_url: String,
+    /// Where `serve` listens.
+    pub listen: String,
+    /// The address customers reach the service at (links, QR codes); defaults to `http://{listen}`.
+    pub public_url: Option<String>,
+    /// New merchants wait for the operator's approval.
+    pub require_merchant_approval: bool,
+    pub session_ttl_hours: i64,
+    /// PostgreSQL connections per instance.
+    pub postgres_connections: u32,
+    /// `text` (default) or `json` logs.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `tuangou=debug` (`RUST_LOG` wins when set).
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://tuangou.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            require_merchant_approval: false,
+            session_ttl_hours: 24 * 30,
+            postgres_connections: 16,
+            log_format: "text".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("require_merchant_approval", &self.require_merchant_approval)
+            .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("postgres_connections", &self.postgres_connections)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (or `tuangou.toml` in the working directory when it exists), then the environment.
+    pub fn load(file: Option<PathBuf>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("tuangou.toml")),
+        }
+        figment.merge(Env::prefixed("TUANGOU_")).extract().map_err(Box::new)
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let config = Config { database_url: "postgres://app:s3cret@db:5432/tuangou".into(), ..Config::default() };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/tuangou"));
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "listen = \"0.0.0.0:9000\"\nsession_ttl_hours = 5")?;
+            jail.set_env("TUANGOU_SESSION_TTL_HOURS", "7");
+            let config = Config::load(Some("custom.toml".into())).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "0.0.0.0:9000");
+            assert_eq!(config.session_ttl_hours, 7);
+            assert_eq!(config.database_url, "sqlite://tuangou.db");
+            Ok(())
+        });
+    }
+}

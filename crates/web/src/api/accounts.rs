@@ -1,0 +1,161 @@
+//! Accounts: sign up, sessions, the caller's profile and wallet.
+
+use crate::AppState;
+use crate::extract::{Auth, CSRF_COOKIE, Json, SESSION_COOKIE, session_token};
+use crate::problem::{ApiResult, Problem};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tuangou_app::{MerchantRole, NewAccount, UserRow, csrf_token_for};
+use tuangou_domain::ids::MerchantId;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignUp {
+    /// A mainland mobile number or E.164.
+    phone: String,
+    /// 8–128 characters.
+    password: String,
+    /// 1–40 characters.
+    name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewUserBody {
+    id: String,
+    phone: String,
+    name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SignIn {
+    phone: String,
+    password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MerchantRoleBody {
+    id: String,
+    /// `owner` or `staff`.
+    role: String,
+}
+
+/// The signed-in user, as `GET /me` answers.
+#[derive(Serialize, ToSchema)]
+pub struct UserBody {
+    id: String,
+    phone: String,
+    name: String,
+    /// `["operator"]` for operators, else empty.
+    roles: Vec<String>,
+    merchants: Vec<MerchantRoleBody>,
+}
+
+impl UserBody {
+    fn new(user: &UserRow, roles: &[(MerchantId, MerchantRole)]) -> Self {
+        Self {
+            id: user.id.clone(),
+            phone: user.phone.clone().unwrap_or_default(),
+            name: user.name.clone(),
+            roles: if user.is_operator != 0 { vec!["operator".into()] } else { vec![] },
+            merchants: roles
+                .iter()
+                .map(|(id, role)| MerchantRoleBody { id: id.to_string(), role: role.as_str().into() })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionBody {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    /// For pages signed in by cookie: echo in `X-CSRF-Token` on writes.
+    csrf_token: String,
+    user: UserBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WalletBody {
+    /// Fen the customer can spend.
+    available: i64,
+    /// Fen paid into groups not yet drawn or expired.
+    held: i64,
+    points: i64,
+}
+
+/// Sign up.
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = SignUp,
+    responses((status = 201, body = NewUserBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+pub async fn sign_up(
+    State(state): State<AppState>,
+    Json(body): Json<SignUp>,
+) -> ApiResult<(StatusCode, axum::Json<NewUserBody>)> {
+    let account = NewAccount::parse(&body.phone, &body.password, &body.name)?;
+    let user = state.app.register(account).await?;
+    let body = NewUserBody { id: user.id, phone: user.phone.unwrap_or_default(), name: user.name };
+    Ok((StatusCode::CREATED, axum::Json(body)))
+}
+
+fn cookie(name: &str, value: &str, http_only: bool, max_age_seconds: i64, secure: bool) -> HeaderValue {
+    let mut text = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_seconds}");
+    if http_only {
+        text.push_str("; HttpOnly");
+    }
+    if secure {
+        text.push_str("; Secure");
+    }
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Sign in: a bearer token for API clients, and the same session as an HttpOnly cookie for the pages.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = SignIn,
+    responses((status = 201, body = SessionBody), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) -> ApiResult<Response> {
+    if body.phone.len() > 64 || body.password.len() > 512 {
+        return Err(Problem::new(StatusCode::UNAUTHORIZED, "bad_credentials", "phone or password is wrong"));
+    }
+    let signed_in = state.app.sign_in(&body.phone, &body.password).await?;
+    let csrf = csrf_token_for(&signed_in.token);
+    let max_age = (signed_in.expires_at.0 - state.app.clock().now().0) / 1_000;
+    let secure = state.app.settings().public_url.starts_with("https://");
+    let mut headers = HeaderMap::new();
+    headers.append(header::SET_COOKIE, cookie(SESSION_COOKIE, &signed_in.token, true, max_age, secure));
+    headers.append(header::SET_COOKIE, cookie(CSRF_COOKIE, &csrf, false, max_age, secure));
+    let body = SessionBody {
+        token: signed_in.token,
+        csrf_token: csrf,
+        user: UserBody::new(&signed_in.user, &signed_in.roles),
+    };
+    Ok((StatusCode::CREATED, headers, axum::Json(body)).into_response())
+}
+
+/// Sign out: ends the session this request used and clears the cookies.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts",
+    responses((status = 204), (status = 401, body = Problem)), security(("bearer" = [])))]
+pub async fn sign_out(State(state): State<AppState>, Auth(_caller): Auth, request: HeaderMap) -> ApiResult<Response> {
+    if let Some(token) = session_token(&request) {
+        state.app.sign_out(&token).await?;
+    }
+    let mut headers = HeaderMap::new();
+    headers.append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", true, 0, false));
+    headers.append(header::SET_COOKIE, cookie(CSRF_COOKIE, "", false, 0, false));
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// The signed-in user with their roles.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+    responses((status = 200, body = UserBody), (status = 401, body = Problem)), security(("bearer" = [])))]
+pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<UserBody>> {
+    let (user, roles) = state.app.me(&caller).await?;
+    Ok(axum::Json(UserBody::new(&user, &roles)))
+}
+
+/// The caller's money and points.
+#[utoipa::path(get, path = "/api/v1/me/wallet", tag = "accounts",
+    responses((status = 200, body = WalletBody), (status = 401, body = Problem)), security(("bearer" = [])))]
+pub async fn wallet(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<WalletBody>> {
+    let w = state.app.customer_wallet(&caller).await?;
+    Ok(axum::Json(WalletBody { available: w.available, held: w.held, points: w.points }))
+}

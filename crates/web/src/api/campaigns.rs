@@ -1,0 +1,359 @@
+//! Campaigns (S1): drafts, publishing, ending, the nearby listing and the public record.
+
+use crate::api::merchants::merchant_id;
+use crate::extract::{Auth, Json, MaybeAuth, Query, body_bytes, parse_json};
+use crate::problem::{ApiResult, Problem};
+use crate::{AppState, times};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tuangou_app::{CampaignRow, CampaignView, NearbyQuery, NearbyView};
+use tuangou_domain::campaign::{CampaignInput, CampaignRules, RewardInput};
+use tuangou_domain::ids::CampaignId;
+use tuangou_domain::rules_card::{MerchantContact, RulesCard};
+use tuangou_domain::time::Millis;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct RewardBody {
+    /// `cash`, `points` or `coupon`.
+    kind: String,
+    /// Fen for cash and coupons, points for points.
+    amount: i64,
+    /// Coupons only: days the coupon stays valid (1–365, default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    valid_days: Option<i64>,
+}
+
+/// The fields a merchant sets (also the document a draft's JSON merge patch applies to).
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct CampaignFields {
+    title: String,
+    product_type: String,
+    #[serde(default)]
+    description: Option<String>,
+    /// Units that can be won in all: a positive multiple of `winners_per_group`.
+    quantity: i64,
+    /// Fen.
+    price: i64,
+    original_price: i64,
+    /// N, 2–1000.
+    group_size: i64,
+    /// K, 1–N.
+    winners_per_group: i64,
+    reward: RewardBody,
+    #[serde(default)]
+    referral_bonus_points: Option<i64>,
+    /// 0–10000.
+    commission_bps: i64,
+    /// 1–2,592,000.
+    group_ttl_seconds: i64,
+    /// `instant` or `scheduled`.
+    draw_mode: String,
+    #[serde(default)]
+    draw_at: Option<String>,
+    #[serde(default)]
+    draw_window_hours: Option<i64>,
+    voucher_valid_days: i64,
+    #[serde(default)]
+    per_customer_limit: Option<i64>,
+    #[serde(default)]
+    starts_at: Option<String>,
+    #[serde(default)]
+    ends_at: Option<String>,
+}
+
+impl CampaignFields {
+    fn into_input(self) -> Result<CampaignInput, Problem> {
+        Ok(CampaignInput {
+            title: self.title,
+            product_type: self.product_type,
+            description: self.description,
+            quantity: self.quantity,
+            price: self.price,
+            original_price: self.original_price,
+            group_size: self.group_size,
+            winners_per_group: self.winners_per_group,
+            reward: RewardInput {
+                kind: self.reward.kind,
+                amount: self.reward.amount,
+                valid_days: self.reward.valid_days,
+            },
+            referral_bonus_points: self.referral_bonus_points,
+            commission_bps: self.commission_bps,
+            group_ttl_seconds: self.group_ttl_seconds,
+            draw_mode: self.draw_mode,
+            draw_at: times::parse_opt("draw_at", self.draw_at.as_deref())?,
+            draw_window_hours: self.draw_window_hours,
+            voucher_valid_days: self.voucher_valid_days,
+            per_customer_limit: self.per_customer_limit,
+            starts_at: times::parse_opt("starts_at", self.starts_at.as_deref())?,
+            ends_at: times::parse_opt("ends_at", self.ends_at.as_deref())?,
+        })
+    }
+
+    fn from_input(i: CampaignInput) -> Self {
+        let format = |t: Option<Millis>| t.map(times::format);
+        Self {
+            title: i.title,
+            product_type: i.product_type,
+            description: i.description,
+            quantity: i.quantity,
+            price: i.price,
+            original_price: i.original_price,
+            group_size: i.group_size,
+            winners_per_group: i.winners_per_group,
+            reward: RewardBody { kind: i.reward.kind, amount: i.reward.amount, valid_days: i.reward.valid_days },
+            referral_bonus_points: i.referral_bonus_points,
+            commission_bps: i.commission_bps,
+            group_ttl_seconds: i.group_ttl_seconds,
+            draw_mode: i.draw_mode,
+            draw_at: format(i.draw_at),
+            draw_window_hours: i.draw_window_hours,
+            voucher_valid_days: i.voucher_valid_days,
+            per_customer_limit: i.per_customer_limit,
+            starts_at: format(i.starts_at),
+            ends_at: format(i.ends_at),
+        }
+    }
+}
+
+/// A campaign as stored, with its status and the most its cash rewards can cost.
+#[derive(Serialize, ToSchema)]
+pub struct CampaignBody {
+    id: String,
+    merchant_id: String,
+    /// `draft`, `live` or `ended`.
+    status: String,
+    #[serde(flatten)]
+    fields: CampaignFields,
+    /// What publishing reserves from the merchant's wallet: `(Q / K) × (N − K) × reward cash`.
+    max_reward_cost: i64,
+    created_at: String,
+    published_at: Option<String>,
+    ended_at: Option<String>,
+}
+
+impl From<CampaignRow> for CampaignBody {
+    fn from(row: CampaignRow) -> Self {
+        let max_reward_cost = CampaignRules::new(row.input()).map_or(0, |r| r.max_reward_cost().get());
+        Self {
+            fields: CampaignFields::from_input(row.input()),
+            id: row.id,
+            merchant_id: row.merchant_id,
+            status: row.status,
+            max_reward_cost,
+            created_at: times::format(Millis(row.created_at)),
+            published_at: times::format_opt(row.published_at),
+            ended_at: times::format_opt(row.ended_at),
+        }
+    }
+}
+
+/// `GET /campaigns/{id}`: the campaign, its rules card and its groups at a glance.
+#[derive(Serialize, ToSchema)]
+pub struct CampaignDetail {
+    #[serde(flatten)]
+    campaign: CampaignBody,
+    /// Everything a customer must know before paying (SPEC.md, "Trust and the law").
+    #[schema(value_type = Object)]
+    rules_card: Option<serde_json::Value>,
+    groups_open: i64,
+    groups_full: i64,
+    /// How many more people can join: free seats in open groups plus N per group the stock can still open.
+    slots_left: i64,
+}
+
+impl From<CampaignView> for CampaignDetail {
+    fn from(view: CampaignView) -> Self {
+        let contact = MerchantContact {
+            name: view.merchant.name.clone(),
+            phone: view.merchant.phone.clone(),
+            address: view.merchant.address.clone(),
+        };
+        let rules_card = CampaignRules::new(view.campaign.input()).ok().map(|rules| rules_card_json(&rules, contact));
+        Self {
+            campaign: view.campaign.into(),
+            rules_card,
+            groups_open: view.groups_open,
+            groups_full: view.groups_full,
+            slots_left: view.slots_left,
+        }
+    }
+}
+
+/// The domain's rules card with its times in RFC 3339, as every time of the API.
+fn rules_card_json(rules: &CampaignRules, contact: MerchantContact) -> serde_json::Value {
+    let card = RulesCard::new(rules, contact);
+    let draw_at = card.draw.draw_at.map(times::format);
+    let mut value = serde_json::to_value(card).unwrap_or_default();
+    if let (Some(at), Some(draw)) = (draw_at, value.get_mut("draw").and_then(|d| d.as_object_mut())) {
+        draw.insert("draw_at".into(), serde_json::Value::String(at));
+    }
+    value
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NearbyItem {
+    #[serde(flatten)]
+    campaign: CampaignBody,
+    merchant_name: String,
+    /// Present when `lat` and `lng` were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    distance_km: Option<f64>,
+    slots_left: i64,
+}
+
+impl From<NearbyView> for NearbyItem {
+    fn from(view: NearbyView) -> Self {
+        Self {
+            campaign: view.campaign.into(),
+            merchant_name: view.merchant_name,
+            distance_km: view.distance_km.map(|d| (d * 1000.0).round() / 1000.0),
+            slots_left: view.slots_left,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NearbyPage {
+    items: Vec<NearbyItem>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct NearbyParams {
+    lat: Option<f64>,
+    lng: Option<f64>,
+    /// Default 10, at most 500.
+    radius_km: Option<f64>,
+    category: Option<String>,
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn campaign_id(id: &str) -> Result<CampaignId, Problem> {
+    CampaignId::parse(id).ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_campaign", "no such campaign"))
+}
+
+/// Create a draft campaign (owner).
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/campaigns", tag = "campaigns", params(("id" = String, Path)),
+    request_body = CampaignFields,
+    responses((status = 201, body = CampaignBody), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<CampaignFields>,
+) -> ApiResult<(StatusCode, axum::Json<CampaignBody>)> {
+    let merchant = merchant_id(&id)?;
+    let row = state.app.create_campaign(&caller, &merchant, body.into_input()?).await?;
+    Ok((StatusCode::CREATED, axum::Json(row.into())))
+}
+
+/// Edit a draft with a JSON merge patch (RFC 7386) of its fields. 409 `campaign_live` once published, checked
+/// before the body is read.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+    request_body(content = Object, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = CampaignBody), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<axum::Json<CampaignBody>> {
+    let id = campaign_id(&id)?;
+    let current = state.app.draft_for_edit(&caller, &id).await?;
+    let patch: serde_json::Value = parse_json(&body_bytes(request).await?)?;
+    if !patch.is_object() {
+        return Err(Problem::invalid("", "malformed_json", "a merge patch must be a JSON object"));
+    }
+    let mut document = serde_json::to_value(CampaignFields::from_input(current))
+        .map_err(|e| Problem::from(tuangou_app::AppError::Internal(e.to_string())))?;
+    merge_patch(&mut document, &patch);
+    let fields: CampaignFields = parse_json(document.to_string().as_bytes())?;
+    let row = state.app.update_draft(&caller, &id, fields.into_input()?).await?;
+    Ok(axum::Json(row.into()))
+}
+
+/// RFC 7386: objects merge member by member, `null` removes, anything else replaces.
+fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let serde_json::Value::Object(map) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                merge_patch(map.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+            }
+        }
+    }
+}
+
+/// Publish a draft: reserves the worst-case cash reward cost from the merchant's wallet.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/publish", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = CampaignBody), (status = 402, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn publish(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<CampaignBody>> {
+    let row = state.app.publish_campaign(&caller, &campaign_id(&id)?).await?;
+    Ok(axum::Json(row.into()))
+}
+
+/// End a live campaign; what is left of its reward reserve returns to the wallet.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/end", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = CampaignBody), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn end(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<CampaignBody>> {
+    let row = state.app.end_campaign(&caller, &campaign_id(&id)?).await?;
+    Ok(axum::Json(row.into()))
+}
+
+/// Live campaigns, nearest first when `lat` and `lng` are given.
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(NearbyParams),
+    responses((status = 200, body = NearbyPage), (status = 400, body = Problem)))]
+pub async fn list(State(state): State<AppState>, Query(p): Query<NearbyParams>) -> ApiResult<axum::Json<NearbyPage>> {
+    let query = NearbyQuery::parse(
+        p.lat,
+        p.lng,
+        p.radius_km,
+        p.category.as_deref(),
+        p.q.as_deref(),
+        p.limit,
+        p.cursor.as_deref(),
+    )?;
+    let (items, next_cursor) = state.app.nearby_campaigns(&query).await?;
+    Ok(axum::Json(NearbyPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+/// A campaign with its rules card. Drafts are visible to the merchant's owner and staff only.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+    responses((status = 200, body = CampaignDetail), (status = 404, body = Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    MaybeAuth(caller): MaybeAuth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<CampaignDetail>> {
+    let view = state.app.campaign(caller.as_ref(), &campaign_id(&id)?).await?;
+    Ok(axum::Json(view.into()))
+}

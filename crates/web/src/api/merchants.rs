@@ -1,0 +1,175 @@
+//! Merchants (S0): onboarding, the public profile, the wallet, staff.
+
+use crate::extract::{Auth, Json};
+use crate::problem::{ApiResult, Problem};
+use crate::{AppState, times};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tuangou_app::{MerchantInput, MerchantView};
+use tuangou_domain::ids::MerchantId;
+use tuangou_domain::time::Millis;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewMerchantBody {
+    /// 1–60 characters.
+    name: String,
+    /// Free text, 1–40 characters.
+    category: String,
+    description: Option<String>,
+    address: String,
+    /// WGS-84 degrees.
+    latitude: f64,
+    longitude: f64,
+    /// Mobile, E.164 or landline.
+    phone: String,
+    /// Free text, e.g. "10:00–22:00".
+    opening_hours: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NavigationBody {
+    amap: String,
+    baidu: String,
+    apple: String,
+    google: String,
+    geo: String,
+}
+
+/// A merchant's public profile.
+#[derive(Serialize, ToSchema)]
+pub struct MerchantBody {
+    id: String,
+    name: String,
+    category: String,
+    description: Option<String>,
+    address: String,
+    latitude: f64,
+    longitude: f64,
+    phone: String,
+    opening_hours: Option<String>,
+    /// `pending`, `active` or `suspended`.
+    status: String,
+    created_at: String,
+    navigation: NavigationBody,
+    /// The store's public page, for the poster in the shop window.
+    entrance_url: String,
+}
+
+impl From<MerchantView> for MerchantBody {
+    fn from(view: MerchantView) -> Self {
+        let m = view.merchant;
+        let n = view.navigation;
+        Self {
+            id: m.id,
+            name: m.name,
+            category: m.category,
+            description: m.description,
+            address: m.address,
+            latitude: m.latitude,
+            longitude: m.longitude,
+            phone: m.phone,
+            opening_hours: m.opening_hours,
+            status: m.status,
+            created_at: times::format(Millis(m.created_at)),
+            navigation: NavigationBody { amap: n.amap, baidu: n.baidu, apple: n.apple, google: n.google, geo: n.geo },
+            entrance_url: view.entrance_url,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MerchantWalletBody {
+    available: i64,
+    /// Set aside for the cash rewards of live campaigns.
+    reward_reserve: i64,
+    /// Winners' payments awaiting redemption.
+    receivable: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct StaffBody {
+    /// The phone of an existing account.
+    phone: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StaffAdded {
+    merchant_id: String,
+    phone: String,
+    role: String,
+}
+
+pub(crate) fn merchant_id(id: &str) -> Result<MerchantId, Problem> {
+    MerchantId::parse(id).ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_merchant", "no such merchant"))
+}
+
+/// Create a merchant; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/merchants", tag = "merchants", request_body = NewMerchantBody,
+    responses((status = 201, body = MerchantBody), (status = 400, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Json(body): Json<NewMerchantBody>,
+) -> ApiResult<(StatusCode, axum::Json<MerchantBody>)> {
+    let input = MerchantInput::parse(
+        &body.name,
+        &body.category,
+        body.description.as_deref(),
+        &body.address,
+        body.latitude,
+        body.longitude,
+        &body.phone,
+        body.opening_hours.as_deref(),
+    )?;
+    let view = state.app.create_merchant(&caller, input).await?;
+    Ok((StatusCode::CREATED, axum::Json(view.into())))
+}
+
+/// A merchant's public profile with navigation links.
+#[utoipa::path(get, path = "/api/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path)),
+    responses((status = 200, body = MerchantBody), (status = 404, body = Problem)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<MerchantBody>> {
+    let view = state.app.merchant(&merchant_id(&id)?).await?;
+    Ok(axum::Json(view.into()))
+}
+
+/// The merchant's wallet (owner only).
+#[utoipa::path(get, path = "/api/v1/merchants/{id}/wallet", tag = "merchants", params(("id" = String, Path)),
+    responses((status = 200, body = MerchantWalletBody), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn wallet(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<MerchantWalletBody>> {
+    let w = state.app.merchant_wallet(&caller, &merchant_id(&id)?).await?;
+    Ok(axum::Json(MerchantWalletBody {
+        available: w.available,
+        reward_reserve: w.reward_reserve,
+        receivable: w.receivable,
+    }))
+}
+
+/// Add a staff member by phone (owner only).
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/staff", tag = "merchants", params(("id" = String, Path)),
+    request_body = StaffBody,
+    responses((status = 201, body = StaffAdded), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_staff(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    Json(body): Json<StaffBody>,
+) -> ApiResult<(StatusCode, axum::Json<StaffAdded>)> {
+    let id = merchant_id(&id)?;
+    state.app.add_staff(&caller, &id, &body.phone).await?;
+    let phone = tuangou_domain::phone::UserPhone::parse("phone", &body.phone).map_err(tuangou_app::AppError::from)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(StaffAdded { merchant_id: id.to_string(), phone: phone.as_str().into(), role: "staff".into() }),
+    ))
+}

@@ -1,0 +1,36 @@
+//! The JSON API of API.md, one module per area. Handlers parse, call one use case, and shape the answer.
+
+pub mod accounts;
+pub mod admin;
+pub mod campaigns;
+pub mod merchants;
+pub mod service;
+
+use crate::AppState;
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", post(accounts::sign_up))
+        .route("/api/v1/sessions", post(accounts::sign_in))
+        .route("/api/v1/sessions/current", delete(accounts::sign_out))
+        .route("/api/v1/me", get(accounts::me))
+        .route("/api/v1/me/wallet", get(accounts::wallet))
+        .route("/api/v1/admin/credits", post(admin::credit))
+        .route("/api/v1/admin/merchants/{id}/approve", post(admin::approve))
+        .route("/api/v1/admin/check", get(admin::check))
+        .route("/api/v1/merchants", post(merchants::create))
+        .route("/api/v1/merchants/{id}", get(merchants::get))
+        .route("/api/v1/merchants/{id}/wallet", get(merchants::wallet))
+        .route("/api/v1/merchants/{id}/staff", post(merchants::add_staff))
+        .route("/api/v1/merchants/{id}/campaigns", post(campaigns::create))
+        .route("/api/v1/campaigns", get(campaigns::list))
+        .route("/api/v1/campaigns/{id}", get(campaigns::get).patch(campaigns::patch))
+        .route("/api/v1/campaigns/{id}/publish", post(campaigns::publish))
+        .route("/api/v1/campaigns/{id}/end", post(campaigns::end))
+        .route("/api/v1/openapi.json", get(service::openapi))
+        .route("/healthz", get(service::healthz))
+        .route("/readyz", get(service::readyz))
+        .route("/metrics", get(service::metrics))
+}

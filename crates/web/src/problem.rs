@@ -1,0 +1,96 @@
+//! Errors as `application/problem+json` (RFC 9457) with the stable `code` API.md promises, mapped in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tuangou_app::AppError;
+
+/// An error answer. Every failing handler returns one of these.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem: `urn:tuangou:problem:{code}`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, snake_case: what clients branch on.
+    pub code: String,
+    /// The offending field of the request, as the API spells it (`reward.amount`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip)]
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            type_: format!("urn:tuangou:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_owned(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400 for a request that is malformed or out of range, naming the field.
+    pub fn invalid(field: impl Into<String>, code: &str, detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(StatusCode::BAD_REQUEST, code, detail);
+        let field = field.into();
+        problem.field = (!field.is_empty()).then_some(field);
+        problem
+    }
+
+    /// 429 with a `Retry-After` header.
+    pub fn throttled(retry_after_seconds: u64) -> Self {
+        let mut problem = Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many attempts: wait and retry");
+        problem.retry_after = Some(retry_after_seconds.max(1));
+        problem
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Invalid(invalid) => Problem::invalid(invalid.field, invalid.code, invalid.message),
+            AppError::NotSignedIn => Problem::new(StatusCode::UNAUTHORIZED, "not_signed_in", error.to_string()),
+            AppError::BadCredentials => Problem::new(StatusCode::UNAUTHORIZED, "bad_credentials", error.to_string()),
+            AppError::Forbidden(code, message) => Problem::new(StatusCode::FORBIDDEN, code, message),
+            AppError::NotFound(code, message) => Problem::new(StatusCode::NOT_FOUND, code, message),
+            AppError::Conflict(code, message) => Problem::new(StatusCode::CONFLICT, code, message),
+            AppError::InsufficientFunds => {
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "insufficient_funds", error.to_string())
+            }
+            AppError::Internal(cause) => {
+                // The cause is logged once, here; the client learns nothing about our internals.
+                tracing::error!(%cause, "internal error");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side")
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after;
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// What handlers return.
+pub type ApiResult<T> = Result<T, Problem>;
