@@ -177,10 +177,10 @@ impl CampaignRules {
         in_range("voucher_valid_days", input.voucher_valid_days, 1, 365)?;
         input.per_customer_limit =
             Some(in_range("per_customer_limit", input.per_customer_limit.unwrap_or(1), 1, 1_000)?);
-        if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at) {
-            if ends <= starts {
-                return Err(Invalid::field("ends_at", "must be after starts_at"));
-            }
+        if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at)
+            && ends <= starts
+        {
+            return Err(Invalid::field("ends_at", "must be after starts_at"));
         }
         let max_reward_cost = Self::worst_case_reward_cost(q, k, n, reward)?;
         Ok(Self { input, price, original_price, reward, commission, draw_mode, max_reward_cost })
@@ -217,10 +217,10 @@ impl CampaignRules {
             "scheduled" => {
                 let window_hours = in_range("draw_window_hours", input.draw_window_hours.unwrap_or(24), 1, 168)?;
                 input.draw_window_hours = Some(window_hours);
-                if let (Some(draw_at), Some(starts)) = (input.draw_at, input.starts_at) {
-                    if draw_at < starts {
-                        return Err(Invalid::field("draw_at", "must not be before starts_at"));
-                    }
+                if let (Some(draw_at), Some(starts)) = (input.draw_at, input.starts_at)
+                    && draw_at < starts
+                {
+                    return Err(Invalid::field("draw_at", "must not be before starts_at"));
                 }
                 Ok(DrawMode::Scheduled { draw_at: input.draw_at, window_hours })
             }

@@ -14,7 +14,7 @@ pub struct Coordinates {
 }
 
 /// The mean Earth radius used for distances, in kilometres.
-const EARTH_RADIUS_KM: f64 = 6_371.0088;
+const EARTH_RADIUS_KM: f64 = 6_371.008_8;
 
 impl Coordinates {
     pub fn parse(latitude: f64, longitude: f64) -> Result<Self, Invalid> {

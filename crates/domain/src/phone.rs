@@ -53,7 +53,7 @@ fn parse_user_phone(text: &str) -> Option<String> {
         && !digits.starts_with('0')
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with("86"); // a +86 number that is not a mobile number is not a user phone
-    valid.then(|| compact)
+    valid.then_some(compact)
 }
 
 impl UserPhone {

@@ -215,10 +215,8 @@ async fn check_reports_a_corrupted_ledger(backend: Backend) {
     store.post_once(&credit(Account::CustomerAvailable(user.clone()), 100, "c"), NOW).await.unwrap();
     assert!(store.ledger_violations().await.unwrap().is_empty());
     db.execute(&format!("UPDATE balances SET balance = -5 WHERE account = 'customer:{user}:available'")).await;
-    db.execute(&format!(
-        "INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES ('forged', 'credit', NULL, 0)"
-    ))
-    .await;
+    db.execute("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES ('forged', 'credit', NULL, 0)")
+        .await;
     db.execute("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES ('forged', 'platform:commission', 'fen', 7)").await;
     let found: Vec<String> = store.ledger_violations().await.unwrap().into_iter().map(|v| v.detail).collect();
     assert!(found.iter().any(|d| d.contains("fen postings sum to 7")), "{found:?}");

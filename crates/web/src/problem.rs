@@ -5,9 +5,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tuangou_app::AppError;
 
-/// An error answer. Every failing handler returns one of these.
+/// An error answer. Every failing handler returns one of these. Boxed: errors are rare, and a small `Result`
+/// keeps the happy path cheap.
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemBody>);
+
+/// The body of every error answer (`application/problem+json`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Problem {
+#[schema(as = Problem)]
+pub struct ProblemBody {
     /// A URI naming the problem: `urn:tuangou:problem:{code}`.
     #[serde(rename = "type")]
     pub type_: String,
@@ -25,7 +31,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemBody {
             type_: format!("urn:tuangou:problem:{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -33,21 +39,21 @@ impl Problem {
             code: code.to_owned(),
             field: None,
             retry_after: None,
-        }
+        }))
     }
 
     /// 400 for a request that is malformed or out of range, naming the field.
     pub fn invalid(field: impl Into<String>, code: &str, detail: impl Into<String>) -> Self {
         let mut problem = Self::new(StatusCode::BAD_REQUEST, code, detail);
         let field = field.into();
-        problem.field = (!field.is_empty()).then_some(field);
+        problem.0.field = (!field.is_empty()).then_some(field);
         problem
     }
 
     /// 429 with a `Retry-After` header.
     pub fn throttled(retry_after_seconds: u64) -> Self {
         let mut problem = Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", "too many attempts: wait and retry");
-        problem.retry_after = Some(retry_after_seconds.max(1));
+        problem.0.retry_after = Some(retry_after_seconds.max(1));
         problem
     }
 
@@ -79,9 +85,9 @@ impl From<AppError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let retry_after = self.retry_after;
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.0.retry_after;
+        let body = serde_json::to_vec(&self.0).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::extract::{Auth, CSRF_COOKIE, Json, SESSION_COOKIE, session_token};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, Problem, ProblemBody};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -87,7 +87,7 @@ pub struct WalletBody {
 
 /// Sign up.
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = SignUp,
-    responses((status = 201, body = NewUserBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = NewUserBody), (status = 400, body = ProblemBody), (status = 409, body = ProblemBody)))]
 pub async fn sign_up(
     State(state): State<AppState>,
     Json(body): Json<SignUp>,
@@ -111,7 +111,7 @@ fn cookie(name: &str, value: &str, http_only: bool, max_age_seconds: i64, secure
 
 /// Sign in: a bearer token for API clients, and the same session as an HttpOnly cookie for the pages.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = SignIn,
-    responses((status = 201, body = SessionBody), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 201, body = SessionBody), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody)))]
 pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) -> ApiResult<Response> {
     if body.phone.len() > 64 || body.password.len() > 512 {
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "bad_credentials", "phone or password is wrong"));
@@ -133,7 +133,7 @@ pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) ->
 
 /// Sign out: ends the session this request used and clears the cookies.
 #[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts",
-    responses((status = 204), (status = 401, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn sign_out(State(state): State<AppState>, Auth(_caller): Auth, request: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = session_token(&request) {
         state.app.sign_out(&token).await?;
@@ -146,7 +146,7 @@ pub async fn sign_out(State(state): State<AppState>, Auth(_caller): Auth, reques
 
 /// The signed-in user with their roles.
 #[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
-    responses((status = 200, body = UserBody), (status = 401, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = UserBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<UserBody>> {
     let (user, roles) = state.app.me(&caller).await?;
     Ok(axum::Json(UserBody::new(&user, &roles)))
@@ -154,7 +154,7 @@ pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<
 
 /// The caller's money and points.
 #[utoipa::path(get, path = "/api/v1/me/wallet", tag = "accounts",
-    responses((status = 200, body = WalletBody), (status = 401, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = WalletBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn wallet(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<WalletBody>> {
     let w = state.app.customer_wallet(&caller).await?;
     Ok(axum::Json(WalletBody { available: w.available, held: w.held, points: w.points }))

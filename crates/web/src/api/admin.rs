@@ -2,7 +2,7 @@
 
 use crate::api::merchants::MerchantBody;
 use crate::extract::{Auth, Json};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -71,8 +71,8 @@ pub struct CheckBody {
 
 /// Credit a customer's or a merchant's wallet (idempotent by `reference`).
 #[utoipa::path(post, path = "/api/v1/admin/credits", tag = "operator", request_body = CreditBody,
-    responses((status = 201, body = EntryBody), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+    responses((status = 201, body = EntryBody), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn credit(
     State(state): State<AppState>,
     Auth(caller): Auth,
@@ -93,7 +93,7 @@ pub async fn credit(
 /// Approve a merchant (also when it is active already).
 #[utoipa::path(post, path = "/api/v1/admin/merchants/{id}/approve", tag = "operator",
     params(("id" = String, Path)),
-    responses((status = 200, body = MerchantBody), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = MerchantBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn approve(
     State(state): State<AppState>,
@@ -112,7 +112,7 @@ pub async fn approve(
 
 /// The invariants of SPEC.md on the live data.
 #[utoipa::path(get, path = "/api/v1/admin/check", tag = "operator",
-    responses((status = 200, body = CheckBody), (status = 403, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = CheckBody), (status = 403, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn check(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<CheckBody>> {
     if !caller.is_operator {
         return Err(Problem::new(StatusCode::FORBIDDEN, "operator_only", "only an operator may do this"));

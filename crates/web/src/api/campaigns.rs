@@ -2,7 +2,7 @@
 
 use crate::api::merchants::merchant_id;
 use crate::extract::{Auth, Json, MaybeAuth, Query, body_bytes, parse_json};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -240,8 +240,8 @@ fn campaign_id(id: &str) -> Result<CampaignId, Problem> {
 /// Create a draft campaign (owner).
 #[utoipa::path(post, path = "/api/v1/merchants/{id}/campaigns", tag = "campaigns", params(("id" = String, Path)),
     request_body = CampaignFields,
-    responses((status = 201, body = CampaignBody), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)),
+    responses((status = 201, body = CampaignBody), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -258,8 +258,8 @@ pub async fn create(
 /// before the body is read.
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
     request_body(content = Object, content_type = "application/merge-patch+json"),
-    responses((status = 200, body = CampaignBody), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = CampaignBody), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
@@ -303,8 +303,8 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 
 /// Publish a draft: reserves the worst-case cash reward cost from the merchant's wallet.
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/publish", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = CampaignBody), (status = 402, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = CampaignBody), (status = 402, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
@@ -317,8 +317,8 @@ pub async fn publish(
 
 /// End a live campaign; what is left of its reward reserve returns to the wallet.
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/end", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = CampaignBody), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)),
+    responses((status = 200, body = CampaignBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+        (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn end(
     State(state): State<AppState>,
@@ -331,7 +331,7 @@ pub async fn end(
 
 /// Live campaigns, nearest first when `lat` and `lng` are given.
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(NearbyParams),
-    responses((status = 200, body = NearbyPage), (status = 400, body = Problem)))]
+    responses((status = 200, body = NearbyPage), (status = 400, body = ProblemBody)))]
 pub async fn list(State(state): State<AppState>, Query(p): Query<NearbyParams>) -> ApiResult<axum::Json<NearbyPage>> {
     let query = NearbyQuery::parse(
         p.lat,
@@ -348,7 +348,7 @@ pub async fn list(State(state): State<AppState>, Query(p): Query<NearbyParams>) 
 
 /// A campaign with its rules card. Drafts are visible to the merchant's owner and staff only.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
-    responses((status = 200, body = CampaignDetail), (status = 404, body = Problem)))]
+    responses((status = 200, body = CampaignDetail), (status = 404, body = ProblemBody)))]
 pub async fn get(
     State(state): State<AppState>,
     MaybeAuth(caller): MaybeAuth,

@@ -1,7 +1,7 @@
 //! Merchants (S0): onboarding, the public profile, the wallet, staff.
 
 use crate::extract::{Auth, Json};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -107,7 +107,7 @@ pub(crate) fn merchant_id(id: &str) -> Result<MerchantId, Problem> {
 
 /// Create a merchant; the caller becomes its owner.
 #[utoipa::path(post, path = "/api/v1/merchants", tag = "merchants", request_body = NewMerchantBody,
-    responses((status = 201, body = MerchantBody), (status = 400, body = Problem), (status = 401, body = Problem)),
+    responses((status = 201, body = MerchantBody), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -130,7 +130,7 @@ pub async fn create(
 
 /// A merchant's public profile with navigation links.
 #[utoipa::path(get, path = "/api/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path)),
-    responses((status = 200, body = MerchantBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = MerchantBody), (status = 404, body = ProblemBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<MerchantBody>> {
     let view = state.app.merchant(&merchant_id(&id)?).await?;
     Ok(axum::Json(view.into()))
@@ -138,7 +138,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 
 /// The merchant's wallet (owner only).
 #[utoipa::path(get, path = "/api/v1/merchants/{id}/wallet", tag = "merchants", params(("id" = String, Path)),
-    responses((status = 200, body = MerchantWalletBody), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = MerchantWalletBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn wallet(
     State(state): State<AppState>,
@@ -156,8 +156,8 @@ pub async fn wallet(
 /// Add a staff member by phone (owner only).
 #[utoipa::path(post, path = "/api/v1/merchants/{id}/staff", tag = "merchants", params(("id" = String, Path)),
     request_body = StaffBody,
-    responses((status = 201, body = StaffAdded), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 201, body = StaffAdded), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
+        (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn add_staff(
     State(state): State<AppState>,

@@ -1,7 +1,7 @@
 //! Liveness, readiness, metrics and the OpenAPI document.
 
 use crate::AppState;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemBody};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -14,7 +14,7 @@ pub async fn healthz() -> &'static str {
 
 /// Ready: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "service",
-    responses((status = 200, description = "ready"), (status = 503, body = Problem)))]
+    responses((status = 200, description = "ready"), (status = 503, body = ProblemBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, Problem> {
     if state.app.ready().await {
         Ok("ready")
