@@ -7,7 +7,7 @@
 
 mod server;
 
-pub use server::{TestApp, TestUser};
+pub use server::{TestApp, TestUser, server_password};
 
 use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 use std::str::FromStr;

@@ -27,6 +27,11 @@ pub struct TestApp {
 /// A password every test account shares.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// [`PASSWORD`], for tests that sign in by hand.
+pub fn server_password() -> &'static str {
+    PASSWORD
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         Self::spawn_with(backend, Settings::default()).await

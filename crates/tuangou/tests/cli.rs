@@ -1,0 +1,371 @@
+//! The `tuangou` binary as a user runs it: each test starts the real executable in a temporary working directory
+//! of its own, with no `TUANGOU_*` variables inherited, and reads its exit code, standard output and errors.
+//!
+//! Commands that touch the store run on both backends (`sqlite::NAME` and `postgres::NAME`); `serve --demo` runs
+//! on the default embedded database only, as a newcomer runs it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tuangou_testkit::{Backend, TestDb, on_both_backends};
+
+/// The binary, run in `dir` with a clean `TUANGOU_*` environment.
+fn tuangou(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tuangou"));
+    command.current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TUANGOU_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Runs the binary to completion with `args`.
+fn run(dir: &Path, args: &[&str]) -> Output {
+    tuangou(dir).args(args).stdin(Stdio::null()).output().expect("run the tuangou binary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Everything about a finished run, for assertion messages.
+fn shown(output: &Output) -> String {
+    format!("status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", output.status, stdout(output), stderr(output))
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary folder")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Configuration
+
+#[test]
+fn migrate_without_configuration_creates_tuangou_db_in_the_working_directory() {
+    let dir = tempdir();
+    let output = run(dir.path(), &["migrate"]);
+    assert!(output.status.success(), "{}", shown(&output));
+    assert!(stdout(&output).contains("schema is up to date"), "{}", shown(&output));
+    let db = dir.path().join("tuangou.db");
+    assert!(db.is_file(), "expected {} to exist; folder holds {:?}", db.display(), list(dir.path()));
+    assert!(std::fs::metadata(&db).unwrap().len() > 0, "tuangou.db is empty");
+
+    // Migrating again is a no-op, and succeeds.
+    let again = run(dir.path(), &["migrate"]);
+    assert!(again.status.success(), "{}", shown(&again));
+}
+
+#[test]
+fn an_unknown_database_scheme_is_refused_with_a_clear_message() {
+    let dir = tempdir();
+    let output = run(dir.path(), &["migrate", "--database", "mysql://x/y"]);
+    assert!(!output.status.success(), "{}", shown(&output));
+    assert!(stderr(&output).contains("unsupported database URL scheme"), "{}", shown(&output));
+    assert!(list(dir.path()).is_empty(), "nothing should be created: {:?}", list(dir.path()));
+}
+
+fn list(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read the folder")
+        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Commands that touch the store, on both backends
+
+/// The operator id from `operator ID (PHONE)`.
+fn operator_id(output: &Output) -> String {
+    let out = stdout(output);
+    let line = out.lines().find(|l| l.starts_with("operator ")).unwrap_or_else(|| panic!("{}", shown(output)));
+    let mut words = line.split_whitespace();
+    let id = words.nth(1).unwrap_or_else(|| panic!("no id in {line:?}")).to_owned();
+    assert_eq!(words.next(), Some("(13800000000)"), "{line:?}");
+    id
+}
+
+async fn migrate_with_database_url(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempdir();
+    let output = run(dir.path(), &["migrate", "--database", &db.url]);
+    assert!(output.status.success(), "{}", shown(&output));
+    assert!(stdout(&output).contains("schema is up to date"), "{}", shown(&output));
+    // The schema is there: the store reads its tables.
+    let fingerprint = db.fingerprint().await;
+    assert!(fingerprint.contains("ledger_postings"), "{fingerprint}");
+    assert!(!dir.path().join("tuangou.db").exists(), "--database was ignored: the default database was created");
+}
+
+async fn admin_create_is_idempotent(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempdir();
+    let args = ["admin", "create", "--phone", "13800000000", "--password", "secret-pass", "--database", &db.url];
+    let first = run(dir.path(), &args);
+    assert!(first.status.success(), "{}", shown(&first));
+    let second = run(dir.path(), &args);
+    assert!(second.status.success(), "{}", shown(&second));
+    let id = operator_id(&first);
+    assert!(!id.is_empty());
+    assert_eq!(id, operator_id(&second), "the same phone gives the same operator");
+    assert!(!dir.path().join("tuangou.db").exists(), "--database was ignored: the default database was created");
+
+    // A refused account (a phone that is no phone) fails with a message rather than creating anything.
+    let bad =
+        run(dir.path(), &["admin", "create", "--phone", "12", "--password", "secret-pass", "--database", &db.url]);
+    assert!(!bad.status.success(), "{}", shown(&bad));
+    assert!(!stderr(&bad).trim().is_empty(), "{}", shown(&bad));
+}
+
+async fn check_reports_a_forged_ledger_entry(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempdir();
+    let fresh = run(dir.path(), &["check", "--database", &db.url]);
+    assert_eq!(fresh.status.code(), Some(0), "{}", shown(&fresh));
+    assert!(stdout(&fresh).contains("all invariants hold"), "{}", shown(&fresh));
+
+    db.execute("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES ('forged','credit',NULL,0)").await;
+    db.execute(
+        "INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES ('forged','platform:commission','fen',7)",
+    )
+    .await;
+
+    let broken = run(dir.path(), &["check", "--database", &db.url]);
+    assert_eq!(broken.status.code(), Some(1), "{}", shown(&broken));
+    let out = stdout(&broken);
+    assert!(!out.contains("all invariants hold"), "{}", shown(&broken));
+    assert!(
+        out.lines().any(|l| l.starts_with("invariant ") && l.contains("forged")),
+        "expected a violation naming the forged entry\n{}",
+        shown(&broken)
+    );
+}
+
+on_both_backends!(migrate_with_database_url, admin_create_is_idempotent, check_reports_a_forged_ledger_entry);
+
+// ---------------------------------------------------------------------------------------------------------------
+// verify-draw
+
+/// The vendored records: `(expect, why, record)`.
+fn draw_records() -> Vec<(String, String, serde_json::Value)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../domain/tests/draw-vectors.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let vectors: serde_json::Value = serde_json::from_str(&text).expect("draw-vectors.json is JSON");
+    let records = vectors["records"].as_array().expect("draw-vectors.json has records");
+    records
+        .iter()
+        .map(|r| {
+            let expect = r["expect"].as_str().expect("each record has an expect").to_owned();
+            let why = r["why"].as_str().unwrap_or("").to_owned();
+            (expect, why, r["record"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn verify_draw_accepts_the_verified_records_and_rejects_the_others() {
+    let records = draw_records();
+    assert!(records.iter().any(|(e, _, _)| e == "verified"), "no verified records to test");
+    assert!(records.iter().any(|(e, _, _)| e == "rejected"), "no rejected records to test");
+    let dir = tempdir();
+    for (i, (expect, why, record)) in records.iter().enumerate() {
+        let file = dir.path().join(format!("record-{i}.json"));
+        std::fs::write(&file, serde_json::to_string_pretty(record).unwrap()).unwrap();
+        let output = run(dir.path(), &["verify-draw", file.to_str().unwrap()]);
+        let context = format!("record {i} ({expect} {why})\n{}", shown(&output));
+        match expect.as_str() {
+            "verified" => {
+                assert_eq!(output.status.code(), Some(0), "{context}");
+                assert!(stdout(&output).contains("verified"), "{context}");
+            }
+            "rejected" => {
+                assert!(!output.status.success(), "{context}");
+                assert!(stdout(&output).contains("mismatch"), "{context}");
+            }
+            other => panic!("unknown expect {other:?} in record {i}"),
+        }
+    }
+    assert!(!dir.path().join("tuangou.db").exists(), "verify-draw should not need a database");
+}
+
+/// `verify-draw -` with `input` on standard input.
+fn verify_from_stdin(dir: &Path, input: &str) -> Output {
+    let mut child = tuangou(dir)
+        .args(["verify-draw", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the tuangou binary");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).expect("write standard input");
+    child.wait_with_output().expect("wait for the tuangou binary")
+}
+
+#[test]
+fn verify_draw_reads_standard_input_for_a_dash() {
+    let records = draw_records();
+    let dir = tempdir();
+    let (_, _, verified) = records.iter().find(|(e, _, _)| e == "verified").expect("a verified record");
+    let output = verify_from_stdin(dir.path(), &verified.to_string());
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    assert!(stdout(&output).contains("verified"), "{}", shown(&output));
+
+    let (_, why, rejected) = records.iter().find(|(e, _, _)| e == "rejected").expect("a rejected record");
+    let output = verify_from_stdin(dir.path(), &rejected.to_string());
+    assert!(!output.status.success(), "{why}\n{}", shown(&output));
+}
+
+#[test]
+fn verify_draw_refuses_a_file_that_is_not_json() {
+    let dir = tempdir();
+    let file = dir.path().join("garbage.json");
+    std::fs::write(&file, "this is not json {").unwrap();
+    let output = run(dir.path(), &["verify-draw", file.to_str().unwrap()]);
+    assert!(!output.status.success(), "{}", shown(&output));
+    assert!(stderr(&output).contains("not a group record"), "{}", shown(&output));
+
+    let missing = run(dir.path(), &["verify-draw", dir.path().join("missing.json").to_str().unwrap()]);
+    assert!(!missing.status.success(), "{}", shown(&missing));
+    assert!(stderr(&missing).contains("missing.json"), "{}", shown(&missing));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// serve --demo (SQLite: the default embedded database, as a newcomer runs it)
+
+/// Kills the server when the test ends, whether it passed or not.
+struct Server {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = tuangou(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the tuangou binary");
+        // Both pipes are drained by threads of their own so that the server never blocks on a full pipe.
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Self { child, stdout, stderr }
+    }
+
+    fn collected(receiver: &mpsc::Receiver<String>) -> String {
+        receiver.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().unwrap().port()
+}
+
+/// A plain HTTP/1.0 GET: `(status, body)`.
+fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head:?}")))?;
+    Ok((status, body.to_owned()))
+}
+
+#[test]
+fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
+    let dir = tempdir();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server::start(dir.path(), &["serve", "--listen", &listen, "--demo"]);
+
+    // Poll until the server answers, for at most 15 s; stop early if it exits.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.child.try_wait().expect("poll the server") {
+            panic!(
+                "the server exited ({status}) before answering /healthz\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                Server::collected(&server.stdout),
+                Server::collected(&server.stderr)
+            );
+        }
+        let last_error = match get(port, "/healthz") {
+            Ok((200, _)) => break,
+            Ok((status, body)) => format!("status {status}: {body}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "the server did not answer GET /healthz on {listen} within 15 s (last: {last_error})\n--- stderr ---\n{}",
+            Server::collected(&server.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (status, body) = get(port, "/api/v1/campaigns").expect("GET /api/v1/campaigns");
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let items = page["items"].as_array().unwrap_or_else(|| panic!("no items: {body}"));
+    assert_eq!(items.len(), 3, "the demo city has three live campaigns: {body}");
+
+    // The accounts were printed before the server started listening; the reader thread may still be passing
+    // them on, so wait (bounded) for the last line expected.
+    let mut printed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !printed.contains("tuangou is serving") {
+        match server.stdout.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    for expected in ["demo accounts", "13800000000", "13800000001", "13900000001", "13900000002", "tuangou is serving"]
+    {
+        assert!(printed.contains(expected), "stdout lacks {expected:?}:\n{printed}");
+    }
+    drop(server);
+
+    // The demo was seeded on the default database in the working directory, and its ledger balances.
+    assert!(dir.path().join("tuangou.db").is_file(), "the demo did not use ./tuangou.db: {:?}", list(dir.path()));
+    let check = run(dir.path(), &["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", shown(&check));
+    assert!(stdout(&check).contains("all invariants hold"), "{}", shown(&check));
+}

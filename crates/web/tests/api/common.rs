@@ -1,0 +1,64 @@
+//! What the API tests share: a merchant with a funded wallet, a campaign body, and small assertions.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tuangou_testkit::{TestApp, TestUser};
+
+/// A store in Chengdu's centre (Chunxi Road).
+pub const CHUNXI: (f64, f64) = (30.6563, 104.0800);
+
+pub fn merchant_body(name: &str, (lat, lng): (f64, f64)) -> Value {
+    json!({
+        "name": name, "category": "火锅", "description": "老店", "address": "锦江区春熙路 8 号",
+        "latitude": lat, "longitude": lng, "phone": "028-8666 1234", "opening_hours": "11:00–23:00"
+    })
+}
+
+/// A campaign: Q 20, N 5, K 2, ¥3 cash to each loser, so publishing reserves 10 × 3 × 300 = 9,000 fen.
+pub fn campaign_body() -> Value {
+    json!({
+        "title": "双人火锅套餐", "product_type": "火锅", "description": "麻辣锅底",
+        "quantity": 20, "price": 990, "original_price": 19800, "group_size": 5, "winners_per_group": 2,
+        "reward": {"kind": "cash", "amount": 300}, "commission_bps": 500, "group_ttl_seconds": 3600,
+        "draw_mode": "instant", "voucher_valid_days": 30
+    })
+}
+
+pub const RESERVE: i64 = 9_000;
+
+/// Creates a merchant owned by `owner`; returns its id.
+pub async fn merchant(app: &TestApp, owner: &TestUser, name: &str, at: (f64, f64)) -> String {
+    let (status, body) = app.post("/api/v1/merchants", Some(&owner.token), merchant_body(name, at)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a draft campaign; returns its id.
+pub async fn draft(app: &TestApp, owner: &TestUser, merchant: &str, body: Value) -> String {
+    let (status, answer) = app.post(&format!("/api/v1/merchants/{merchant}/campaigns"), Some(&owner.token), body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    answer["id"].as_str().unwrap().to_owned()
+}
+
+/// A live campaign at a funded merchant; returns (merchant, campaign).
+pub async fn live_campaign(
+    app: &TestApp,
+    operator: &TestUser,
+    owner: &TestUser,
+    name: &str,
+    at: (f64, f64),
+) -> (String, String) {
+    let merchant = merchant(app, owner, name, at).await;
+    app.credit(operator, json!({"merchant_id": merchant}), RESERVE).await;
+    let campaign = draft(app, owner, &merchant, campaign_body()).await;
+    let (status, body) =
+        app.post(&format!("/api/v1/campaigns/{campaign}/publish"), Some(&owner.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (merchant, campaign)
+}
+
+pub fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("")
+}

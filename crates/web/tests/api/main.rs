@@ -1,0 +1,10 @@
+//! The HTTP API of API.md, against a real server on each backend. Every test ends with `finish()`, which
+//! asserts that all invariants hold.
+
+mod accounts;
+mod bad_input;
+mod campaigns;
+mod common;
+mod merchants;
+mod operator;
+mod service;
