@@ -106,14 +106,37 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         async move { app.run_jobs(jobs_stopped).await }
     });
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        stop_signal().await;
+        tracing::info!("shutting down: finishing the requests in flight");
     };
     tuangou_web::serve(listener, app.clone(), shutdown).await?;
     let _ = stop_jobs.send(true);
     let _ = jobs.await;
     app.store().close().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager or container runtime.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
