@@ -74,7 +74,7 @@ fn random_token() -> AppResult<String> {
 impl App {
     /// Signs a customer up. 409 `phone_taken` when the phone is registered.
     pub async fn register(&self, account: NewAccount) -> AppResult<UserRow> {
-        let password_hash = passwords::hash(account.password).await?;
+        let password_hash = passwords::hash(account.password, self.settings.password_cost).await?;
         let user =
             NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: false };
         Ok(self.store.create_user(user, self.clock.now()).await?)
@@ -123,7 +123,7 @@ impl App {
 
     /// Creates the operator account, or makes an existing account an operator (idempotent for the same phone).
     pub async fn create_operator(&self, account: NewAccount) -> AppResult<UserRow> {
-        let password_hash = passwords::hash(account.password).await?;
+        let password_hash = passwords::hash(account.password, self.settings.password_cost).await?;
         let user =
             NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: true };
         Ok(self.store.ensure_operator(user, self.clock.now()).await?)

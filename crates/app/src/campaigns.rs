@@ -159,10 +159,30 @@ impl App {
         Ok(self.store.publish_campaign(id, rules.max_reward_cost(), self.clock.now()).await?)
     }
 
-    /// Live → ended by the owner; what is left of the reward reserve returns to the wallet.
+    /// Live → ended by the owner: open groups expire, full groups are drawn at once, and then what is left of
+    /// the reward reserve returns to the wallet (the worker finishes whatever this call does not).
     pub async fn end_campaign(&self, caller: &Caller, id: &CampaignId) -> AppResult<CampaignRow> {
         self.owned_campaign(caller, id).await?;
-        Ok(self.store.end_campaign(id, self.clock.now()).await?)
+        let row = self.store.end_campaign(id, self.clock.now()).await?;
+        self.wind_up(id).await?;
+        Ok(self.store.campaign(id).await?.unwrap_or(row))
+    }
+
+    /// Expires the open groups and draws the full groups of an ended campaign, then settles it.
+    async fn wind_up(&self, id: &CampaignId) -> AppResult<()> {
+        while self.expire_one().await? {}
+        while self.draw_one(None).await? {}
+        self.store.settle_campaign(id, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Settles ended campaigns whose groups are all done. Returns how many it settled.
+    pub(crate) async fn settle_ended_campaigns(&self) -> AppResult<usize> {
+        let mut settled = 0;
+        for id in self.store.campaigns_to_settle(100).await? {
+            settled += usize::from(self.store.settle_campaign(&id, self.clock.now()).await?);
+        }
+        Ok(settled)
     }
 
     /// A campaign as the public sees it. Drafts are visible only to the merchant's owner and staff.
@@ -179,11 +199,12 @@ impl App {
         }
         let merchant = self.store.require_merchant(&row.merchant()).await?;
         let rules = rules_of(&row)?;
+        let (groups_open, groups_full, free_seats) = self.store.group_counts(id, self.clock.now()).await?;
         let slots_left = match status_of(&row) {
-            CampaignStatus::Live => campaign::slots_left(&rules, row.reserved_units, row.won_units, 0),
+            CampaignStatus::Live => campaign::slots_left(&rules, row.reserved_units, row.won_units, free_seats),
             _ => 0,
         };
-        Ok(CampaignView { campaign: row, merchant, groups_open: 0, groups_full: 0, slots_left })
+        Ok(CampaignView { campaign: row, merchant, groups_open, groups_full, slots_left })
     }
 
     /// Live campaigns, nearest first when a position is given. Returns a page and the next cursor.
@@ -233,7 +254,10 @@ impl App {
         let mut ended = 0;
         for id in due {
             match self.store.end_campaign(&id, self.clock.now()).await {
-                Ok(_) => ended += 1,
+                Ok(_) => {
+                    ended += 1;
+                    self.wind_up(&id).await?;
+                }
                 Err(tuangou_store::StoreError::Conflict(_)) => {} // another instance ended it first
                 Err(e) => return Err(e.into()),
             }

@@ -23,6 +23,9 @@ pub enum AppError {
     /// Conflicts with the current state (409).
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// The same `Idempotency-Key` with a different body (422 `idempotency_key_reused`).
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
     /// Not enough money (402 `insufficient_funds`).
     #[error("not enough money available")]
     InsufficientFunds,
@@ -47,6 +50,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => AppError::not_found(),
             StoreError::Conflict(code) => AppError::conflict(code, conflict_message(code)),
             StoreError::InsufficientFunds(_) => AppError::InsufficientFunds,
+            StoreError::Inconsistent(e) => AppError::Internal(e),
             StoreError::Database(e) => AppError::Internal(e.to_string()),
         }
     }
@@ -59,6 +63,14 @@ fn conflict_message(code: &str) -> &'static str {
         "campaign_live" => "the campaign is published: its rules can no longer change",
         "campaign_not_draft" => "the campaign is published or ended already",
         "campaign_not_live" => "the campaign is not live",
+        "limit_reached" => "you have joined this campaign as often as it allows",
+        "already_member" => "you are in this group already",
+        "group_full" => "this group is full",
+        "group_closed" => "this group is closed: it expired or its deadline passed",
+        "sold_out" => "no seat is left in this campaign",
+        "already_drawn" => "this group was drawn already",
+        "not_full" => "this group is not full yet",
+        "idempotency_key_exists" => "a request with this Idempotency-Key is being answered",
         _ => "conflicts with the current state",
     }
 }

@@ -1,16 +1,38 @@
 //! Background work, as one public step that tests drive and a loop that `serve` runs on every instance.
+//!
+//! Every job is safe to run on several instances at once: each change is a conditional update inside its own
+//! transaction (a group leaves `open` or `full` once; a campaign is ended and settled once), and on PostgreSQL
+//! the rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work instead of queueing.
 
 use crate::{App, AppResult};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often the loop runs a step: often enough that deadlines are met within a second.
+/// How often the loop runs a step: deadlines are met within a second.
 const TICK: Duration = Duration::from_millis(250);
 
+/// The most changes of one kind a step makes, so that one step stays short.
+const BATCH: usize = 500;
+
 impl App {
-    /// One pass of every background job. Returns how many things it changed.
+    /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
+    /// settle ended campaigns. Returns how many things it changed.
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
-        self.end_due_campaigns().await
+        let mut changed = self.end_due_campaigns().await?;
+        for _ in 0..BATCH {
+            if !self.expire_one().await? {
+                break;
+            }
+            changed += 1;
+        }
+        for _ in 0..BATCH {
+            if !self.draw_one(None).await? {
+                break;
+            }
+            changed += 1;
+        }
+        changed += self.settle_ended_campaigns().await?;
+        Ok(changed)
     }
 
     /// Runs [`App::run_jobs_once`] every tick until `shutdown` turns true. Errors are logged, never fatal.

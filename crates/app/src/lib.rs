@@ -10,6 +10,8 @@ mod accounts;
 mod campaigns;
 mod clock;
 mod error;
+mod events;
+mod groups;
 mod jobs;
 mod ledger;
 mod merchants;
@@ -19,9 +21,15 @@ pub use accounts::{Caller, NewAccount, SignedIn, csrf_token_for};
 pub use campaigns::{CampaignView, NearbyQuery, NearbyView};
 pub use clock::Clock;
 pub use error::AppError;
+pub use events::{BusMessage, GroupEvent};
+pub use groups::{GroupView, JoinAnswer, JoinInput, JoinTarget, Joined, idempotency_claim};
 pub use ledger::{CreditTarget, CustomerWallet, MerchantWallet};
 pub use merchants::{MerchantInput, MerchantView};
-pub use tuangou_store::{Backend, CampaignRow, EntryRecord, MerchantRole, MerchantRow, Store, UserRow, Violation};
+pub use passwords::PasswordCost;
+pub use tuangou_store::{
+    Admission, Backend, CampaignRow, EntryRecord, GroupRow, IdempotencyClaim, MemberRow, MerchantRole, MerchantRow,
+    Store, UserRow, Violation,
+};
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -34,6 +42,8 @@ pub struct Settings {
     pub session_ttl_hours: i64,
     /// The address customers reach this service at, for entrance links and QR codes.
     pub public_url: String,
+    /// The work a password hash costs (always `Standard` outside test suites).
+    pub password_cost: PasswordCost,
 }
 
 impl Default for Settings {
@@ -42,6 +52,7 @@ impl Default for Settings {
             require_merchant_approval: false,
             session_ttl_hours: 24 * 30,
             public_url: "http://127.0.0.1:8080".into(),
+            password_cost: PasswordCost::Standard,
         }
     }
 }
@@ -52,11 +63,12 @@ pub struct App {
     store: Store,
     settings: Settings,
     clock: Clock,
+    events: events::Events,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
-        Self { store, settings, clock }
+        Self { store, settings, clock, events: events::Events::default() }
     }
 
     pub fn settings(&self) -> &Settings {

@@ -162,6 +162,70 @@ impl Entry {
     }
 }
 
+/// A member's part in a group's money: who, what they paid into the hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub user: UserId,
+    pub paid: Fen,
+}
+
+/// A group expired: every hold goes back to its owner in full.
+pub fn expiry_refunds(holds: &[Hold]) -> Vec<Entry> {
+    holds
+        .iter()
+        .map(|h| {
+            Entry::transfer(
+                Cause::Expiry,
+                Account::CustomerHeld(h.user.clone()),
+                Account::CustomerAvailable(h.user.clone()),
+                h.paid,
+            )
+        })
+        .collect()
+}
+
+/// A group was drawn: winners' holds are captured into the merchant's receivable (paid out on redemption);
+/// losers' holds go back in full, and each loser gets the campaign's reward once — cash from the campaign's
+/// reserve, or points. (A coupon reward moves no money: it is a voucher.)
+pub fn draw_entries(
+    merchant: &MerchantId,
+    campaign: &CampaignId,
+    reward: crate::campaign::Reward,
+    winners: &[Hold],
+    losers: &[Hold],
+) -> Vec<Entry> {
+    let mut entries = Vec::with_capacity(winners.len() + 2 * losers.len());
+    for w in winners {
+        entries.push(Entry::transfer(
+            Cause::Draw,
+            Account::CustomerHeld(w.user.clone()),
+            Account::MerchantReceivable(merchant.clone()),
+            w.paid,
+        ));
+    }
+    for l in losers {
+        entries.push(Entry::transfer(
+            Cause::Refund,
+            Account::CustomerHeld(l.user.clone()),
+            Account::CustomerAvailable(l.user.clone()),
+            l.paid,
+        ));
+        match reward {
+            crate::campaign::Reward::Cash(amount) => entries.push(Entry::transfer(
+                Cause::Reward,
+                Account::MerchantRewardReserve(merchant.clone(), campaign.clone()),
+                Account::CustomerAvailable(l.user.clone()),
+                amount,
+            )),
+            crate::campaign::Reward::Points(points) => {
+                entries.push(Entry::points(Cause::Reward, l.user.clone(), points))
+            }
+            crate::campaign::Reward::Coupon { .. } => {}
+        }
+    }
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +241,33 @@ mod tests {
         );
         assert_eq!(entry.postings().iter().map(|p| p.amount).sum::<i64>(), 0);
         assert_eq!(entry.postings()[1].account.key(), "customer:u1:available");
+    }
+
+    #[test]
+    fn a_draw_captures_winners_and_refunds_and_rewards_losers() {
+        let (m, c) = (MerchantId::from_trusted("m"), CampaignId::from_trusted("c"));
+        let hold = |u: &str| Hold { user: UserId::from_trusted(u), paid: Fen::from_stored(990).unwrap() };
+        let cash = crate::campaign::Reward::Cash(Fen::from_stored(300).unwrap());
+        let entries = draw_entries(&m, &c, cash, &[hold("w")], &[hold("l1"), hold("l2")]);
+        assert_eq!(entries.len(), 5);
+        let into = |key: &str| -> i64 {
+            entries.iter().flat_map(|e| e.postings()).filter(|p| p.account.key() == key).map(|p| p.amount).sum()
+        };
+        assert_eq!(into("merchant:m:receivable"), 990);
+        assert_eq!(into("customer:l1:available"), 990 + 300);
+        assert_eq!(into("customer:w:held"), -990);
+        assert_eq!(into("merchant:m:reserve:c"), -600);
+        let points = draw_entries(&m, &c, crate::campaign::Reward::Points(50), &[], &[hold("l")]);
+        assert_eq!(
+            points
+                .iter()
+                .flat_map(|e| e.postings())
+                .filter(|p| p.account.key() == "customer:l:points")
+                .map(|p| p.amount)
+                .sum::<i64>(),
+            50
+        );
+        assert_eq!(expiry_refunds(&[hold("a")])[0].postings()[1].account.key(), "customer:a:available");
     }
 
     #[test]

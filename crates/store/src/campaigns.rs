@@ -115,7 +115,7 @@ fn escape_like(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-async fn campaign_in(conn: &mut Conn<'_>, id: &CampaignId) -> StoreResult<Option<CampaignRow>> {
+pub(crate) async fn campaign_in(conn: &mut Conn<'_>, id: &CampaignId) -> StoreResult<Option<CampaignRow>> {
     let q = sql(format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1")).bind(id.as_str());
     Ok(conn.fetch_optional(q).await?)
 }
@@ -271,8 +271,10 @@ impl Store {
         Ok(row)
     }
 
-    /// Live → ended, returning what is left of the campaign's reward reserve to the merchant's wallet in the same
-    /// transaction. [`StoreError::Conflict`]`("campaign_not_live")` unless it is live.
+    /// Live → ended. From then on no join lands: every seat and unit update re-checks that the campaign is live.
+    /// Its open groups expire and its full groups are drawn by the steps that follow; [`Store::settle_campaign`]
+    /// then returns what is left of the reward reserve. [`StoreError::Conflict`]`("campaign_not_live")` unless
+    /// it is live.
     pub async fn end_campaign(&self, id: &CampaignId, now: Millis) -> StoreResult<CampaignRow> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
@@ -293,6 +295,35 @@ impl Store {
             }
             None => return Err(StoreError::NotFound),
         };
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Settles an ended campaign once none of its groups is open or full any more: what is left of its reward
+    /// reserve returns to the merchant's wallet, once. Returns whether it is settled now.
+    pub async fn settle_campaign(&self, id: &CampaignId, now: Millis) -> StoreResult<bool> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        let pending: (i64,) = conn
+            .fetch_one(
+                sql("SELECT COUNT(*) FROM groups WHERE campaign_id = $1 AND status IN ('open', 'full')")
+                    .bind(id.as_str()),
+            )
+            .await?;
+        if pending.0 > 0 {
+            return Ok(false);
+        }
+        let settled: Option<CampaignRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE campaigns SET settled_at = $2 WHERE id = $1 AND status = 'ended' AND settled_at IS NULL
+                     RETURNING {CAMPAIGN_COLUMNS}"
+                ))
+                .bind(id.as_str())
+                .bind(now.0),
+            )
+            .await?;
+        let Some(row) = settled else { return Ok(false) };
         let reserve = reserve_account(&row);
         let left = balance_in(&mut conn, &reserve.key(), "fen").await?;
         if let Some(left) = Fen::from_stored(left).filter(|f| *f > Fen::ZERO) {
@@ -300,7 +331,22 @@ impl Store {
             post(&mut conn, &entry, now).await?;
         }
         tx.commit().await?;
-        Ok(row)
+        Ok(true)
+    }
+
+    /// Ended campaigns not settled yet, for the worker.
+    pub async fn campaigns_to_settle(&self, limit: i64) -> StoreResult<Vec<CampaignId>> {
+        let mut pooled = self.pools.read().await?;
+        let rows: Vec<(String,)> = pooled
+            .conn()
+            .fetch_all(
+                sql(
+                    "SELECT id FROM campaigns WHERE status = 'ended' AND settled_at IS NULL ORDER BY ended_at LIMIT $1",
+                )
+                .bind(limit),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| CampaignId::from_trusted(id)).collect())
     }
 
     /// Live campaigns whose ends_at has passed, for the worker that ends them.

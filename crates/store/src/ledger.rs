@@ -31,57 +31,91 @@ pub struct EntryRecord {
     pub postings: Vec<PostingRecord>,
 }
 
-/// Writes `entry` inside the caller's transaction. Debits are conditional (`balance + amount >= 0`) except on the
-/// external accounts, so an overdraft fails here with [`StoreError::InsufficientFunds`] and the caller's
-/// transaction rolls back. Postings are applied in account order, so concurrent transactions lock balances in
-/// the same order and cannot deadlock each other on them.
+/// Writes `entry` inside the caller's transaction; see [`post_all`].
 pub(crate) async fn post(conn: &mut Conn<'_>, entry: &Entry, now: Millis) -> StoreResult<EntryId> {
-    let id = new_id();
-    conn.execute(
-        sql("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&id)
-            .bind(entry.cause().as_str())
-            .bind(entry.reference())
-            .bind(now.0),
-    )
-    .await?;
-    let mut postings: Vec<_> = entry.postings().iter().map(|p| (p.account.key(), p)).collect();
-    postings.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, posting) in postings {
-        let unit = posting.account.unit().as_str();
+    let mut ids = post_all(conn, std::slice::from_ref(entry), now).await?;
+    ids.pop().ok_or(StoreError::NotFound)
+}
+
+/// Writes entries inside the caller's transaction. Debits are conditional (`balance + amount >= 0`) except on the
+/// external accounts, so an overdraft fails here with [`StoreError::InsufficientFunds`] and the caller's
+/// transaction rolls back. The balances of all the entries are changed in one order (by account key), so
+/// concurrent transactions lock balances in the same order and cannot deadlock each other on them.
+pub(crate) async fn post_all(conn: &mut Conn<'_>, entries: &[Entry], now: Millis) -> StoreResult<Vec<EntryId>> {
+    let mut ids = Vec::with_capacity(entries.len());
+    let mut changes: Vec<(String, &'static str, i64, bool)> = Vec::new();
+    for entry in entries {
+        let id = new_id();
         conn.execute(
-            sql("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES ($1, $2, $3, $4)")
+            sql("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(&id)
-                .bind(&key)
-                .bind(unit)
-                .bind(posting.amount),
+                .bind(entry.cause().as_str())
+                .bind(entry.reference())
+                .bind(now.0),
         )
         .await?;
-        if posting.amount < 0 && !posting.account.may_go_negative() {
-            let changed = conn
-                .execute(
-                    sql("UPDATE balances SET balance = balance + $3
-                         WHERE account = $1 AND unit = $2 AND balance + $3 >= 0")
+        for posting in entry.postings() {
+            let (key, unit) = (posting.account.key(), posting.account.unit().as_str());
+            conn.execute(
+                sql("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES ($1, $2, $3, $4)")
+                    .bind(&id)
                     .bind(&key)
                     .bind(unit)
                     .bind(posting.amount),
-                )
-                .await?;
-            if changed == 0 {
-                return Err(StoreError::InsufficientFunds(key));
-            }
-        } else {
-            conn.execute(
-                sql("INSERT INTO balances (account, unit, balance) VALUES ($1, $2, $3)
-                     ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance")
-                .bind(&key)
-                .bind(unit)
-                .bind(posting.amount),
             )
             .await?;
+            changes.push((key, unit, posting.amount, posting.account.may_go_negative()));
+        }
+        ids.push(EntryId::from_trusted(id));
+    }
+    // One change per account: the net amount, so an account that is credited and debited in one go (a hold
+    // released and paid again) is checked on its result.
+    changes.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut net: Vec<(String, &'static str, i64, bool)> = Vec::new();
+    for change in changes {
+        match net.last_mut() {
+            Some(last) if last.0 == change.0 && last.1 == change.1 => last.2 += change.2,
+            _ => net.push(change),
         }
     }
-    Ok(EntryId::from_trusted(id))
+    for (key, unit, amount, may_go_negative) in net {
+        apply_to_balance(conn, &key, unit, amount, may_go_negative).await?;
+    }
+    Ok(ids)
+}
+
+async fn apply_to_balance(
+    conn: &mut Conn<'_>,
+    key: &str,
+    unit: &str,
+    amount: i64,
+    may_go_negative: bool,
+) -> StoreResult<()> {
+    if amount < 0 && !may_go_negative {
+        let changed = conn
+            .execute(
+                sql(
+                    "UPDATE balances SET balance = balance + $3 WHERE account = $1 AND unit = $2 AND balance + $3 >= 0",
+                )
+                .bind(key)
+                .bind(unit)
+                .bind(amount),
+            )
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::InsufficientFunds(key.to_owned()));
+        }
+    } else if amount != 0 || may_go_negative {
+        conn.execute(
+            sql("INSERT INTO balances (account, unit, balance) VALUES ($1, $2, $3)
+                 ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance")
+            .bind(key)
+            .bind(unit)
+            .bind(amount),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn balance_in(conn: &mut Conn<'_>, account: &str, unit: &str) -> StoreResult<i64> {

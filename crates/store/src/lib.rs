@@ -10,15 +10,21 @@
 mod campaigns;
 mod check;
 mod db;
+mod groups;
+mod idempotency;
 mod ledger;
 mod merchants;
+mod notify;
 mod users;
 
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;
 pub use db::{Backend, ConnectError, PoolSettings};
+pub use groups::{Admission, DrawPlan, GroupRow, MemberRow, NewGroup};
+pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
+pub use notify::{EventListener, Heard};
 pub use users::{NewUser, UserRow};
 
 use db::Pools;
@@ -34,6 +40,9 @@ pub enum StoreError {
     /// A debit would take this account below zero.
     #[error("insufficient funds in {0}")]
     InsufficientFunds(String),
+    /// Stored data breaks a rule it was checked against on the way in (a hand-edited database).
+    #[error("stored data is inconsistent: {0}")]
+    Inconsistent(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }

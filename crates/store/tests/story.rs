@@ -166,6 +166,10 @@ async fn campaign_lifecycle(backend: Backend) {
     assert!(store.campaigns_due_to_end(NOW, 10).await.unwrap().is_empty());
     let ended = store.end_campaign(&id, NOW).await.unwrap();
     assert_eq!(ended.status, "ended");
+    assert_eq!(store.campaigns_to_settle(10).await.unwrap(), vec![id.clone()]);
+    assert!(store.settle_campaign(&id, NOW).await.unwrap(), "no groups: settled at once");
+    assert!(!store.settle_campaign(&id, NOW).await.unwrap(), "once");
+    assert!(store.campaigns_to_settle(10).await.unwrap().is_empty());
     assert_eq!(store.balance(&available.key(), "fen").await.unwrap(), 6_500, "the unused reserve came back");
     assert_eq!(store.balance_with_prefix(&reserve, "fen").await.unwrap(), 0);
     assert!(matches!(store.end_campaign(&id, NOW).await, Err(StoreError::Conflict("campaign_not_live"))));

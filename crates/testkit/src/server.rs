@@ -3,7 +3,8 @@
 use crate::TestDb;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tuangou_app::{App, Clock, NewAccount, Settings};
+use std::sync::Arc;
+use tuangou_app::{App, Clock, NewAccount, PasswordCost, Settings};
 use tuangou_domain::time::Millis;
 use tuangou_store::Backend;
 
@@ -16,12 +17,12 @@ pub struct TestUser {
 }
 
 pub struct TestApp {
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub app: App,
     pub base: String,
     pub client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A password every test account shares.
@@ -37,28 +38,49 @@ impl TestApp {
         Self::spawn_with(backend, Settings::default()).await
     }
 
-    /// Starts the service on 127.0.0.1:0 with a manual clock (tests move time with `app.clock().advance`).
+    /// Starts the service on 127.0.0.1:0 over a fresh database, with a manual clock (tests move time with
+    /// `app.clock().advance`) and the cheapest password hashing (the suite signs up hundreds of customers).
+    /// Background jobs do not run by themselves: tests drive `app.run_jobs_once()`.
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Self {
-        let db = TestDb::new(backend).await;
-        let store = db.open().await;
+        let db = Arc::new(TestDb::new(backend).await);
         let now = Millis(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() as i64
         );
-        let app = App::new(store, settings, Clock::manual(now));
+        Self::start(db, settings, Clock::manual(now)).await
+    }
+
+    /// The service started again on an existing database, as after a restart.
+    pub async fn spawn_on(db: Arc<TestDb>, clock: Clock) -> Self {
+        Self::start(db, Settings::default(), clock).await
+    }
+
+    /// A second instance of the service on the same database (and the same clock), as behind a load balancer.
+    pub async fn second_instance(&self) -> Self {
+        Self::start(self.db.clone(), self.app.settings().clone(), self.app.clock().clone()).await
+    }
+
+    async fn start(db: Arc<TestDb>, mut settings: Settings, clock: Clock) -> Self {
+        settings.password_cost = PasswordCost::Minimal;
+        let store = db.open().await;
+        let app = App::new(store, settings, clock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn({
-            let app = app.clone();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(events) = app.start_event_listener(stopped.clone()).await {
+            tasks.push(events);
+        }
+        tasks.push(tokio::spawn({
+            let (app, mut stopped) = (app.clone(), stopped.clone());
             async move {
-                let _ = tuangou_web::serve(listener, app, async {
-                    let _ = stopped.await;
+                let _ = tuangou_web::serve(listener, app, async move {
+                    let _ = stopped.changed().await;
                 })
                 .await;
             }
-        });
-        let client = reqwest::Client::builder().build().expect("client");
-        Self { db, app, base, client, stop: Some(stop), server: Some(server) }
+        }));
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        Self { db, app, base, client, stop: Some(stop), tasks }
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when there is none).
@@ -112,6 +134,18 @@ impl TestApp {
         self.send(Method::POST, path, token, Some(&body)).await
     }
 
+    /// `count` new customers, signed up and in concurrently, each credited `credit` fen by `operator`.
+    pub async fn customers(&self, operator: &TestUser, count: usize, credit: i64) -> Vec<TestUser> {
+        let make = |i: usize| async move {
+            let user = self.customer(&format!("1370{:07}", i)).await;
+            if credit > 0 {
+                self.credit(operator, json!({"user_id": user.id}), credit).await;
+            }
+            user
+        };
+        futures::future::join_all((0..count).map(make)).await
+    }
+
     /// Signs a new customer up and in.
     pub async fn customer(&self, phone: &str) -> TestUser {
         let (status, body) =
@@ -150,11 +184,17 @@ impl TestApp {
     pub async fn finish(mut self) {
         let violations = self.app.check().await.expect("check runs");
         assert!(violations.is_empty(), "invariants broken: {violations:?}");
+        self.stop().await;
+    }
+
+    /// Stops the server and its listener, and closes the pools (the database stays while another instance or the
+    /// test holds it).
+    pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
         }
         self.app.store().close().await;
     }

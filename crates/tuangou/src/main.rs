@@ -85,6 +85,7 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
         require_merchant_approval: config.require_merchant_approval,
         session_ttl_hours: config.session_ttl_hours,
         public_url: config.public_url(),
+        password_cost: tuangou_app::PasswordCost::Standard,
     };
     Ok(App::new(store, settings, Clock::system()))
 }
@@ -101,6 +102,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!(%address, backend = ?app.store().backend(), "tuangou is serving");
     println!("tuangou is serving on http://{address}");
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let listener_task = app.start_event_listener(jobs_stopped.clone()).await;
     let jobs = tokio::spawn({
         let app = app.clone();
         async move { app.run_jobs(jobs_stopped).await }
@@ -112,6 +114,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tuangou_web::serve(listener, app.clone(), shutdown).await?;
     let _ = stop_jobs.send(true);
     let _ = jobs.await;
+    if let Some(task) = listener_task {
+        let _ = task.await;
+    }
     app.store().close().await;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::api::{accounts, admin, campaigns, merchants, service};
+use crate::api::{accounts, admin, campaigns, groups, merchants, service};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -12,6 +12,8 @@ use utoipa::{Modify, OpenApi};
         admin::credit, admin::approve, admin::check,
         merchants::create, merchants::get, merchants::wallet, merchants::add_staff,
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
+        groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
+        groups::campaign_events,
         service::healthz, service::readyz, service::metrics,
     ),
     modifiers(&BearerAuth)

@@ -57,6 +57,15 @@ impl Problem {
         problem
     }
 
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The body as JSON text (to store it as an idempotent answer).
+    pub fn body_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_default()
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
     }
@@ -71,6 +80,9 @@ impl From<AppError> for Problem {
             AppError::Forbidden(code, message) => Problem::new(StatusCode::FORBIDDEN, code, message),
             AppError::NotFound(code, message) => Problem::new(StatusCode::NOT_FOUND, code, message),
             AppError::Conflict(code, message) => Problem::new(StatusCode::CONFLICT, code, message),
+            AppError::IdempotencyKeyReused => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", error.to_string())
+            }
             AppError::InsufficientFunds => {
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "insufficient_funds", error.to_string())
             }

@@ -233,7 +233,7 @@ pub struct NearbyParams {
     cursor: Option<String>,
 }
 
-fn campaign_id(id: &str) -> Result<CampaignId, Problem> {
+pub(crate) fn campaign_id(id: &str) -> Result<CampaignId, Problem> {
     CampaignId::parse(id).ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_campaign", "no such campaign"))
 }
 

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod campaigns;
+pub mod groups;
 pub mod merchants;
 pub mod service;
 
@@ -29,6 +30,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/campaigns/{id}", get(campaigns::get).patch(campaigns::patch))
         .route("/api/v1/campaigns/{id}/publish", post(campaigns::publish))
         .route("/api/v1/campaigns/{id}/end", post(campaigns::end))
+        .route("/api/v1/campaigns/{id}/groups", post(groups::open))
+        .route("/api/v1/campaigns/{id}/join", post(groups::join_campaign))
+        .route("/api/v1/campaigns/{id}/events", get(groups::campaign_events))
+        .route("/api/v1/groups/{id}", get(groups::get))
+        .route("/api/v1/groups/{id}/members", post(groups::join_group))
+        .route("/api/v1/groups/{id}/events", get(groups::group_events))
+        .route("/api/v1/groups/{id}/draw", post(groups::draw))
         .route("/api/v1/openapi.json", get(service::openapi))
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))

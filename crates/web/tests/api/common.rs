@@ -59,6 +59,32 @@ pub async fn live_campaign(
     (merchant, campaign)
 }
 
+/// A live campaign made from `body` at a funded merchant; returns (merchant, campaign).
+pub async fn live_campaign_with(app: &TestApp, operator: &TestUser, owner: &TestUser, body: Value) -> (String, String) {
+    let merchant = merchant(app, owner, "老码头", CHUNXI).await;
+    app.credit(operator, json!({"merchant_id": merchant}), 100_000_000).await;
+    let campaign = draft(app, owner, &merchant, body).await;
+    let (status, answer) =
+        app.post(&format!("/api/v1/campaigns/{campaign}/publish"), Some(&owner.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    (merchant, campaign)
+}
+
+/// `campaign_body()` with some fields replaced.
+pub fn campaign_with(changes: Value) -> Value {
+    let mut body = campaign_body();
+    for (key, value) in changes.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    body
+}
+
+pub async fn wallet(app: &TestApp, user: &TestUser) -> Value {
+    let (status, body) = app.get("/api/v1/me/wallet", Some(&user.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    body
+}
+
 pub fn code(body: &Value) -> &str {
     body["code"].as_str().unwrap_or("")
 }

@@ -5,6 +5,8 @@ mod accounts;
 mod bad_input;
 mod campaigns;
 mod common;
+mod groups;
+mod live_events;
 mod merchants;
 mod operator;
 mod service;

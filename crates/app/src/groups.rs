@@ -1,0 +1,328 @@
+//! Joining and the draw (S2, S3): opening groups, joining them, drawing full ones, expiring late ones.
+//!
+//! Choices where API.md is silent: a `scheduled` group is due for its automatic draw at `draw_at` (or when it
+//! fills, if later) and at the latest `draw_window_hours` after filling; an `instant` group is due when it fills
+//! and is drawn right after the filling join commits, before that join is answered (the worker draws it within
+//! a tick if the process died in between). A group's deadline is its opening time plus `group_ttl_seconds`.
+
+use crate::events::GroupEvent;
+use crate::{App, AppError, AppResult, Caller};
+use tuangou_domain::campaign::{CampaignRules, DrawMode};
+use tuangou_domain::draw::{self, Member, ServerSeed};
+use tuangou_domain::ids::{CampaignId, GroupId};
+use tuangou_domain::ledger::{Hold, draw_entries};
+use tuangou_domain::money::Fen;
+use tuangou_domain::time::Millis;
+use tuangou_store::{Admission, CampaignRow, DrawPlan, GroupRow, IdempotencyClaim, MemberRow, NewGroup, StoreError};
+
+/// Where a join goes.
+#[derive(Debug, Clone)]
+pub enum JoinTarget {
+    /// Open a new group of this campaign and be its first member.
+    NewGroup(CampaignId),
+    /// Join this group.
+    Group(GroupId),
+    /// Join the open group closest to full, else open one.
+    Campaign(CampaignId),
+}
+
+/// The optional fields of a join.
+#[derive(Debug, Clone, Default)]
+pub struct JoinInput {
+    pub client_seed: Option<String>,
+    pub invited_by: Option<String>,
+}
+
+/// A group with its members, in join order.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub group: GroupRow,
+    pub members: Vec<MemberRow>,
+}
+
+/// A successful join.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub group: GroupView,
+    pub membership: MemberRow,
+}
+
+/// What a join answers: a new join, or the first answer to the same idempotency key.
+#[derive(Debug, Clone)]
+pub enum JoinAnswer {
+    Fresh(Joined),
+    /// The stored first answer, as it was sent.
+    Stored {
+        status: u16,
+        body: String,
+    },
+    /// The first request succeeded but its answer was not stored (it is still being sent, or the process died):
+    /// the same membership, as it is now.
+    Again(Joined),
+}
+
+fn random_bytes<const N: usize>() -> AppResult<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| AppError::Internal(format!("no randomness: {e}")))?;
+    Ok(bytes)
+}
+
+/// A public pseudonym for a membership: `t` and 15 lowercase base32 characters (75 random bits).
+fn new_ticket() -> AppResult<String> {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let bytes = random_bytes::<15>()?;
+    Ok(std::iter::once('t').chain(bytes.iter().map(|b| ALPHABET[usize::from(b % 32)] as char)).collect())
+}
+
+/// When a group that fills at `now` must be drawn at the latest.
+fn draw_due(mode: DrawMode, now: Millis) -> Millis {
+    match mode {
+        DrawMode::Instant => now,
+        DrawMode::Scheduled { draw_at, window_hours } => {
+            let window_end = now.plus_millis(window_hours.saturating_mul(Millis::HOUR));
+            match draw_at {
+                Some(at) => at.max(now).min(window_end),
+                None => window_end,
+            }
+        }
+    }
+}
+
+fn rules_of(row: &CampaignRow) -> AppResult<CampaignRules> {
+    CampaignRules::new(row.input())
+        .map_err(|e| AppError::Internal(format!("stored campaign {} is invalid: {e}", row.id)))
+}
+
+fn event(kind: &str, group: &GroupRow) -> GroupEvent {
+    GroupEvent {
+        kind: kind.into(),
+        group_id: group.id.clone(),
+        campaign_id: group.campaign_id.clone(),
+        status: group.status.clone(),
+        member_count: group.member_count,
+    }
+}
+
+fn unknown_group() -> AppError {
+    AppError::NotFound("unknown_group", "no such group")
+}
+
+/// The draw of FAIRNESS.md over the group's members, and the money it moves.
+fn plan_draw(group: &GroupRow, members: &[MemberRow], campaign: &CampaignRow) -> Result<DrawPlan, StoreError> {
+    let broken = StoreError::Inconsistent;
+    let rules = CampaignRules::new(campaign.input()).map_err(|e| broken(format!("campaign {}: {e}", campaign.id)))?;
+    let seed = ServerSeed::from_hex(&group.server_seed).map_err(|_| broken(format!("group {}: bad seed", group.id)))?;
+    let public: Vec<Member> = members
+        .iter()
+        .map(|m| Member { seq: m.seq, ticket: m.ticket.clone(), client_seed: m.client_seed.clone() })
+        .collect();
+    let k = usize::try_from(group.winners_per_group).unwrap_or(0);
+    let outcome = draw::draw(&seed, &group.id, &public, k).map_err(|e| broken(format!("group {}: {e}", group.id)))?;
+    let hold = |m: &MemberRow| Hold { user: m.user(), paid: Fen::from_stored(m.price).unwrap_or(Fen::ZERO) };
+    let (winners, losers): (Vec<&MemberRow>, Vec<&MemberRow>) =
+        members.iter().partition(|m| outcome.winners.contains(&m.seq));
+    let winners: Vec<Hold> = winners.into_iter().map(hold).collect();
+    let losers: Vec<Hold> = losers.into_iter().map(hold).collect();
+    let entries = draw_entries(&campaign.merchant(), &campaign.campaign_id(), rules.reward(), &winners, &losers);
+    Ok(DrawPlan { participants_digest: outcome.participants_digest, winners: outcome.winners, entries })
+}
+
+/// The claim for an `Idempotency-Key`: scoped to the caller and the endpoint (method and path), bound to the
+/// body by its SHA-256.
+pub fn idempotency_claim(caller: &Caller, endpoint: &str, key: &str, body: &[u8]) -> IdempotencyClaim {
+    use sha2::{Digest, Sha256};
+    IdempotencyClaim {
+        caller: caller.user.to_string(),
+        endpoint: endpoint.to_owned(),
+        key: key.to_owned(),
+        request_hash: hex::encode(Sha256::digest(body)),
+    }
+}
+
+impl App {
+    /// Remembers the answer to a claimed key (the first answer is kept; later ones are ignored).
+    pub async fn remember_answer(&self, claim: &IdempotencyClaim, status: u16, body: &str) -> AppResult<()> {
+        Ok(self.store.store_idempotent_answer(claim, status, body, self.clock.now()).await?)
+    }
+
+    /// A group with its members (public: members appear by ticket only).
+    pub async fn group(&self, id: &GroupId) -> AppResult<GroupView> {
+        let group = self.store.group(id).await?.ok_or_else(unknown_group)?;
+        let members = self.store.group_members(id).await?;
+        Ok(GroupView { group, members })
+    }
+
+    /// Opens or joins a group for the caller (API.md's order of checks), honouring an idempotency key.
+    pub async fn join(
+        &self,
+        caller: &Caller,
+        target: JoinTarget,
+        input: JoinInput,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> AppResult<JoinAnswer> {
+        if let Some(claim) = &idempotency
+            && let Some(answer) = self.replay(claim).await?
+        {
+            return Ok(answer);
+        }
+        match self.join_once(caller, target, input, idempotency.clone()).await {
+            Err(AppError::Conflict("idempotency_key_exists", _)) => {
+                // A duplicate committed first while we ran: answer with its answer.
+                let claim = idempotency.ok_or_else(|| AppError::Internal("key conflict without a key".into()))?;
+                self.replay(&claim).await?.ok_or_else(|| AppError::Internal("idempotency key vanished".into()))
+            }
+            other => other.map(JoinAnswer::Fresh),
+        }
+    }
+
+    /// The first answer to an idempotency key, if the key was used. 422 when it was used with another body.
+    async fn replay(&self, claim: &IdempotencyClaim) -> AppResult<Option<JoinAnswer>> {
+        let Some(record) = self.store.idempotency_record(claim).await? else { return Ok(None) };
+        if record.request_hash != claim.request_hash {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        if let (Some(status), Some(body)) = (record.status, record.body) {
+            return Ok(Some(JoinAnswer::Stored { status: u16::try_from(status).unwrap_or(500), body }));
+        }
+        let Some(membership_id) = record.resource else { return Ok(None) };
+        let membership = self.store.membership(&membership_id).await?.ok_or_else(unknown_group)?;
+        let group = self.group(&GroupId::from_trusted(&membership.group_id)).await?;
+        Ok(Some(JoinAnswer::Again(Joined { group, membership })))
+    }
+
+    async fn join_once(
+        &self,
+        caller: &Caller,
+        target: JoinTarget,
+        input: JoinInput,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> AppResult<Joined> {
+        // The body is checked before anything else (a 400 comes before every state check).
+        let client_seed = draw::client_seed_or_random(input.client_seed.as_deref(), random_bytes::<16>()?)?;
+        let campaign_id = match &target {
+            JoinTarget::NewGroup(c) | JoinTarget::Campaign(c) => c.clone(),
+            JoinTarget::Group(g) => self.store.group(g).await?.ok_or_else(unknown_group)?.campaign(),
+        };
+        let campaign = self
+            .store
+            .campaign(&campaign_id)
+            .await?
+            .ok_or(AppError::NotFound("unknown_campaign", "no such campaign"))?;
+        if campaign.status != "live" {
+            return Err(AppError::conflict("campaign_not_live", "the campaign is not live"));
+        }
+        if self.store.merchant_role(&campaign.merchant(), &caller.user).await?.is_some() {
+            return Err(AppError::Forbidden("own_merchant", "the merchant's owner and staff cannot join its groups"));
+        }
+        let rules = rules_of(&campaign)?;
+        let invited_by = self.inviter(&campaign_id, caller, input.invited_by.as_deref()).await?;
+        let now = self.clock.now();
+        let admission = Admission {
+            campaign: campaign_id.clone(),
+            user: caller.user.clone(),
+            ticket: new_ticket()?,
+            client_seed,
+            invited_by,
+            price: rules.price(),
+            per_customer_limit: rules.per_customer_limit(),
+            draw_due_if_full: draw_due(rules.draw_mode(), now),
+            now,
+            idempotency,
+        };
+        let (group, membership) = match target {
+            JoinTarget::NewGroup(_) => self.open(&rules, &admission).await?,
+            JoinTarget::Group(group) => self.store.join_group(&group, &admission).await?,
+            JoinTarget::Campaign(_) => self.join_any(&rules, &admission).await?,
+        };
+        let mut events = vec![event("joined", &group)];
+        if group.status == "full" {
+            events.push(event("full", &group));
+        }
+        self.publish(events).await;
+        if group.status == "full" && rules.draw_mode() == DrawMode::Instant {
+            match self.draw_now(&group.group_id()).await {
+                // Drawn meanwhile by the worker or another instance: exactly once either way.
+                Ok(()) | Err(AppError::Conflict("already_drawn", _)) => {}
+                Err(error) => tracing::warn!(%error, group = %group.id, "instant draw failed; the worker retries"),
+            }
+        }
+        let group = self.group(&group.group_id()).await?;
+        let membership = self.store.membership(&membership.id).await?.unwrap_or(membership);
+        Ok(Joined { group, membership })
+    }
+
+    async fn open(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
+        let seed = ServerSeed::from_bytes(random_bytes::<32>()?);
+        let group = NewGroup {
+            group_size: rules.group_size(),
+            winners_per_group: rules.winners_per_group(),
+            server_seed: seed.reveal_hex(),
+            seed_commitment: seed.commitment(),
+            expires_at: admission.now.plus_seconds(rules.input().group_ttl_seconds),
+        };
+        Ok(self.store.open_group(&group, admission).await?)
+    }
+
+    /// Joins the open group closest to full that has a seat for the caller, else opens one. Seats go fast under
+    /// load, so it tries again when a seat it aimed at was taken; it answers `sold_out` only when no open group
+    /// has a seat for the caller and no stock is left to open one.
+    async fn join_any(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
+        const ATTEMPTS: usize = 20;
+        for _ in 0..ATTEMPTS {
+            let candidates = self.store.joinable_groups(&admission.campaign, &admission.user, admission.now, 8).await?;
+            for group in &candidates {
+                match self.store.join_group(group, admission).await {
+                    Ok(joined) => return Ok(joined),
+                    Err(StoreError::Conflict("group_full" | "group_closed" | "already_member")) => continue,
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            match self.open(rules, admission).await {
+                Err(AppError::Conflict("sold_out", _)) if !candidates.is_empty() => continue,
+                other => return other,
+            }
+        }
+        Err(AppError::conflict("sold_out", "no seat is left in this campaign"))
+    }
+
+    /// `invited_by` is kept only when it is the ticket of another member of the same campaign.
+    async fn inviter(&self, campaign: &CampaignId, caller: &Caller, ticket: Option<&str>) -> AppResult<Option<String>> {
+        let Some(ticket) = ticket.filter(|t| draw::check_ticket(t).is_ok()) else { return Ok(None) };
+        let member = self.store.member_by_ticket(campaign, ticket).await?;
+        Ok(member.filter(|m| m.user() != caller.user).map(|m| m.ticket))
+    }
+
+    /// Staff draw a full `scheduled` group in the store.
+    pub async fn draw_by_staff(&self, caller: &Caller, id: &GroupId) -> AppResult<GroupView> {
+        let group = self.store.group(id).await?.ok_or_else(unknown_group)?;
+        let campaign = self.store.require_campaign(&group.campaign()).await?;
+        if self.store.merchant_role(&campaign.merchant(), &caller.user).await?.is_none() {
+            return Err(AppError::Forbidden("staff_only", "only the merchant's staff may draw its groups"));
+        }
+        if rules_of(&campaign)?.draw_mode() == DrawMode::Instant {
+            return Err(AppError::conflict("instant_draw", "this campaign draws each group as it fills"));
+        }
+        self.draw_now(id).await?;
+        self.group(id).await
+    }
+
+    /// Draws a full group now (exactly once; `already_drawn` / `not_full` otherwise).
+    async fn draw_now(&self, id: &GroupId) -> AppResult<()> {
+        self.draw_one(Some(id)).await.map(|_| ())
+    }
+
+    /// One draw: the named group, or the next due one. Returns whether a group was drawn.
+    pub(crate) async fn draw_one(&self, group: Option<&GroupId>) -> AppResult<bool> {
+        let drawn = self.store.draw_group(group, self.clock.now(), plan_draw).await?;
+        let Some((group, _members)) = drawn else { return Ok(false) };
+        self.publish(vec![event("drawn", &group)]).await;
+        Ok(true)
+    }
+
+    /// Expires one overdue open group, if any. Returns whether it did.
+    pub(crate) async fn expire_one(&self) -> AppResult<bool> {
+        let Some((group, _)) = self.store.expire_group(None, self.clock.now()).await? else { return Ok(false) };
+        self.publish(vec![event("expired", &group)]).await;
+        Ok(true)
+    }
+}

@@ -1,0 +1,528 @@
+//! Groups and memberships (S2, S3): opening, joining, drawing and expiring, each one transaction.
+//!
+//! Every transaction here takes its row locks in one order: the customer's participation row, then the group,
+//! then the campaign, then balances (by account key). Joins of one group serialize on the group's row; stock
+//! serializes on the campaign's row; a seat or a unit is taken by a conditional update that re-checks the rule
+//! it guards (`member_count < group_size`, `reserved + won + K <= quantity`), never by read-then-write.
+
+use crate::db::{Backend, Conn, Tx, sql};
+use crate::idempotency::{IdempotencyClaim, attach_resource, claim_in};
+use crate::ledger::post_all;
+use crate::{CampaignRow, Store, StoreError, StoreResult, new_id};
+use tuangou_domain::ids::{CampaignId, GroupId, UserId};
+use tuangou_domain::ledger::{Account, Cause, Entry, Hold, expiry_refunds};
+use tuangou_domain::money::Fen;
+use tuangou_domain::time::Millis;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupRow {
+    pub id: String,
+    pub campaign_id: String,
+    pub status: String,
+    pub group_size: i64,
+    pub winners_per_group: i64,
+    pub member_count: i64,
+    pub server_seed: String,
+    pub seed_commitment: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub full_at: Option<i64>,
+    pub draw_due_at: Option<i64>,
+    pub drawn_at: Option<i64>,
+    pub participants_digest: Option<String>,
+    pub winners: Option<String>,
+    pub expired_at: Option<i64>,
+}
+
+impl GroupRow {
+    pub fn group_id(&self) -> GroupId {
+        GroupId::from_trusted(&self.id)
+    }
+
+    pub fn campaign(&self) -> CampaignId {
+        CampaignId::from_trusted(&self.campaign_id)
+    }
+
+    /// The drawn winners' seqs, ascending.
+    pub fn winner_seqs(&self) -> Vec<i64> {
+        self.winners.as_deref().unwrap_or("").split(',').filter_map(|s| s.parse().ok()).collect()
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: String,
+    pub group_id: String,
+    pub campaign_id: String,
+    pub user_id: String,
+    pub seq: i64,
+    pub ticket: String,
+    pub client_seed: String,
+    pub invited_by: Option<String>,
+    pub price: i64,
+    pub status: String,
+    pub created_at: i64,
+}
+
+impl MemberRow {
+    pub fn user(&self) -> UserId {
+        UserId::from_trusted(&self.user_id)
+    }
+}
+
+/// One customer into one group, as the app decided it.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub campaign: CampaignId,
+    pub user: UserId,
+    pub ticket: String,
+    pub client_seed: String,
+    pub invited_by: Option<String>,
+    pub price: Fen,
+    pub per_customer_limit: i64,
+    /// When the group must be drawn at the latest if this member fills it.
+    pub draw_due_if_full: Millis,
+    pub now: Millis,
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// A group to open, with its committed seed.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub group_size: i64,
+    pub winners_per_group: i64,
+    pub server_seed: String,
+    pub seed_commitment: String,
+    pub expires_at: Millis,
+}
+
+/// What a draw decided, computed by the app from the group and its members.
+#[derive(Debug, Clone)]
+pub struct DrawPlan {
+    pub participants_digest: String,
+    pub winners: Vec<i64>,
+    pub entries: Vec<Entry>,
+}
+
+const GROUP_COLUMNS: &str = "id, campaign_id, status, group_size, winners_per_group, member_count, server_seed, \
+     seed_commitment, created_at, expires_at, full_at, draw_due_at, drawn_at, participants_digest, winners, expired_at";
+const MEMBER_COLUMNS: &str =
+    "id, group_id, campaign_id, user_id, seq, ticket, client_seed, invited_by, price, status, created_at";
+
+async fn group_in(conn: &mut Conn<'_>, id: &str) -> StoreResult<Option<GroupRow>> {
+    Ok(conn.fetch_optional(sql(format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = $1")).bind(id)).await?)
+}
+
+async fn members_in(conn: &mut Conn<'_>, group: &str) -> StoreResult<Vec<MemberRow>> {
+    Ok(conn
+        .fetch_all(
+            sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 ORDER BY seq")).bind(group),
+        )
+        .await?)
+}
+
+/// Counts one more membership of the campaign for the customer, unless that would pass the limit.
+async fn count_participation(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<()> {
+    let counted: Option<(i64,)> = conn
+        .fetch_optional(
+            sql("INSERT INTO participations (campaign_id, user_id, active) VALUES ($1, $2, 1)
+                 ON CONFLICT (campaign_id, user_id) DO UPDATE SET active = participations.active + 1
+                 WHERE participations.active < $3
+                 RETURNING active")
+            .bind(a.campaign.as_str())
+            .bind(a.user.as_str())
+            .bind(a.per_customer_limit),
+        )
+        .await?;
+    counted.map(|_| ()).ok_or(StoreError::Conflict("limit_reached"))
+}
+
+/// Moves the price into the customer's hold and records the membership.
+async fn admit(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> StoreResult<MemberRow> {
+    let entry = Entry::transfer(
+        Cause::Join,
+        Account::CustomerAvailable(a.user.clone()),
+        Account::CustomerHeld(a.user.clone()),
+        a.price,
+    );
+    post_all(conn, std::slice::from_ref(&entry), a.now).await?;
+    let member: MemberRow = conn
+        .fetch_one(
+            sql(format!(
+                "INSERT INTO memberships ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10)
+                 RETURNING {MEMBER_COLUMNS}"
+            ))
+            .bind(new_id())
+            .bind(group)
+            .bind(a.campaign.as_str())
+            .bind(a.user.as_str())
+            .bind(seq)
+            .bind(&a.ticket)
+            .bind(&a.client_seed)
+            .bind(a.invited_by.clone())
+            .bind(a.price.get())
+            .bind(a.now.0),
+        )
+        .await
+        .map_err(crate::unique_violation_as("already_member"))?;
+    if let Some(claim) = &a.idempotency {
+        attach_resource(conn, claim, &member.id).await?;
+    }
+    Ok(member)
+}
+
+/// Why a conditional seat update found no seat: the first rule of API.md's order that fails.
+async fn explain_no_seat(
+    conn: &mut Conn<'_>,
+    group: &str,
+    campaign: &CampaignId,
+    now: Millis,
+) -> StoreResult<StoreError> {
+    let live: Option<(String,)> =
+        conn.fetch_optional(sql("SELECT status FROM campaigns WHERE id = $1").bind(campaign.as_str())).await?;
+    if live.is_none_or(|(s,)| s != "live") {
+        return Ok(StoreError::Conflict("campaign_not_live"));
+    }
+    let Some(row) = group_in(conn, group).await? else { return Ok(StoreError::NotFound) };
+    Ok(match row.status.as_str() {
+        "open" if row.member_count < row.group_size && row.expires_at > now.0 => StoreError::Conflict("group_closed"),
+        "open" | "expired" => StoreError::Conflict("group_closed"),
+        _ => StoreError::Conflict("group_full"),
+    })
+}
+
+impl Store {
+    /// Opens a group with `admission` as its first member: reserves K units of stock (409 `sold_out` when they
+    /// are not there), commits the seed, and takes the price into the hold — all or nothing.
+    pub async fn open_group(&self, group: &NewGroup, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        if let Some(claim) = &admission.idempotency {
+            claim_in(&mut conn, claim, admission.now).await?;
+        }
+        count_participation(&mut conn, admission).await?;
+        let reserved: Option<(String,)> = conn
+            .fetch_optional(
+                sql("UPDATE campaigns SET reserved_units = reserved_units + $2
+                     WHERE id = $1 AND status = 'live' AND reserved_units + won_units + $2 <= quantity
+                     RETURNING id")
+                .bind(admission.campaign.as_str())
+                .bind(group.winners_per_group),
+            )
+            .await?;
+        if reserved.is_none() {
+            let status: Option<(String,)> = conn
+                .fetch_optional(sql("SELECT status FROM campaigns WHERE id = $1").bind(admission.campaign.as_str()))
+                .await?;
+            return Err(match status {
+                Some((s,)) if s == "live" => StoreError::Conflict("sold_out"),
+                Some(_) => StoreError::Conflict("campaign_not_live"),
+                None => StoreError::NotFound,
+            });
+        }
+        let id = new_id();
+        conn.execute(
+            sql(
+                "INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
+                     seed_commitment, created_at, expires_at)
+                 VALUES ($1, $2, 'open', $3, $4, 1, $5, $6, $7, $8)",
+            )
+            .bind(&id)
+            .bind(admission.campaign.as_str())
+            .bind(group.group_size)
+            .bind(group.winners_per_group)
+            .bind(&group.server_seed)
+            .bind(&group.seed_commitment)
+            .bind(admission.now.0)
+            .bind(group.expires_at.0),
+        )
+        .await?;
+        let member = admit(&mut conn, &id, 1, admission).await?;
+        let row = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok((row, member))
+    }
+
+    /// Joins an open group. Refusals name the first rule that fails, in API.md's order after the checks the app
+    /// makes first: `limit_reached`, `already_member`, `group_full` / `group_closed` (or `campaign_not_live`),
+    /// then insufficient funds. The seat is taken by one conditional update, so a group never over-fills.
+    pub async fn join_group(&self, group: &GroupId, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        if let Some(claim) = &admission.idempotency {
+            claim_in(&mut conn, claim, admission.now).await?;
+        }
+        count_participation(&mut conn, admission).await?;
+        let member: Option<(i64,)> = conn
+            .fetch_optional(
+                sql("SELECT seq FROM memberships WHERE group_id = $1 AND user_id = $2")
+                    .bind(group.as_str())
+                    .bind(admission.user.as_str()),
+            )
+            .await?;
+        if member.is_some() {
+            return Err(StoreError::Conflict("already_member"));
+        }
+        let seat: Option<(i64,)> = conn
+            .fetch_optional(
+                sql("UPDATE groups SET member_count = member_count + 1,
+                         status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
+                         full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
+                         draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
+                     WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
+                       AND expires_at > $2
+                       AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
+                     RETURNING member_count")
+                .bind(group.as_str())
+                .bind(admission.now.0)
+                .bind(admission.draw_due_if_full.0)
+                .bind(admission.campaign.as_str()),
+            )
+            .await?;
+        let Some((seq,)) = seat else {
+            return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign, admission.now).await?);
+        };
+        let member = admit(&mut conn, group.as_str(), seq, admission).await?;
+        let row = group_in(&mut conn, group.as_str()).await?.ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok((row, member))
+    }
+
+    pub async fn group(&self, id: &GroupId) -> StoreResult<Option<GroupRow>> {
+        let mut pooled = self.pools.read().await?;
+        group_in(&mut pooled.conn(), id.as_str()).await
+    }
+
+    pub async fn group_members(&self, id: &GroupId) -> StoreResult<Vec<MemberRow>> {
+        let mut pooled = self.pools.read().await?;
+        members_in(&mut pooled.conn(), id.as_str()).await
+    }
+
+    /// Open groups of a campaign with a free seat that the customer is not in, closest to full first.
+    pub async fn joinable_groups(
+        &self,
+        campaign: &CampaignId,
+        user: &UserId,
+        now: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<GroupId>> {
+        let mut pooled = self.pools.read().await?;
+        let rows: Vec<(String,)> = pooled
+            .conn()
+            .fetch_all(
+                sql("SELECT g.id FROM groups g
+                     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
+                       AND g.expires_at > $3
+                       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $2)
+                     ORDER BY g.group_size - g.member_count, g.created_at, g.id
+                     LIMIT $4")
+                .bind(campaign.as_str())
+                .bind(user.as_str())
+                .bind(now.0)
+                .bind(limit),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| GroupId::from_trusted(id)).collect())
+    }
+
+    pub async fn membership(&self, id: &str) -> StoreResult<Option<MemberRow>> {
+        let mut pooled = self.pools.read().await?;
+        Ok(pooled
+            .conn()
+            .fetch_optional(sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE id = $1")).bind(id))
+            .await?)
+    }
+
+    /// The member with this ticket in this campaign, if any (to resolve `invited_by`).
+    pub async fn member_by_ticket(&self, campaign: &CampaignId, ticket: &str) -> StoreResult<Option<MemberRow>> {
+        let mut pooled = self.pools.read().await?;
+        Ok(pooled
+            .conn()
+            .fetch_optional(
+                sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE ticket = $1 AND campaign_id = $2"))
+                    .bind(ticket)
+                    .bind(campaign.as_str()),
+            )
+            .await?)
+    }
+
+    /// Open and full groups of a campaign, and the free seats of its open groups.
+    pub async fn group_counts(&self, campaign: &CampaignId, now: Millis) -> StoreResult<(i64, i64, i64)> {
+        let mut pooled = self.pools.read().await?;
+        let row: (i64, i64, i64) = pooled
+            .conn()
+            .fetch_one(
+                sql("SELECT
+                       CAST(COALESCE(SUM(CASE WHEN status = 'open' AND expires_at > $2 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                       CAST(COALESCE(SUM(CASE WHEN status = 'full' THEN 1 ELSE 0 END), 0) AS BIGINT),
+                       CAST(COALESCE(SUM(CASE WHEN status = 'open' AND expires_at > $2
+                                              THEN group_size - member_count ELSE 0 END), 0) AS BIGINT)
+                     FROM groups WHERE campaign_id = $1")
+                .bind(campaign.as_str())
+                .bind(now.0),
+            )
+            .await?;
+        Ok(row)
+    }
+
+    /// Draws one full group that is due (or belongs to an ended campaign), if there is one; `group` picks a given
+    /// one instead. `plan` decides the outcome from the group and its members; the state change, the members'
+    /// statuses, the stock (K units from reserved to won) and the money move in one transaction. Exactly once:
+    /// the group leaves `full` by a conditional update, so a second drawer finds nothing to do.
+    pub async fn draw_group<F>(
+        &self,
+        group: Option<&GroupId>,
+        now: Millis,
+        plan: F,
+    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
+    where
+        F: FnOnce(&GroupRow, &[MemberRow], &CampaignRow) -> StoreResult<DrawPlan>,
+    {
+        let mut tx = self.pools.begin().await?;
+        let Some(id) = self.claim(&mut tx, group, ClaimFor::Draw, now).await? else { return Ok(None) };
+        let mut conn = tx.conn();
+        let claimed: Option<GroupRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE groups SET status = 'drawn', drawn_at = $2 WHERE id = $1 AND status = 'full'
+                     RETURNING {GROUP_COLUMNS}"
+                ))
+                .bind(&id)
+                .bind(now.0),
+            )
+            .await?;
+        let Some(row) = claimed else {
+            return match group_in(&mut conn, &id).await? {
+                Some(g) if g.status == "drawn" => Err(StoreError::Conflict("already_drawn")),
+                Some(_) => Err(StoreError::Conflict("not_full")),
+                None => Err(StoreError::NotFound),
+            };
+        };
+        let members = members_in(&mut conn, &id).await?;
+        let campaign = crate::campaigns::campaign_in(&mut conn, &row.campaign()).await?.ok_or(StoreError::NotFound)?;
+        let decided = plan(&row, &members, &campaign)?;
+        let winners = decided.winners.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        conn.execute(
+            sql("UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1")
+                .bind(&id)
+                .bind(&decided.participants_digest)
+                .bind(&winners),
+        )
+        .await?;
+        for member in &members {
+            let status = if decided.winners.contains(&member.seq) { "won" } else { "lost" };
+            conn.execute(sql("UPDATE memberships SET status = $2 WHERE id = $1").bind(&member.id).bind(status)).await?;
+        }
+        conn.execute(
+            sql("UPDATE campaigns SET reserved_units = reserved_units - $2, won_units = won_units + $2 WHERE id = $1")
+                .bind(&row.campaign_id)
+                .bind(row.winners_per_group),
+        )
+        .await?;
+        post_all(&mut conn, &decided.entries, now).await?;
+        let drawn = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
+        let members = members_in(&mut conn, &id).await?;
+        tx.commit().await?;
+        Ok(Some((drawn, members)))
+    }
+
+    /// Expires one open group that is past its deadline (or whose campaign ended), if there is one: every hold
+    /// is released in full, its K units return to stock, its members' participations stop counting — exactly
+    /// once, whichever instance gets there first.
+    pub async fn expire_group(
+        &self,
+        group: Option<&GroupId>,
+        now: Millis,
+    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
+        let mut tx = self.pools.begin().await?;
+        let Some(id) = self.claim(&mut tx, group, ClaimFor::Expiry, now).await? else { return Ok(None) };
+        let mut conn = tx.conn();
+        let members = members_in(&mut conn, &id).await?;
+        let expired: Option<GroupRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE groups SET status = 'expired', expired_at = $2
+                     WHERE id = $1 AND status = 'open' AND member_count = $3
+                       AND (expires_at <= $2 OR EXISTS
+                           (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'ended'))
+                     RETURNING {GROUP_COLUMNS}"
+                ))
+                .bind(&id)
+                .bind(now.0)
+                .bind(members.len() as i64),
+            )
+            .await?;
+        let Some(row) = expired else {
+            // Someone joined between our read and the update, or it filled or expired meanwhile: next pass.
+            return Ok(None);
+        };
+        let mut users: Vec<&MemberRow> = members.iter().collect();
+        users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        for member in &users {
+            conn.execute(
+                sql("UPDATE participations SET active = active - 1 WHERE campaign_id = $1 AND user_id = $2 AND active > 0")
+                    .bind(&member.campaign_id)
+                    .bind(&member.user_id),
+            )
+            .await?;
+        }
+        conn.execute(sql("UPDATE memberships SET status = 'expired' WHERE group_id = $1").bind(&id)).await?;
+        conn.execute(
+            sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1")
+                .bind(&row.campaign_id)
+                .bind(row.winners_per_group),
+        )
+        .await?;
+        let holds: Vec<Hold> =
+            members.iter().filter_map(|m| Some(Hold { user: m.user(), paid: Fen::from_stored(m.price)? })).collect();
+        post_all(&mut conn, &expiry_refunds(&holds), now).await?;
+        let members = members_in(&mut conn, &id).await?;
+        tx.commit().await?;
+        Ok(Some((row, members)))
+    }
+
+    /// Picks the group a worker step acts on, inside its transaction. On PostgreSQL the row is locked with
+    /// `FOR UPDATE SKIP LOCKED`, so instances running the same job pick different groups instead of queueing.
+    async fn claim(
+        &self,
+        tx: &mut Tx,
+        group: Option<&GroupId>,
+        purpose: ClaimFor,
+        now: Millis,
+    ) -> StoreResult<Option<String>> {
+        let mut conn = tx.conn();
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let (status, due) = match purpose {
+            ClaimFor::Draw => ("full", "draw_due_at"),
+            ClaimFor::Expiry => ("open", "expires_at"),
+        };
+        if let Some(group) = group {
+            // A named group: lock it (waiting, not skipping) so the caller's answer is about its real state.
+            let wait = if lock.is_empty() { "" } else { " FOR UPDATE" };
+            let row: Option<(String,)> = conn
+                .fetch_optional(sql(format!("SELECT id FROM groups WHERE id = $1{wait}")).bind(group.as_str()))
+                .await?;
+            return Ok(row.map(|(id,)| id));
+        }
+        let row: Option<(String,)> = conn
+            .fetch_optional(
+                sql(format!(
+                    "SELECT id FROM groups g WHERE g.status = '{status}' AND (g.{due} <= $1 OR EXISTS
+                         (SELECT 1 FROM campaigns c WHERE c.id = g.campaign_id AND c.status = 'ended'))
+                     ORDER BY g.{due} LIMIT 1{lock}"
+                ))
+                .bind(now.0),
+            )
+            .await?;
+        Ok(row.map(|(id,)| id))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ClaimFor {
+    Draw,
+    Expiry,
+}

@@ -1,0 +1,102 @@
+//! Idempotency keys: the first answer per caller, endpoint and key.
+//!
+//! A write that moves money claims its key inside its own transaction, so the claim and the effect commit or
+//! roll back together: a retry either finds the finished answer or runs as if first. On PostgreSQL a duplicate
+//! that arrives while the first is running blocks on the key's unique index until the first commits — it
+//! waits for it, as API.md asks.
+
+use crate::db::{Conn, sql};
+use crate::{Store, StoreError, StoreResult};
+use tuangou_domain::time::Millis;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub caller: String,
+    pub endpoint: String,
+    pub key: String,
+    /// SHA-256 of the request body: the same key with another body is refused.
+    pub request_hash: String,
+}
+
+/// A key as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IdempotencyRecord {
+    pub request_hash: String,
+    /// The answer's status and body, once stored.
+    pub status: Option<i64>,
+    pub body: Option<String>,
+    /// What the first request made (a membership id), to answer again if its answer was never stored.
+    pub resource: Option<String>,
+}
+
+pub(crate) async fn claim_in(conn: &mut Conn<'_>, claim: &IdempotencyClaim, now: Millis) -> StoreResult<()> {
+    conn.execute(
+        sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&claim.caller)
+            .bind(&claim.endpoint)
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(now.0),
+    )
+    .await
+    .map_err(crate::unique_violation_as("idempotency_key_exists"))?;
+    Ok(())
+}
+
+pub(crate) async fn attach_resource(conn: &mut Conn<'_>, claim: &IdempotencyClaim, resource: &str) -> StoreResult<()> {
+    conn.execute(
+        sql("UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3")
+            .bind(&claim.caller)
+            .bind(&claim.endpoint)
+            .bind(&claim.key)
+            .bind(resource),
+    )
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn idempotency_record(&self, claim: &IdempotencyClaim) -> StoreResult<Option<IdempotencyRecord>> {
+        let mut pooled = self.pools.read().await?;
+        Ok(pooled
+            .conn()
+            .fetch_optional(
+                sql("SELECT request_hash, status, body, resource FROM idempotency_keys
+                     WHERE caller = $1 AND endpoint = $2 AND key = $3")
+                .bind(&claim.caller)
+                .bind(&claim.endpoint)
+                .bind(&claim.key),
+            )
+            .await?)
+    }
+
+    /// Stores the first answer: fills in a key the request claimed, or records a refusal (whose transaction
+    /// rolled its claim back). An answer stored already is never replaced.
+    pub async fn store_idempotent_answer(
+        &self,
+        claim: &IdempotencyClaim,
+        status: u16,
+        body: &str,
+        now: Millis,
+    ) -> StoreResult<()> {
+        let mut tx = self.pools.begin().await?;
+        tx.conn()
+            .execute(
+                sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, status, body, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (caller, endpoint, key) DO UPDATE SET status = excluded.status, body = excluded.body
+                     WHERE idempotency_keys.status IS NULL AND idempotency_keys.request_hash = excluded.request_hash")
+                .bind(&claim.caller)
+                .bind(&claim.endpoint)
+                .bind(&claim.key)
+                .bind(&claim.request_hash)
+                .bind(i64::from(status))
+                .bind(body)
+                .bind(now.0),
+            )
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

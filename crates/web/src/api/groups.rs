@@ -1,0 +1,302 @@
+//! Groups (S2, S3): opening and joining (with `Idempotency-Key`), the public record, live events, staff draws.
+
+use crate::api::campaigns::campaign_id;
+use crate::extract::{Auth, body_bytes, parse_json};
+use crate::problem::{ApiResult, Problem, ProblemBody};
+use crate::{AppState, times};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio_stream::wrappers::BroadcastStream;
+use tuangou_app::{
+    AppError, BusMessage, Caller, GroupView, IdempotencyClaim, JoinAnswer, JoinInput, JoinTarget, Joined, MemberRow,
+    idempotency_claim,
+};
+use tuangou_domain::draw::ALGORITHM;
+use tuangou_domain::ids::GroupId;
+use tuangou_domain::time::Millis;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema, Default)]
+pub struct JoinBody {
+    /// 1–64 characters, kept verbatim; absent or empty: the server picks 32 random hex characters.
+    #[serde(default)]
+    client_seed: Option<String>,
+    /// The ticket of the member whose share link brought the caller.
+    #[serde(default)]
+    invited_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberBody {
+    seq: i64,
+    ticket: String,
+    client_seed: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DrawBody {
+    algorithm: String,
+    /// Revealed at the draw; its SHA-256 is the group's `seed_commitment`.
+    server_seed: String,
+    participants_digest: String,
+    /// Winning seqs, ascending.
+    winners: Vec<i64>,
+    drawn_at: String,
+}
+
+/// The public record of a group: everything anyone needs to verify its draw (FAIRNESS.md).
+#[derive(Serialize, ToSchema)]
+pub struct GroupBody {
+    id: String,
+    campaign_id: String,
+    /// `open`, `full`, `drawn` or `expired`.
+    status: String,
+    group_size: i64,
+    winners_per_group: i64,
+    expires_at: String,
+    seed_commitment: String,
+    members: Vec<MemberBody>,
+    draw: Option<DrawBody>,
+}
+
+impl From<&GroupView> for GroupBody {
+    fn from(view: &GroupView) -> Self {
+        let g = &view.group;
+        let draw = match (g.status.as_str(), g.drawn_at, &g.participants_digest) {
+            ("drawn", Some(drawn_at), Some(digest)) => Some(DrawBody {
+                algorithm: ALGORITHM.into(),
+                server_seed: g.server_seed.clone(),
+                participants_digest: digest.clone(),
+                winners: g.winner_seqs(),
+                drawn_at: times::format(Millis(drawn_at)),
+            }),
+            _ => None,
+        };
+        Self {
+            id: g.id.clone(),
+            campaign_id: g.campaign_id.clone(),
+            status: g.status.clone(),
+            group_size: g.group_size,
+            winners_per_group: g.winners_per_group,
+            expires_at: times::format(Millis(g.expires_at)),
+            seed_commitment: g.seed_commitment.clone(),
+            members: view
+                .members
+                .iter()
+                .map(|m| MemberBody { seq: m.seq, ticket: m.ticket.clone(), client_seed: m.client_seed.clone() })
+                .collect(),
+            draw,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembershipBody {
+    id: String,
+    group_id: String,
+    seq: i64,
+    ticket: String,
+    /// `waiting`, `won`, `lost` (not drawn: refunded and rewarded) or `expired` (refunded).
+    status: String,
+}
+
+impl From<&MemberRow> for MembershipBody {
+    fn from(m: &MemberRow) -> Self {
+        Self {
+            id: m.id.clone(),
+            group_id: m.group_id.clone(),
+            seq: m.seq,
+            ticket: m.ticket.clone(),
+            status: m.status.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JoinedBody {
+    group: GroupBody,
+    membership: MembershipBody,
+}
+
+fn group_id(id: &str) -> Result<GroupId, Problem> {
+    GroupId::parse(id).ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_group", "no such group"))
+}
+
+/// `Idempotency-Key`: 1–200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().ok().filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+    key.map(|k| Some(k.to_owned())).ok_or_else(|| {
+        Problem::invalid("Idempotency-Key", "invalid_field", "must be 1 to 200 visible ASCII characters")
+    })
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Runs a join and answers it; with an `Idempotency-Key`, stores the first answer and replays it.
+async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Request) -> ApiResult<Response> {
+    let endpoint = format!("{} {}", request.method(), request.uri().path());
+    let key = idempotency_key(request.headers())?;
+    let bytes = body_bytes(request).await?;
+    let body: JoinBody =
+        if bytes.iter().all(u8::is_ascii_whitespace) { JoinBody::default() } else { parse_json(&bytes)? };
+    let claim: Option<IdempotencyClaim> = key.map(|k| idempotency_claim(&caller, &endpoint, &k, &bytes));
+    let input = JoinInput { client_seed: body.client_seed, invited_by: body.invited_by };
+    let (status, body, fresh) = match state.app.join(&caller, target, input, claim.clone()).await {
+        Ok(JoinAnswer::Fresh(joined)) => (StatusCode::CREATED, render(&joined), true),
+        Ok(JoinAnswer::Again(joined)) => (StatusCode::CREATED, render(&joined), false),
+        Ok(JoinAnswer::Stored { status, body }) => {
+            return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body));
+        }
+        Err(AppError::Internal(cause)) => return Err(Problem::from(AppError::Internal(cause))),
+        Err(error) => {
+            let problem = Problem::from(error);
+            let status = problem.status();
+            (status, problem.body_json(), true)
+        }
+    };
+    if let (Some(claim), true) = (&claim, fresh) {
+        // A 5xx is never stored: a retry should run again, not be told about our fault forever.
+        if let Err(error) = state.app.remember_answer(claim, status.as_u16(), &body).await {
+            tracing::warn!(%error, "could not store an idempotent answer; a retry re-renders it");
+        }
+    }
+    Ok(json_response(status, body))
+}
+
+fn render(joined: &Joined) -> String {
+    let body = JoinedBody { group: (&joined.group).into(), membership: (&joined.membership).into() };
+    serde_json::to_string(&body).unwrap_or_default()
+}
+
+/// Open a new group of the campaign and join it first.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/groups", tag = "groups", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again")),
+    request_body = JoinBody,
+    responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
+        (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
+        (status = 422, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn open(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    let campaign = campaign_id(&id)?;
+    join(state, caller, JoinTarget::NewGroup(campaign), request).await
+}
+
+/// Join the open group closest to full (among those the caller is not in), else open one.
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/join", tag = "groups", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again")),
+    request_body = JoinBody,
+    responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
+        (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
+        (status = 422, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn join_campaign(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    let campaign = campaign_id(&id)?;
+    join(state, caller, JoinTarget::Campaign(campaign), request).await
+}
+
+/// Join a given group (a share link).
+#[utoipa::path(post, path = "/api/v1/groups/{id}/members", tag = "groups", params(("id" = String, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again")),
+    request_body = JoinBody,
+    responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
+        (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
+        (status = 422, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn join_group(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    let group = group_id(&id)?;
+    join(state, caller, JoinTarget::Group(group), request).await
+}
+
+/// A group's public record.
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, body = GroupBody), (status = 404, body = ProblemBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<GroupBody>> {
+    let view = state.app.group(&group_id(&id)?).await?;
+    Ok(axum::Json((&view).into()))
+}
+
+/// Staff draw a full `scheduled` group.
+#[utoipa::path(post, path = "/api/v1/groups/{id}/draw", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, body = GroupBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+        (status = 409, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn draw(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<GroupBody>> {
+    let view = state.app.draw_by_staff(&caller, &group_id(&id)?).await?;
+    Ok(axum::Json((&view).into()))
+}
+
+/// Server-sent events of one group, or of every group of a campaign: `joined`, `full`, `drawn`, `expired`, and
+/// `resync` when events may have been missed (refetch). A comment `connected` opens the stream; keep-alives
+/// follow every 15 seconds.
+fn event_stream(
+    receiver: tokio::sync::broadcast::Receiver<BusMessage>,
+    keep: impl Fn(&tuangou_app::GroupEvent) -> bool + Send + 'static,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let messages = BroadcastStream::new(receiver).filter_map(move |message| {
+        let event = match message {
+            Ok(BusMessage::Event(e)) if keep(&e) => Some(
+                Event::default()
+                    .event(e.kind.clone())
+                    .json_data(&e)
+                    .unwrap_or_else(|_| Event::default().event("resync")),
+            ),
+            Ok(BusMessage::Event(_)) => None,
+            // A lagging watcher missed events: it refetches, and the stream goes on.
+            Ok(BusMessage::Resync) | Err(_) => Some(Event::default().event("resync").data("{}")),
+        };
+        std::future::ready(event.map(Ok))
+    });
+    let opening = futures::stream::once(std::future::ready(Ok(Event::default().comment("connected"))));
+    Sse::new(opening.chain(messages)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Live events of a group.
+#[utoipa::path(get, path = "/api/v1/groups/{id}/events", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", description = "joined, full, drawn, expired, resync"),
+        (status = 404, body = ProblemBody)))]
+pub async fn group_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let view = state.app.group(&group_id(&id)?).await?;
+    let id = view.group.id;
+    Ok(event_stream(state.app.subscribe(), move |e| e.group_id == id))
+}
+
+/// Live events of every group of a campaign.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "groups", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", description = "joined, full, drawn, expired, resync"),
+        (status = 404, body = ProblemBody)))]
+pub async fn campaign_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let campaign = state.app.campaign(None, &campaign_id(&id)?).await?;
+    let id = campaign.campaign.id;
+    Ok(event_stream(state.app.subscribe(), move |e| e.campaign_id == id))
+}
