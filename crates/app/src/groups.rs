@@ -103,6 +103,31 @@ fn event(kind: &str, group: &GroupRow) -> GroupEvent {
     }
 }
 
+/// A group as its public record, for verification per FAIRNESS.md (the same fields the API shows).
+pub(crate) fn record_of(group: &GroupRow, members: &[MemberRow]) -> draw::GroupRecord {
+    let drawn = group.status == "drawn";
+    draw::GroupRecord {
+        id: group.id.clone(),
+        campaign_id: Some(group.campaign_id.clone()),
+        status: Some(group.status.clone()),
+        group_size: group.group_size,
+        winners_per_group: group.winners_per_group,
+        expires_at: None,
+        seed_commitment: group.seed_commitment.clone(),
+        members: members
+            .iter()
+            .map(|m| Member { seq: m.seq, ticket: m.ticket.clone(), client_seed: m.client_seed.clone() })
+            .collect(),
+        draw: drawn.then(|| draw::DrawRecord {
+            algorithm: draw::ALGORITHM.into(),
+            server_seed: group.server_seed.clone(),
+            participants_digest: group.participants_digest.clone().unwrap_or_default(),
+            winners: group.winner_seqs(),
+            drawn_at: None,
+        }),
+    }
+}
+
 fn unknown_group() -> AppError {
     AppError::NotFound("unknown_group", "no such group")
 }
@@ -118,7 +143,11 @@ fn plan_draw(group: &GroupRow, members: &[MemberRow], campaign: &CampaignRow) ->
         .collect();
     let k = usize::try_from(group.winners_per_group).unwrap_or(0);
     let outcome = draw::draw(&seed, &group.id, &public, k).map_err(|e| broken(format!("group {}: {e}", group.id)))?;
-    let hold = |m: &MemberRow| Hold { user: m.user(), paid: Fen::from_stored(m.price).unwrap_or(Fen::ZERO) };
+    let hold = |m: &MemberRow| Hold {
+        membership: m.id.clone(),
+        user: m.user(),
+        paid: Fen::from_stored(m.price).unwrap_or(Fen::ZERO),
+    };
     let (winners, losers): (Vec<&MemberRow>, Vec<&MemberRow>) =
         members.iter().partition(|m| outcome.winners.contains(&m.seq));
     let winners: Vec<Hold> = winners.into_iter().map(hold).collect();
@@ -268,8 +297,13 @@ impl App {
     /// has a seat for the caller and no stock is left to open one.
     async fn join_any(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
         const ATTEMPTS: usize = 20;
+        let mut stock_gone = false;
         for _ in 0..ATTEMPTS {
             let candidates = self.store.joinable_groups(&admission.campaign, &admission.user, admission.now, 8).await?;
+            if candidates.is_empty() && stock_gone {
+                // Read after the stock ran out, so the group that took the last units is among what we saw.
+                break;
+            }
             for group in &candidates {
                 match self.store.join_group(group, admission).await {
                     Ok(joined) => return Ok(joined),
@@ -278,7 +312,7 @@ impl App {
                 }
             }
             match self.open(rules, admission).await {
-                Err(AppError::Conflict("sold_out", _)) if !candidates.is_empty() => continue,
+                Err(AppError::Conflict("sold_out", _)) => stock_gone = true,
                 other => return other,
             }
         }

@@ -30,6 +30,8 @@ pub enum CreditTarget {
     Merchant(MerchantId),
 }
 
+const CREDIT_PREFIX: &str = "credit:";
+
 /// A credit reference: 1–100 printable characters, no spaces at either end.
 fn parse_reference(reference: &str) -> Result<String, Invalid> {
     let trimmed = reference.trim();
@@ -88,8 +90,12 @@ impl App {
             }
         };
         let key = account.key();
-        let entry = Entry::transfer(Cause::Credit, Account::ExternalFunding, account, amount).with_reference(reference);
-        let (record, created) = self.store.post_once(&entry, self.clock.now()).await?;
+        // References share one unique index with the ledger's own (`join:…`, `refund:…`): credits get a namespace.
+        let stored_reference = format!("{CREDIT_PREFIX}{reference}");
+        let entry =
+            Entry::transfer(Cause::Credit, Account::ExternalFunding, account, amount).with_reference(stored_reference);
+        let (mut record, created) = self.store.post_once(&entry, self.clock.now()).await?;
+        record.reference = record.reference.map(|r| r.strip_prefix(CREDIT_PREFIX).map(str::to_owned).unwrap_or(r));
         let same =
             record.cause == "credit" && record.postings.iter().any(|p| p.account == key && p.amount == amount.get());
         if !created && !same {

@@ -4,6 +4,7 @@
 //! postings; the external accounts (outside money coming in, points the platform issues) are the only ones that
 //! go negative. Entries are never changed or deleted: a correction is a new entry.
 
+use crate::campaign::Reward;
 use crate::ids::{CampaignId, MerchantId, UserId};
 use crate::money::Fen;
 use serde::Serialize;
@@ -162,11 +163,24 @@ impl Entry {
     }
 }
 
-/// A member's part in a group's money: who, what they paid into the hold.
+/// A member's part in a group's money: which membership, whose, what they paid into the hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
+    pub membership: String,
     pub user: UserId,
     pub paid: Fen,
+}
+
+/// The reference of the one entry of `cause` that a membership may have. References are unique in the ledger,
+/// so a second join charge, capture, refund or reward of one membership cannot be written at all.
+pub fn membership_reference(cause: Cause, membership: &str) -> String {
+    format!("{}:{membership}", cause.as_str())
+}
+
+/// A customer joined: the price moves into their hold.
+pub fn join_entry(membership: &str, user: &UserId, price: Fen) -> Entry {
+    Entry::transfer(Cause::Join, Account::CustomerAvailable(user.clone()), Account::CustomerHeld(user.clone()), price)
+        .with_reference(membership_reference(Cause::Join, membership))
 }
 
 /// A group expired: every hold goes back to its owner in full.
@@ -174,12 +188,9 @@ pub fn expiry_refunds(holds: &[Hold]) -> Vec<Entry> {
     holds
         .iter()
         .map(|h| {
-            Entry::transfer(
-                Cause::Expiry,
-                Account::CustomerHeld(h.user.clone()),
-                Account::CustomerAvailable(h.user.clone()),
-                h.paid,
-            )
+            let (held, available) = (Account::CustomerHeld(h.user.clone()), Account::CustomerAvailable(h.user.clone()));
+            Entry::transfer(Cause::Expiry, held, available, h.paid)
+                .with_reference(membership_reference(Cause::Expiry, &h.membership))
         })
         .collect()
 }
@@ -190,37 +201,36 @@ pub fn expiry_refunds(holds: &[Hold]) -> Vec<Entry> {
 pub fn draw_entries(
     merchant: &MerchantId,
     campaign: &CampaignId,
-    reward: crate::campaign::Reward,
+    reward: Reward,
     winners: &[Hold],
     losers: &[Hold],
 ) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(winners.len() + 2 * losers.len());
     for w in winners {
-        entries.push(Entry::transfer(
-            Cause::Draw,
-            Account::CustomerHeld(w.user.clone()),
-            Account::MerchantReceivable(merchant.clone()),
-            w.paid,
-        ));
+        let (held, receivable) = (Account::CustomerHeld(w.user.clone()), Account::MerchantReceivable(merchant.clone()));
+        entries.push(
+            Entry::transfer(Cause::Draw, held, receivable, w.paid)
+                .with_reference(membership_reference(Cause::Draw, &w.membership)),
+        );
     }
     for l in losers {
-        entries.push(Entry::transfer(
-            Cause::Refund,
-            Account::CustomerHeld(l.user.clone()),
-            Account::CustomerAvailable(l.user.clone()),
-            l.paid,
-        ));
-        match reward {
-            crate::campaign::Reward::Cash(amount) => entries.push(Entry::transfer(
+        let (held, available) = (Account::CustomerHeld(l.user.clone()), Account::CustomerAvailable(l.user.clone()));
+        entries.push(
+            Entry::transfer(Cause::Refund, held, available.clone(), l.paid)
+                .with_reference(membership_reference(Cause::Refund, &l.membership)),
+        );
+        let reward_entry = match reward {
+            Reward::Cash(amount) => Some(Entry::transfer(
                 Cause::Reward,
                 Account::MerchantRewardReserve(merchant.clone(), campaign.clone()),
-                Account::CustomerAvailable(l.user.clone()),
+                available,
                 amount,
             )),
-            crate::campaign::Reward::Points(points) => {
-                entries.push(Entry::points(Cause::Reward, l.user.clone(), points))
-            }
-            crate::campaign::Reward::Coupon { .. } => {}
+            Reward::Points(points) => Some(Entry::points(Cause::Reward, l.user.clone(), points)),
+            Reward::Coupon { .. } => None,
+        };
+        if let Some(entry) = reward_entry {
+            entries.push(entry.with_reference(membership_reference(Cause::Reward, &l.membership)));
         }
     }
     entries
@@ -246,8 +256,12 @@ mod tests {
     #[test]
     fn a_draw_captures_winners_and_refunds_and_rewards_losers() {
         let (m, c) = (MerchantId::from_trusted("m"), CampaignId::from_trusted("c"));
-        let hold = |u: &str| Hold { user: UserId::from_trusted(u), paid: Fen::from_stored(990).unwrap() };
-        let cash = crate::campaign::Reward::Cash(Fen::from_stored(300).unwrap());
+        let hold = |u: &str| Hold {
+            membership: format!("m-{u}"),
+            user: UserId::from_trusted(u),
+            paid: Fen::from_stored(990).unwrap(),
+        };
+        let cash = Reward::Cash(Fen::from_stored(300).unwrap());
         let entries = draw_entries(&m, &c, cash, &[hold("w")], &[hold("l1"), hold("l2")]);
         assert_eq!(entries.len(), 5);
         let into = |key: &str| -> i64 {
@@ -257,7 +271,7 @@ mod tests {
         assert_eq!(into("customer:l1:available"), 990 + 300);
         assert_eq!(into("customer:w:held"), -990);
         assert_eq!(into("merchant:m:reserve:c"), -600);
-        let points = draw_entries(&m, &c, crate::campaign::Reward::Points(50), &[], &[hold("l")]);
+        let points = draw_entries(&m, &c, Reward::Points(50), &[], &[hold("l")]);
         assert_eq!(
             points
                 .iter()
@@ -268,6 +282,10 @@ mod tests {
             50
         );
         assert_eq!(expiry_refunds(&[hold("a")])[0].postings()[1].account.key(), "customer:a:available");
+        assert_eq!(entries[1].reference(), Some("refund:m-l1"));
+        assert_eq!(entries[2].reference(), Some("reward:m-l1"));
+        assert_eq!(entries[1].reference(), Some("refund:m-l1"));
+        assert_eq!(entries[2].reference(), Some("reward:m-l1"));
     }
 
     #[test]

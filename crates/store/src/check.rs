@@ -1,8 +1,13 @@
-//! The ledger half of the invariant check (SPEC.md, invariant 1), run on the live data.
+//! The invariants of SPEC.md on the live data, as far as SQL can see them: 1 (the ledger), 2 (group sizes),
+//! 3 (draws happen, with K distinct winners), 4 (one capture, refund and reward per membership), 5 (stock), and
+//! 7 (once per group, within the limit). Checking that each draw verifies per FAIRNESS.md needs the domain: the
+//! app does it over [`Store::drawn_groups`]. Each query lists at most 100 offenders.
 
-use crate::db::sql;
+use crate::db::{Conn, sql};
+use crate::groups::{GroupRow, MemberRow};
 use crate::{Store, StoreResult};
-pub use tuangou_domain::ledger::Account;
+use tuangou_domain::ledger::Account;
+use tuangou_domain::time::Millis;
 
 /// One broken invariant, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,40 +17,216 @@ pub struct Violation {
     pub detail: String,
 }
 
+/// A full group whose draw is overdue by more than this is reported (the worker draws within a second).
+const DRAW_GRACE_MS: i64 = 60_000;
+
+async fn each<T: crate::db::Row>(
+    conn: &mut Conn<'_>,
+    found: &mut Vec<Violation>,
+    invariant: u8,
+    query: &str,
+    describe: impl Fn(T) -> String,
+) -> StoreResult<()> {
+    let rows: Vec<T> = conn.fetch_all(sql(format!("{query} LIMIT 100"))).await?;
+    found.extend(rows.into_iter().map(|row| Violation { invariant, detail: describe(row) }));
+    Ok(())
+}
+
 impl Store {
+    /// Every violation SQL can find (see the module's docs).
+    pub async fn violations(&self, now: Millis) -> StoreResult<Vec<Violation>> {
+        let mut found = self.ledger_violations().await?;
+        let mut pooled = self.pools.read().await?;
+        let conn = &mut pooled.conn();
+        let f = &mut found;
+
+        // 2. No group has more than N members; a full group has exactly N; seqs are 1..n.
+        each(
+            conn,
+            f,
+            2,
+            "SELECT id, member_count, group_size, status FROM groups
+             WHERE member_count > group_size OR (status IN ('full', 'drawn') AND member_count <> group_size)",
+            |(id, count, size, status): (String, i64, i64, String)| {
+                format!("group {id} is {status} with {count} of {size} members")
+            },
+        )
+        .await?;
+        each(conn, f, 2, "SELECT g.id, g.member_count, CAST(COUNT(m.id) AS BIGINT), CAST(COALESCE(MIN(m.seq), 1) AS BIGINT),
+                 CAST(COALESCE(MAX(m.seq), 0) AS BIGINT)
+             FROM groups g LEFT JOIN memberships m ON m.group_id = g.id GROUP BY g.id, g.member_count
+             HAVING COUNT(m.id) <> g.member_count OR COALESCE(MIN(m.seq), 1) <> 1 OR COALESCE(MAX(m.seq), 0) <> COUNT(m.id)",
+            |(id, count, rows, min, max): (String, i64, i64, i64, i64)| {
+                format!("group {id} counts {count} members but has {rows} (seqs {min}..{max})")
+            }).await?;
+
+        // 3. Full groups are drawn when due; a drawn group has K distinct winners.
+        let overdue = now.0 - DRAW_GRACE_MS;
+        each(
+            conn,
+            f,
+            3,
+            &format!("SELECT id FROM groups WHERE status = 'full' AND draw_due_at < {overdue}"),
+            |(id,): (String,)| format!("group {id} is full and its draw is overdue"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            3,
+            "SELECT g.id, g.winners_per_group, CAST(COUNT(m.id) AS BIGINT) FROM groups g
+             LEFT JOIN memberships m ON m.group_id = g.id AND m.status = 'won'
+             WHERE g.status = 'drawn' GROUP BY g.id, g.winners_per_group HAVING COUNT(m.id) <> g.winners_per_group",
+            |(id, k, won): (String, i64, i64)| format!("group {id} was drawn with {won} winners, not {k}"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            3,
+            "SELECT m.id, m.status, g.status FROM memberships m JOIN groups g ON g.id = m.group_id
+             WHERE (g.status = 'drawn' AND m.status NOT IN ('won', 'lost'))
+                OR (g.status = 'expired' AND m.status <> 'expired')
+                OR (g.status IN ('open', 'full') AND m.status <> 'waiting')",
+            |(id, member, group): (String, String, String)| format!("membership {id} is {member} in a {group} group"),
+        )
+        .await?;
+
+        // 4. Each membership's money moved once per step: a join charge always; a capture for a winner; a refund
+        //    for a loser or an expired member. (References are unique, so none can be there twice.)
+        each(conn, f, 4, "SELECT m.id, m.status FROM memberships m WHERE NOT EXISTS
+                 (SELECT 1 FROM ledger_entries e WHERE e.reference = 'join:' || m.id)
+             OR (m.status = 'won' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'draw:' || m.id))
+             OR (m.status = 'lost' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'refund:' || m.id))
+             OR (m.status = 'expired' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'expiry:' || m.id))",
+            |(id, status): (String, String)| format!("membership {id} ({status}) lacks its ledger entry")).await?;
+        each(
+            conn,
+            f,
+            4,
+            "SELECT m.id FROM memberships m JOIN campaigns c ON c.id = m.campaign_id
+             WHERE m.status = 'lost' AND c.reward_kind IN ('cash', 'points')
+               AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'reward:' || m.id)",
+            |(id,): (String,)| format!("membership {id} lost but got no reward"),
+        )
+        .await?;
+        each(conn, f, 4, "SELECT m.id, m.status FROM memberships m WHERE
+                (m.status <> 'won' AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'draw:' || m.id))
+             OR (m.status <> 'lost' AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference IN ('refund:' || m.id, 'reward:' || m.id)))",
+            |(id, status): (String, String)| format!("membership {id} ({status}) has entries of another outcome")).await?;
+
+        // 5. Stock: reserved + won never exceeds Q, and both agree with the groups.
+        each(conn, f, 5, "SELECT c.id, c.quantity, c.reserved_units, c.won_units,
+                 CAST(COALESCE(SUM(CASE WHEN g.status IN ('open', 'full') THEN g.winners_per_group ELSE 0 END), 0) AS BIGINT),
+                 CAST(COALESCE(SUM(CASE WHEN g.status = 'drawn' THEN g.winners_per_group ELSE 0 END), 0) AS BIGINT)
+             FROM campaigns c LEFT JOIN groups g ON g.campaign_id = c.id
+             GROUP BY c.id, c.quantity, c.reserved_units, c.won_units
+             HAVING c.reserved_units + c.won_units > c.quantity
+                 OR c.reserved_units <> COALESCE(SUM(CASE WHEN g.status IN ('open', 'full') THEN g.winners_per_group ELSE 0 END), 0)
+                 OR c.won_units <> COALESCE(SUM(CASE WHEN g.status = 'drawn' THEN g.winners_per_group ELSE 0 END), 0)",
+            |(id, q, reserved, won, open_k, drawn_k): (String, i64, i64, i64, i64, i64)| {
+                format!("campaign {id}: Q {q}, reserved {reserved} (groups say {open_k}), won {won} (groups say {drawn_k})")
+            }).await?;
+        each(
+            conn,
+            f,
+            5,
+            "SELECT c.id, c.quantity, CAST(COUNT(m.id) AS BIGINT) FROM campaigns c
+             JOIN memberships m ON m.campaign_id = c.id AND m.status = 'won'
+             GROUP BY c.id, c.quantity HAVING COUNT(m.id) > c.quantity",
+            |(id, q, won): (String, i64, i64)| format!("campaign {id} has {won} winners for {q} units"),
+        )
+        .await?;
+
+        // 7. Once per group (also a unique constraint), and within the per-customer limit.
+        each(
+            conn,
+            f,
+            7,
+            "SELECT group_id, user_id FROM memberships GROUP BY group_id, user_id HAVING COUNT(*) > 1",
+            |(group, user): (String, String)| format!("user {user} is in group {group} more than once"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            7,
+            "SELECT m.campaign_id, m.user_id, CAST(COUNT(*) AS BIGINT), c.per_customer_limit
+             FROM memberships m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status <> 'expired'
+             GROUP BY m.campaign_id, m.user_id, c.per_customer_limit HAVING COUNT(*) > c.per_customer_limit",
+            |(campaign, user, n, limit): (String, String, i64, i64)| {
+                format!("user {user} holds {n} memberships of campaign {campaign}, over its limit of {limit}")
+            },
+        )
+        .await?;
+        each(conn, f, 7, "SELECT p.campaign_id, p.user_id, p.active, CAST(COUNT(m.id) AS BIGINT) FROM participations p
+             LEFT JOIN memberships m ON m.campaign_id = p.campaign_id AND m.user_id = p.user_id AND m.status <> 'expired'
+             GROUP BY p.campaign_id, p.user_id, p.active HAVING p.active <> COUNT(m.id)",
+            |(campaign, user, active, n): (String, String, i64, i64)| {
+                format!("user {user} counts {active} memberships of campaign {campaign} but holds {n}")
+            }).await?;
+        Ok(found)
+    }
+
+    /// Drawn groups with their members, oldest first, a page at a time (`after` is the last id seen), for the
+    /// app to verify each draw per FAIRNESS.md.
+    pub async fn drawn_groups(&self, after: Option<&str>, limit: i64) -> StoreResult<Vec<(GroupRow, Vec<MemberRow>)>> {
+        let mut pooled = self.pools.read().await?;
+        let mut conn = pooled.conn();
+        let ids: Vec<(String,)> = conn
+            .fetch_all(
+                sql("SELECT id FROM groups WHERE status = 'drawn' AND id > $1 ORDER BY id LIMIT $2")
+                    .bind(after.unwrap_or(""))
+                    .bind(limit),
+            )
+            .await?;
+        let mut groups = Vec::with_capacity(ids.len());
+        for (id,) in ids {
+            let gid = tuangou_domain::ids::GroupId::from_trusted(&id);
+            if let (Some(group), members) = (self.group(&gid).await?, self.group_members(&gid).await?) {
+                groups.push((group, members));
+            }
+        }
+        Ok(groups)
+    }
+
     /// Invariant 1: every unit sums to zero over all accounts; every entry balances per unit; each stored balance
     /// equals the sum of its postings; no account but the external ones is below zero.
     pub async fn ledger_violations(&self) -> StoreResult<Vec<Violation>> {
         let mut pooled = self.pools.read().await?;
-        let mut conn = pooled.conn();
+        let conn = &mut pooled.conn();
         let mut found = Vec::new();
-        let totals: Vec<(String, i64)> = conn
-            .fetch_all(sql(
-                "SELECT unit, CAST(SUM(amount) AS BIGINT) FROM ledger_postings GROUP BY unit HAVING SUM(amount) <> 0",
-            ))
-            .await?;
-        for (unit, total) in totals {
-            found.push(Violation { invariant: 1, detail: format!("the {unit} postings sum to {total}, not 0") });
-        }
-        let unbalanced: Vec<(String, String, i64)> = conn
-            .fetch_all(sql("SELECT entry_id, unit, CAST(SUM(amount) AS BIGINT) FROM ledger_postings
-                 GROUP BY entry_id, unit HAVING SUM(amount) <> 0 ORDER BY entry_id LIMIT 100"))
-            .await?;
-        for (entry, unit, sum) in unbalanced {
-            found.push(Violation { invariant: 1, detail: format!("entry {entry} does not balance: {sum} {unit}") });
-        }
-        let drifted: Vec<(String, String, i64, i64)> = conn
-            .fetch_all(sql("SELECT b.account, b.unit, b.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT)
-                 FROM balances b LEFT JOIN ledger_postings p ON p.account = b.account AND p.unit = b.unit
-                 GROUP BY b.account, b.unit, b.balance
-                 HAVING b.balance <> COALESCE(SUM(p.amount), 0) ORDER BY b.account LIMIT 100"))
-            .await?;
-        for (account, unit, balance, sum) in drifted {
-            found.push(Violation {
-                invariant: 1,
-                detail: format!("{account} shows {balance} {unit} but its postings sum to {sum}"),
-            });
-        }
+        let f = &mut found;
+        each(
+            conn,
+            f,
+            1,
+            "SELECT unit, CAST(SUM(amount) AS BIGINT) FROM ledger_postings GROUP BY unit HAVING SUM(amount) <> 0",
+            |(unit, total): (String, i64)| format!("the {unit} postings sum to {total}, not 0"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            1,
+            "SELECT entry_id, unit, CAST(SUM(amount) AS BIGINT) FROM ledger_postings
+             GROUP BY entry_id, unit HAVING SUM(amount) <> 0 ORDER BY entry_id",
+            |(entry, unit, sum): (String, String, i64)| format!("entry {entry} does not balance: {sum} {unit}"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            1,
+            "SELECT b.account, b.unit, b.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT)
+             FROM balances b LEFT JOIN ledger_postings p ON p.account = b.account AND p.unit = b.unit
+             GROUP BY b.account, b.unit, b.balance
+             HAVING b.balance <> COALESCE(SUM(p.amount), 0) ORDER BY b.account",
+            |(account, unit, balance, sum): (String, String, i64, i64)| {
+                format!("{account} shows {balance} {unit} but its postings sum to {sum}")
+            },
+        )
+        .await?;
         let negative: Vec<(String, String, i64)> = conn
             .fetch_all(sql("SELECT account, unit, balance FROM balances WHERE balance < 0 ORDER BY account LIMIT 1000"))
             .await?;

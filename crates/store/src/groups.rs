@@ -10,7 +10,7 @@ use crate::idempotency::{IdempotencyClaim, attach_resource, claim_in};
 use crate::ledger::post_all;
 use crate::{CampaignRow, Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{CampaignId, GroupId, UserId};
-use tuangou_domain::ledger::{Account, Cause, Entry, Hold, expiry_refunds};
+use tuangou_domain::ledger::{Entry, Hold, expiry_refunds, join_entry};
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 
@@ -139,20 +139,15 @@ async fn count_participation(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<
 
 /// Moves the price into the customer's hold and records the membership.
 async fn admit(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> StoreResult<MemberRow> {
-    let entry = Entry::transfer(
-        Cause::Join,
-        Account::CustomerAvailable(a.user.clone()),
-        Account::CustomerHeld(a.user.clone()),
-        a.price,
-    );
-    post_all(conn, std::slice::from_ref(&entry), a.now).await?;
+    let membership_id = new_id();
+    post_all(conn, &[join_entry(&membership_id, &a.user, a.price)], a.now).await?;
     let member: MemberRow = conn
         .fetch_one(
             sql(format!(
                 "INSERT INTO memberships ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10)
                  RETURNING {MEMBER_COLUMNS}"
             ))
-            .bind(new_id())
+            .bind(&membership_id)
             .bind(group)
             .bind(a.campaign.as_str())
             .bind(a.user.as_str())
@@ -473,8 +468,10 @@ impl Store {
                 .bind(row.winners_per_group),
         )
         .await?;
-        let holds: Vec<Hold> =
-            members.iter().filter_map(|m| Some(Hold { user: m.user(), paid: Fen::from_stored(m.price)? })).collect();
+        let holds: Vec<Hold> = members
+            .iter()
+            .filter_map(|m| Some(Hold { membership: m.id.clone(), user: m.user(), paid: Fen::from_stored(m.price)? }))
+            .collect();
         post_all(&mut conn, &expiry_refunds(&holds), now).await?;
         let members = members_in(&mut conn, &id).await?;
         tx.commit().await?;

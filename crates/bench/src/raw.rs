@@ -1,0 +1,146 @@
+//! The engine's own ceiling, for scale: how many two-statement write transactions (insert an event row, bump a
+//! counter) per second the same database takes through sqlx, set up the way the store sets itself up. On SQLite:
+//! one writer connection, WAL, `synchronous = FULL`, `BEGIN IMMEDIATE` (as `crates/store/src/db.rs`); on
+//! PostgreSQL: a pool of 16 connections. A join is several such transactions' worth of work, so joins/s divided
+//! by this rate says how close the service comes to the engine.
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tuangou_testkit::{Backend, TestDb};
+
+const POSTGRES_CONNECTIONS: u32 = 16;
+const INSERT: &str = "INSERT INTO bench_raw_events (payload, at) VALUES ($1, $2)";
+const BUMP: &str = "UPDATE bench_raw_counter SET n = n + 1 WHERE id = 1";
+
+/// What the raw run came to.
+#[derive(Debug, Clone)]
+pub struct RawRate {
+    pub tasks: usize,
+    pub committed: u64,
+    pub elapsed: Duration,
+    /// Failed transactions, by error text.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl RawRate {
+    pub fn per_second(&self) -> f64 {
+        self.committed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Creates the scratch tables in `db` and runs `tasks` concurrent writers for `duration`.
+pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::Result<RawRate> {
+    match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlite_writer(&db.url).await?;
+            for statement in scratch_tables("INTEGER PRIMARY KEY AUTOINCREMENT") {
+                sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
+            }
+            let rate = drive(tasks, duration, {
+                let pool = pool.clone();
+                move || sqlite_transaction(pool.clone())
+            })
+            .await;
+            pool.close().await;
+            Ok(rate)
+        }
+        Backend::Postgres => {
+            let pool = PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(&db.url).await?;
+            for statement in scratch_tables("BIGSERIAL PRIMARY KEY") {
+                sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
+            }
+            let rate = drive(tasks, duration, {
+                let pool = pool.clone();
+                move || postgres_transaction(pool.clone())
+            })
+            .await;
+            pool.close().await;
+            Ok(rate)
+        }
+    }
+}
+
+/// The store's writer settings: one connection, WAL, full sync, a busy timeout.
+async fn sqlite_writer(url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    Ok(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?)
+}
+
+/// The scratch tables, with one counter row. `id_type` is the engine's auto-increment key.
+fn scratch_tables(id_type: &str) -> [String; 3] {
+    [
+        format!("CREATE TABLE bench_raw_events (id {id_type}, payload TEXT NOT NULL, at BIGINT NOT NULL)"),
+        "CREATE TABLE bench_raw_counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)".to_owned(),
+        "INSERT INTO bench_raw_counter (id, n) VALUES (1, 0)".to_owned(),
+    ]
+}
+
+async fn sqlite_transaction(pool: SqlitePool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(INSERT).bind(payload()).bind(now_millis()).execute(&mut *tx).await?;
+    sqlx::query(BUMP).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+async fn postgres_transaction(pool: PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(INSERT).bind(payload()).bind(now_millis()).execute(&mut *tx).await?;
+    sqlx::query(BUMP).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+fn payload() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs `transaction` back to back on `tasks` tasks until `duration` has passed, counting commits and failures.
+async fn drive<F, Fut>(tasks: usize, duration: Duration, transaction: F) -> RawRate
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), sqlx::Error>> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..tasks)
+        .map(|_| {
+            let transaction = transaction.clone();
+            tokio::spawn(async move {
+                let (mut committed, mut errors) = (0u64, BTreeMap::<String, u64>::new());
+                while Instant::now() < deadline {
+                    match transaction().await {
+                        Ok(()) => committed += 1,
+                        Err(error) => *errors.entry(error.to_string()).or_default() += 1,
+                    }
+                }
+                (committed, errors)
+            })
+        })
+        .collect();
+    let mut rate = RawRate { tasks, committed: 0, elapsed: Duration::ZERO, errors: BTreeMap::new() };
+    for worker in workers {
+        match worker.await {
+            Ok((committed, errors)) => {
+                rate.committed += committed;
+                for (error, n) in errors {
+                    *rate.errors.entry(error).or_default() += n;
+                }
+            }
+            Err(error) => *rate.errors.entry(format!("task failed: {error}")).or_default() += 1,
+        }
+    }
+    rate.elapsed = started.elapsed();
+    rate
+}
