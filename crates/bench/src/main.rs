@@ -9,8 +9,9 @@
 //!   back to back for S seconds over a few instant-draw campaigns (N 5, K 2), so every fifth join also draws a
 //!   group. Every answer but 201 is an error, counted by status and code.
 //! - **raw engine rate**: two-statement write transactions (insert + counter update) on the same database through
-//!   sqlx, configured as the store configures itself. DESIGN.md (pitfall 11) quotes the ceilings this compares
-//!   against; joins/s ÷ raw tx/s says how many raw transactions' worth of work one join costs.
+//!   sqlx, configured as the store configures itself, with a counter row per task (the ceiling DESIGN.md pitfall
+//!   11 quotes) and then all on one hot row. joins/s ÷ the ceiling says how many raw transactions' worth of work
+//!   one join costs.
 //! - **B. race**: 1,000 customers join one campaign at the same instant (groups of 100, 10 winners, stock for
 //!   exactly 10 groups), then every group is read back to prove that none was over-filled.
 //!
@@ -57,7 +58,7 @@ struct Args {
     /// Scenario A: how many campaigns the customers spread over.
     #[arg(long, default_value_t = 4)]
     campaigns: usize,
-    /// The raw engine rate: how long, in seconds.
+    /// The raw engine rate: how long each of its two runs lasts, in seconds.
     #[arg(long, default_value_t = 3)]
     raw_seconds: u64,
     /// The raw engine rate: concurrent writer tasks (default 16 on SQLite, 64 on PostgreSQL).

@@ -8,7 +8,6 @@ use crate::api::{self, Api, Join, User};
 use crate::stats::Summary;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::Barrier;
 
 /// What the race came to.

@@ -3,6 +3,10 @@
 //! one writer connection, WAL, `synchronous = FULL`, `BEGIN IMMEDIATE` (as `crates/store/src/db.rs`); on
 //! PostgreSQL: a pool of 16 connections. A join is several such transactions' worth of work, so joins/s divided
 //! by this rate says how close the service comes to the engine.
+//!
+//! It runs twice: with a counter row per task (the ceiling, as DESIGN.md pitfall 11 measured it), then with every
+//! task on one hot counter row (as joins contend for their group's and campaign's rows). SQLite's single writer
+//! serializes both alike; on PostgreSQL the hot row serializes commits that could otherwise share a WAL flush.
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -15,9 +19,9 @@ use tuangou_testkit::{Backend, TestDb};
 
 const POSTGRES_CONNECTIONS: u32 = 16;
 const INSERT: &str = "INSERT INTO bench_raw_events (payload, at) VALUES ($1, $2)";
-const BUMP: &str = "UPDATE bench_raw_counter SET n = n + 1 WHERE id = 1";
+const BUMP: &str = "UPDATE bench_raw_counter SET n = n + 1 WHERE id = $1";
 
-/// What the raw run came to.
+/// One raw run.
 #[derive(Debug, Clone)]
 pub struct RawRate {
     pub tasks: usize,
@@ -33,34 +37,43 @@ impl RawRate {
     }
 }
 
-/// Creates the scratch tables in `db` and runs `tasks` concurrent writers for `duration`.
-pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::Result<RawRate> {
+/// Both raw runs.
+#[derive(Debug, Clone)]
+pub struct RawRates {
+    /// A counter row per task: the engine's ceiling.
+    pub spread: RawRate,
+    /// Every task on counter row 1.
+    pub hot: RawRate,
+}
+
+/// Creates the scratch tables in `db`, then runs `tasks` writers for `duration`: spread, then on one row.
+pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::Result<RawRates> {
     match db.backend {
         Backend::Sqlite => {
             let pool = sqlite_writer(&db.url).await?;
-            for statement in scratch_tables("INTEGER PRIMARY KEY AUTOINCREMENT") {
+            for statement in scratch_tables("INTEGER PRIMARY KEY AUTOINCREMENT", tasks) {
                 sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
             }
-            let rate = drive(tasks, duration, {
+            let run = |counters| {
                 let pool = pool.clone();
-                move || sqlite_transaction(pool.clone())
-            })
-            .await;
+                drive(tasks, counters, duration, move |counter| sqlite_transaction(pool.clone(), counter))
+            };
+            let rates = RawRates { spread: run(tasks).await, hot: run(1).await };
             pool.close().await;
-            Ok(rate)
+            Ok(rates)
         }
         Backend::Postgres => {
             let pool = PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(&db.url).await?;
-            for statement in scratch_tables("BIGSERIAL PRIMARY KEY") {
+            for statement in scratch_tables("BIGSERIAL PRIMARY KEY", tasks) {
                 sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
             }
-            let rate = drive(tasks, duration, {
+            let run = |counters| {
                 let pool = pool.clone();
-                move || postgres_transaction(pool.clone())
-            })
-            .await;
+                drive(tasks, counters, duration, move |counter| postgres_transaction(pool.clone(), counter))
+            };
+            let rates = RawRates { spread: run(tasks).await, hot: run(1).await };
             pool.close().await;
-            Ok(rate)
+            Ok(rates)
         }
     }
 }
@@ -75,26 +88,27 @@ async fn sqlite_writer(url: &str) -> anyhow::Result<SqlitePool> {
     Ok(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?)
 }
 
-/// The scratch tables, with one counter row. `id_type` is the engine's auto-increment key.
-fn scratch_tables(id_type: &str) -> [String; 3] {
+/// The scratch tables, with `counters` counter rows numbered from 1. `id_type` is the engine's auto-increment key.
+fn scratch_tables(id_type: &str, counters: usize) -> [String; 3] {
+    let rows: Vec<String> = (1..=counters.max(1)).map(|id| format!("({id}, 0)")).collect();
     [
         format!("CREATE TABLE bench_raw_events (id {id_type}, payload TEXT NOT NULL, at BIGINT NOT NULL)"),
         "CREATE TABLE bench_raw_counter (id INTEGER PRIMARY KEY, n BIGINT NOT NULL)".to_owned(),
-        "INSERT INTO bench_raw_counter (id, n) VALUES (1, 0)".to_owned(),
+        format!("INSERT INTO bench_raw_counter (id, n) VALUES {}", rows.join(", ")),
     ]
 }
 
-async fn sqlite_transaction(pool: SqlitePool) -> Result<(), sqlx::Error> {
+async fn sqlite_transaction(pool: SqlitePool, counter: i64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(INSERT).bind(payload()).bind(now_millis()).execute(&mut *tx).await?;
-    sqlx::query(BUMP).execute(&mut *tx).await?;
+    sqlx::query(BUMP).bind(counter).execute(&mut *tx).await?;
     tx.commit().await
 }
 
-async fn postgres_transaction(pool: PgPool) -> Result<(), sqlx::Error> {
+async fn postgres_transaction(pool: PgPool, counter: i64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query(INSERT).bind(payload()).bind(now_millis()).execute(&mut *tx).await?;
-    sqlx::query(BUMP).execute(&mut *tx).await?;
+    sqlx::query(BUMP).bind(counter).execute(&mut *tx).await?;
     tx.commit().await
 }
 
@@ -107,20 +121,22 @@ fn now_millis() -> i64 {
 }
 
 /// Runs `transaction` back to back on `tasks` tasks until `duration` has passed, counting commits and failures.
-async fn drive<F, Fut>(tasks: usize, duration: Duration, transaction: F) -> RawRate
+/// Task `i` passes counter row `i mod counters + 1` to every transaction it runs.
+async fn drive<F, Fut>(tasks: usize, counters: usize, duration: Duration, transaction: F) -> RawRate
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
+    F: Fn(i64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), sqlx::Error>> + Send,
 {
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..tasks)
-        .map(|_| {
+        .map(|task| {
+            let counter = (task % counters.max(1) + 1) as i64;
             let transaction = transaction.clone();
             tokio::spawn(async move {
                 let (mut committed, mut errors) = (0u64, BTreeMap::<String, u64>::new());
                 while Instant::now() < deadline {
-                    match transaction().await {
+                    match transaction(counter).await {
                         Ok(()) => committed += 1,
                         Err(error) => *errors.entry(error.to_string()).or_default() += 1,
                     }

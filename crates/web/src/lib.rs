@@ -15,6 +15,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::future::Future;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tuangou_app::App;
 
 /// What every handler can reach.
@@ -22,22 +23,30 @@ use tuangou_app::App;
 pub struct AppState {
     pub app: App,
     pub metrics: PrometheusHandle,
+    /// Turns true when the server shuts down: long-lived responses (event streams) end then, so that the
+    /// graceful shutdown does not wait for watchers that never leave.
+    pub closing: watch::Receiver<bool>,
 }
 
-/// The whole HTTP service.
-pub fn router(app: App) -> Router {
-    let state = AppState { app, metrics: observe::metrics_handle() };
+/// The whole HTTP service; `closing` ends its event streams.
+pub fn router(app: App, closing: watch::Receiver<bool>) -> Router {
+    let state = AppState { app, metrics: observe::metrics_handle(), closing };
     observe::layers(api::routes().fallback(observe::not_found).method_not_allowed_fallback(observe::method_not_allowed))
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then ends the event streams and finishes the requests in flight.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+    let (close, closing) = watch::channel(false);
+    let signal = async move {
+        shutdown.await;
+        let _ = close.send(true);
+    };
+    axum::serve(listener, router(app, closing).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(signal)
         .await
 }

@@ -259,10 +259,15 @@ pub async fn draw(
 /// Server-sent events of one group, or of every group of a campaign: `joined`, `full`, `drawn`, `expired`, and
 /// `resync` when events may have been missed (refetch). A comment `connected` opens the stream; keep-alives
 /// follow every 15 seconds.
-fn event_stream(
-    receiver: tokio::sync::broadcast::Receiver<BusMessage>,
-    keep: impl Fn(&tuangou_app::GroupEvent) -> bool + Send + 'static,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+fn event_stream<F>(state: &AppState, keep: F) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<F>>
+where
+    F: Fn(&tuangou_app::GroupEvent) -> bool + Send + 'static,
+{
+    let receiver = state.app.subscribe();
+    let mut closing = state.closing.clone();
+    let closed = async move {
+        let _ = closing.wait_for(|closing| *closing).await;
+    };
     let messages = BroadcastStream::new(receiver).filter_map(move |message| {
         let event = match message {
             Ok(BusMessage::Event(e)) if keep(&e) => Some(
@@ -278,7 +283,8 @@ fn event_stream(
         std::future::ready(event.map(Ok))
     });
     let opening = futures::stream::once(std::future::ready(Ok(Event::default().comment("connected"))));
-    Sse::new(opening.chain(messages)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(opening.chain(messages).take_until(Box::pin(closed)))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 /// Live events of a group.
@@ -288,7 +294,7 @@ fn event_stream(
 pub async fn group_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let view = state.app.group(&group_id(&id)?).await?;
     let id = view.group.id;
-    Ok(event_stream(state.app.subscribe(), move |e| e.group_id == id))
+    Ok(event_stream(&state, move |e| e.group_id == id))
 }
 
 /// Live events of every group of a campaign.
@@ -298,5 +304,5 @@ pub async fn group_events(State(state): State<AppState>, Path(id): Path<String>)
 pub async fn campaign_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let campaign = state.app.campaign(None, &campaign_id(&id)?).await?;
     let id = campaign.campaign.id;
-    Ok(event_stream(state.app.subscribe(), move |e| e.campaign_id == id))
+    Ok(event_stream(&state, move |e| e.campaign_id == id))
 }

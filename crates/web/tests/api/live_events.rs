@@ -78,4 +78,65 @@ async fn watchers_see_joins_the_fill_and_the_draw(backend: Backend) {
     first.finish().await;
 }
 
-on_both_backends!(watchers_see_joins_the_fill_and_the_draw);
+/// The worker loop (as `serve` runs it) expires a group within a second of its deadline, and says so live.
+async fn the_worker_expires_a_group_within_a_second(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138071").await;
+    let (_, campaign) =
+        live_campaign_with(&app, &operator, &owner, campaign_with(json!({"group_ttl_seconds": 30}))).await;
+    let people = app.customers(&operator, 1, 1_000).await;
+    let (_, opened) =
+        app.post(&format!("/api/v1/campaigns/{campaign}/groups"), Some(&people[0].token), json!({})).await;
+    let group = opened["group"]["id"].as_str().unwrap().to_owned();
+    let mut watcher = Watcher::open(&app, &format!("/api/v1/groups/{group}/events")).await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn({
+        let app = app.app.clone();
+        async move { app.run_jobs(stopped).await }
+    });
+    app.app.clock().advance(30_000);
+    let expired = tokio::time::timeout(Duration::from_secs(1), watcher.wait_for("event: expired")).await;
+    let _ = stop.send(true);
+    worker.await.unwrap();
+    assert!(expired.is_ok(), "not expired within a second of its deadline");
+    let (_, record) = app.get(&format!("/api/v1/groups/{group}"), None).await;
+    assert_eq!(record["status"], "expired");
+    app.finish().await;
+}
+
+on_both_backends!(watchers_see_joins_the_fill_and_the_draw, the_worker_expires_a_group_within_a_second);
+
+/// PostgreSQL only (SQLite has no listener): when the listener's connection dies, watchers are told to refetch,
+/// and events flow again after it reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_listener_reconnects_and_says_resync() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138072").await;
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(json!({}))).await;
+    let people = app.customers(&operator, 2, 5_000).await;
+    let mut watcher = Watcher::open(&app, &format!("/api/v1/campaigns/{campaign}/events")).await;
+
+    app.db
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+        )
+        .await;
+    watcher.wait_for("event: resync").await;
+    // Joins after the reconnection arrive again (the listener may take a moment to come back: keep joining).
+    let mut joined = false;
+    for person in &people {
+        let (status, _) =
+            app.post(&format!("/api/v1/campaigns/{campaign}/groups"), Some(&person.token), json!({})).await;
+        assert_eq!(status, StatusCode::CREATED);
+        if tokio::time::timeout(Duration::from_secs(5), watcher.wait_for("event: joined")).await.is_ok() {
+            joined = true;
+            break;
+        }
+    }
+    assert!(joined, "no event after the listener reconnected:\n{}", watcher.seen);
+    app.finish().await;
+}

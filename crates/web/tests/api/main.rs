@@ -4,6 +4,7 @@
 mod accounts;
 mod bad_input;
 mod campaigns;
+mod check;
 mod common;
 mod groups;
 mod live_events;
