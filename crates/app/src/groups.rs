@@ -128,6 +128,18 @@ pub(crate) fn record_of(group: &GroupRow, members: &[MemberRow]) -> draw::GroupR
     }
 }
 
+/// A group to open for this admission, with a fresh committed seed.
+fn new_group(rules: &CampaignRules, admission: &Admission) -> AppResult<NewGroup> {
+    let seed = ServerSeed::from_bytes(random_bytes::<32>()?);
+    Ok(NewGroup {
+        group_size: rules.group_size(),
+        winners_per_group: rules.winners_per_group(),
+        server_seed: seed.reveal_hex(),
+        seed_commitment: seed.commitment(),
+        expires_at: admission.now.plus_seconds(rules.input().group_ttl_seconds),
+    })
+}
+
 fn unknown_group() -> AppError {
     AppError::NotFound("unknown_group", "no such group")
 }
@@ -281,42 +293,13 @@ impl App {
     }
 
     async fn open(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
-        let seed = ServerSeed::from_bytes(random_bytes::<32>()?);
-        let group = NewGroup {
-            group_size: rules.group_size(),
-            winners_per_group: rules.winners_per_group(),
-            server_seed: seed.reveal_hex(),
-            seed_commitment: seed.commitment(),
-            expires_at: admission.now.plus_seconds(rules.input().group_ttl_seconds),
-        };
-        Ok(self.store.open_group(&group, admission).await?)
+        Ok(self.store.open_group(&new_group(rules, admission)?, admission).await?)
     }
 
-    /// Joins the open group closest to full that has a seat for the caller, else opens one. Seats go fast under
-    /// load, so it tries again when a seat it aimed at was taken; it answers `sold_out` only when no open group
-    /// has a seat for the caller and no stock is left to open one.
+    /// Joins the open group closest to full that has a seat for the caller, else opens one: one transaction
+    /// that looks and takes the seat together (see `Store::join_campaign`).
     async fn join_any(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
-        const ATTEMPTS: usize = 20;
-        let mut stock_gone = false;
-        for _ in 0..ATTEMPTS {
-            let candidates = self.store.joinable_groups(&admission.campaign, &admission.user, admission.now, 8).await?;
-            if candidates.is_empty() && stock_gone {
-                // Read after the stock ran out, so the group that took the last units is among what we saw.
-                break;
-            }
-            for group in &candidates {
-                match self.store.join_group(group, admission).await {
-                    Ok(joined) => return Ok(joined),
-                    Err(StoreError::Conflict("group_full" | "group_closed" | "already_member")) => continue,
-                    Err(other) => return Err(other.into()),
-                }
-            }
-            match self.open(rules, admission).await {
-                Err(AppError::Conflict("sold_out", _)) => stock_gone = true,
-                other => return other,
-            }
-        }
-        Err(AppError::conflict("sold_out", "no seat is left in this campaign"))
+        Ok(self.store.join_campaign(&new_group(rules, admission)?, admission).await?)
     }
 
     /// `invited_by` is kept only when it is the ticket of another member of the same campaign.
@@ -358,5 +341,32 @@ impl App {
         let Some((group, _)) = self.store.expire_group(None, self.clock.now()).await? else { return Ok(false) };
         self.publish(vec![event("expired", &group)]).await;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_fall_due_on_fill_at_draw_at_or_at_the_end_of_the_window() {
+        let filled = Millis(1_000_000);
+        let hour = Millis::HOUR;
+        assert_eq!(draw_due(DrawMode::Instant, filled), filled);
+        let window = |draw_at| DrawMode::Scheduled { draw_at, window_hours: 24 };
+        assert_eq!(draw_due(window(None), filled), filled.plus_millis(24 * hour), "staff have the whole window");
+        let at = filled.plus_millis(2 * hour);
+        assert_eq!(draw_due(window(Some(at)), filled), at, "a set time inside the window");
+        assert_eq!(draw_due(window(Some(Millis(0))), filled), filled, "a set time already past: on fill");
+        let late = filled.plus_millis(48 * hour);
+        assert_eq!(draw_due(window(Some(late)), filled), filled.plus_millis(24 * hour), "never later than the window");
+    }
+
+    #[test]
+    fn tickets_are_public_pseudonyms_of_the_allowed_alphabet() {
+        let ticket = new_ticket().unwrap();
+        assert_eq!(ticket.len(), 16);
+        assert!(draw::check_ticket(&ticket).is_ok());
+        assert_ne!(ticket, new_ticket().unwrap());
     }
 }

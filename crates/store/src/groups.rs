@@ -166,6 +166,84 @@ async fn admit(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> Sto
     Ok(member)
 }
 
+/// Takes the next seat of an open group by one conditional update; `None` when there is none (full, closed,
+/// past its deadline, or the campaign is no longer live). Returns the new member's seq.
+async fn take_seat(conn: &mut Conn<'_>, group: &str, a: &Admission) -> StoreResult<Option<i64>> {
+    let seat: Option<(i64,)> = conn
+        .fetch_optional(
+            sql("UPDATE groups SET member_count = member_count + 1,
+                     status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
+                     full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
+                     draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
+                 WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
+                   AND expires_at > $2
+                   AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
+                 RETURNING member_count")
+            .bind(group)
+            .bind(a.now.0)
+            .bind(a.draw_due_if_full.0)
+            .bind(a.campaign.as_str()),
+        )
+        .await?;
+    Ok(seat.map(|(seq,)| seq))
+}
+
+/// The open group of the campaign closest to full with a seat for the customer, if any.
+async fn closest_to_full(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<String>> {
+    let row: Option<(String,)> = conn
+        .fetch_optional(
+            sql("SELECT g.id FROM groups g
+                 WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size AND g.expires_at > $3
+                   AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $2)
+                 ORDER BY g.group_size - g.member_count, g.created_at, g.id
+                 LIMIT 1")
+            .bind(a.campaign.as_str())
+            .bind(a.user.as_str())
+            .bind(a.now.0),
+        )
+        .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Reserves K units of stock and inserts the group with its first seat taken; `sold_out` or
+/// `campaign_not_live` when the stock update finds nothing. Returns the group's id.
+async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<String> {
+    let reserved: Option<(String,)> = conn
+        .fetch_optional(
+            sql("UPDATE campaigns SET reserved_units = reserved_units + $2
+                 WHERE id = $1 AND status = 'live' AND reserved_units + won_units + $2 <= quantity
+                 RETURNING id")
+            .bind(a.campaign.as_str())
+            .bind(group.winners_per_group),
+        )
+        .await?;
+    if reserved.is_none() {
+        let status: Option<(String,)> =
+            conn.fetch_optional(sql("SELECT status FROM campaigns WHERE id = $1").bind(a.campaign.as_str())).await?;
+        return Err(match status {
+            Some((s,)) if s == "live" => StoreError::Conflict("sold_out"),
+            Some(_) => StoreError::Conflict("campaign_not_live"),
+            None => StoreError::NotFound,
+        });
+    }
+    let id = new_id();
+    conn.execute(
+        sql("INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
+                 seed_commitment, created_at, expires_at)
+             VALUES ($1, $2, 'open', $3, $4, 1, $5, $6, $7, $8)")
+        .bind(&id)
+        .bind(a.campaign.as_str())
+        .bind(group.group_size)
+        .bind(group.winners_per_group)
+        .bind(&group.server_seed)
+        .bind(&group.seed_commitment)
+        .bind(a.now.0)
+        .bind(group.expires_at.0),
+    )
+    .await?;
+    Ok(id)
+}
+
 /// Why a conditional seat update found no seat: the first rule of API.md's order that fails.
 async fn explain_no_seat(
     conn: &mut Conn<'_>,
@@ -258,29 +336,64 @@ impl Store {
         if member.is_some() {
             return Err(StoreError::Conflict("already_member"));
         }
-        let seat: Option<(i64,)> = conn
-            .fetch_optional(
-                sql("UPDATE groups SET member_count = member_count + 1,
-                         status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
-                         full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
-                         draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
-                     WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
-                       AND expires_at > $2
-                       AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-                     RETURNING member_count")
-                .bind(group.as_str())
-                .bind(admission.now.0)
-                .bind(admission.draw_due_if_full.0)
-                .bind(admission.campaign.as_str()),
-            )
-            .await?;
-        let Some((seq,)) = seat else {
+        let Some(seq) = take_seat(&mut conn, group.as_str(), admission).await? else {
             return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign, admission.now).await?);
         };
         let member = admit(&mut conn, group.as_str(), seq, admission).await?;
         let row = group_in(&mut conn, group.as_str()).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
         Ok((row, member))
+    }
+
+    /// Joins the open group of the campaign closest to full that has a seat for the customer, else opens one
+    /// (`new_group`) — one transaction, so a seat that went while we looked costs a retried statement, not a
+    /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
+    pub async fn join_campaign(
+        &self,
+        new_group: &NewGroup,
+        admission: &Admission,
+    ) -> StoreResult<(GroupRow, MemberRow)> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        if let Some(claim) = &admission.idempotency {
+            claim_in(&mut conn, claim, admission.now).await?;
+        }
+        count_participation(&mut conn, admission).await?;
+        let mut stock_gone = false;
+        // Each look is a fresh statement (a fresh snapshot on PostgreSQL); SQLite's single writer never needs more
+        // than one. The bound only guards against a pathological storm.
+        for _ in 0..50 {
+            let Some(group) = closest_to_full(&mut conn, admission).await? else {
+                if stock_gone {
+                    return Err(StoreError::Conflict("sold_out"));
+                }
+                match open_in(&mut conn, new_group, admission).await {
+                    Ok(id) => {
+                        let member = admit(&mut conn, &id, 1, admission).await?;
+                        let row = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
+                        tx.commit().await?;
+                        return Ok((row, member));
+                    }
+                    Err(StoreError::Conflict("sold_out")) => {
+                        stock_gone = true;
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                }
+            };
+            if let Some(seq) = take_seat(&mut conn, &group, admission).await? {
+                let member = admit(&mut conn, &group, seq, admission).await?;
+                let row = group_in(&mut conn, &group).await?.ok_or(StoreError::NotFound)?;
+                tx.commit().await?;
+                return Ok((row, member));
+            }
+            if let StoreError::Conflict("campaign_not_live") =
+                explain_no_seat(&mut conn, &group, &admission.campaign, admission.now).await?
+            {
+                return Err(StoreError::Conflict("campaign_not_live"));
+            }
+        }
+        Err(StoreError::Conflict("sold_out"))
     }
 
     pub async fn group(&self, id: &GroupId) -> StoreResult<Option<GroupRow>> {
@@ -293,39 +406,10 @@ impl Store {
         members_in(&mut pooled.conn(), id.as_str()).await
     }
 
-    /// Open groups of a campaign with a free seat that the customer is not in, closest to full first.
-    pub async fn joinable_groups(
-        &self,
-        campaign: &CampaignId,
-        user: &UserId,
-        now: Millis,
-        limit: i64,
-    ) -> StoreResult<Vec<GroupId>> {
-        let mut pooled = self.pools.read().await?;
-        let rows: Vec<(String,)> = pooled
-            .conn()
-            .fetch_all(
-                sql("SELECT g.id FROM groups g
-                     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
-                       AND g.expires_at > $3
-                       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $2)
-                     ORDER BY g.group_size - g.member_count, g.created_at, g.id
-                     LIMIT $4")
-                .bind(campaign.as_str())
-                .bind(user.as_str())
-                .bind(now.0)
-                .bind(limit),
-            )
-            .await?;
-        Ok(rows.into_iter().map(|(id,)| GroupId::from_trusted(id)).collect())
-    }
-
     pub async fn membership(&self, id: &str) -> StoreResult<Option<MemberRow>> {
         let mut pooled = self.pools.read().await?;
-        Ok(pooled
-            .conn()
-            .fetch_optional(sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE id = $1")).bind(id))
-            .await?)
+        let q = sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE id = $1")).bind(id);
+        Ok(pooled.conn().fetch_optional(q).await?)
     }
 
     /// The member with this ticket in this campaign, if any (to resolve `invited_by`).

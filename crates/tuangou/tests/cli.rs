@@ -149,7 +149,66 @@ async fn check_reports_a_forged_ledger_entry(backend: Backend) {
     );
 }
 
-on_both_backends!(migrate_with_database_url, admin_create_is_idempotent, check_reports_a_forged_ledger_entry);
+/// A group drawn by the service, as `GET /api/v1/groups/{id}` returns it, verifies; the same record with one
+/// winner changed does not.
+async fn verify_draw_checks_a_record_from_the_api(backend: Backend) {
+    use serde_json::json;
+    let app = tuangou_testkit::TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138090").await;
+    let (_, merchant) = app
+        .post(
+            "/api/v1/merchants",
+            Some(&owner.token),
+            json!({"name": "茶馆", "category": "茶", "address": "宽窄巷子",
+            "latitude": 30.67, "longitude": 104.05, "phone": "02887775678"}),
+        )
+        .await;
+    let merchant = merchant["id"].as_str().unwrap();
+    app.credit(&operator, json!({"merchant_id": merchant}), 100_000).await;
+    let (_, campaign) = app
+        .post(
+            &format!("/api/v1/merchants/{merchant}/campaigns"),
+            Some(&owner.token),
+            json!({
+            "title": "盖碗茶", "product_type": "茶", "quantity": 10, "price": 500, "original_price": 3_000,
+            "group_size": 3, "winners_per_group": 1, "reward": {"kind": "points", "amount": 20},
+            "commission_bps": 300, "group_ttl_seconds": 600, "draw_mode": "instant", "voucher_valid_days": 7}),
+        )
+        .await;
+    let campaign = campaign["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/campaigns/{campaign}/publish"), Some(&owner.token), json!({})).await;
+    let people = app.customers(&operator, 3, 1_000).await;
+    let mut record = serde_json::Value::Null;
+    for person in &people {
+        let (_, joined) = app.post(&format!("/api/v1/campaigns/{campaign}/join"), Some(&person.token), json!({})).await;
+        record = joined["group"].clone();
+    }
+    let (_, fetched) = app.get(&format!("/api/v1/groups/{}", record["id"].as_str().unwrap()), None).await;
+    assert_eq!(fetched["status"], "drawn");
+
+    let dir = tempdir();
+    std::fs::write(dir.path().join("group.json"), fetched.to_string()).unwrap();
+    let verified = run(dir.path(), &["verify-draw", "group.json"]);
+    assert!(verified.status.success(), "{}", shown(&verified));
+    assert!(stdout(&verified).contains("verified"));
+
+    let mut tampered = fetched.clone();
+    let winner = tampered["draw"]["winners"][0].as_i64().unwrap();
+    tampered["draw"]["winners"][0] = json!(winner % 3 + 1);
+    std::fs::write(dir.path().join("tampered.json"), tampered.to_string()).unwrap();
+    let rejected = run(dir.path(), &["verify-draw", "tampered.json"]);
+    assert_eq!(rejected.status.code(), Some(1), "{}", shown(&rejected));
+    assert!(stdout(&rejected).contains("mismatch"));
+    app.finish().await;
+}
+
+on_both_backends!(
+    migrate_with_database_url,
+    admin_create_is_idempotent,
+    check_reports_a_forged_ledger_entry,
+    verify_draw_checks_a_record_from_the_api,
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // verify-draw
