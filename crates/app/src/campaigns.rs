@@ -214,6 +214,7 @@ impl App {
             category: query.category.clone(),
             text: query.text.clone(),
             limit: LISTING_SCAN_LIMIT,
+            now: self.clock.now(),
         };
         let rows = self.store.live_campaigns(&filter).await?;
         let mut views = Vec::with_capacity(rows.len());
@@ -223,7 +224,8 @@ impl App {
                 continue;
             }
             let rules = rules_of(&row.campaign)?;
-            let slots_left = campaign::slots_left(&rules, row.campaign.reserved_units, row.campaign.won_units, 0);
+            let slots_left =
+                campaign::slots_left(&rules, row.campaign.reserved_units, row.campaign.won_units, row.free_seats);
             views.push(NearbyView {
                 campaign: row.campaign,
                 merchant_name: row.merchant_name,

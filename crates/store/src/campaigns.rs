@@ -90,6 +90,8 @@ pub struct NearbyCampaignRow {
     pub merchant_name: String,
     pub latitude: f64,
     pub longitude: f64,
+    /// Free seats in the campaign's open groups whose deadline has not passed.
+    pub free_seats: i64,
 }
 
 /// Filters for the listing. Every value is bound as a parameter, never spliced into the SQL.
@@ -102,6 +104,8 @@ pub struct CampaignFilter {
     pub text: Option<String>,
     /// The most rows to return.
     pub limit: i64,
+    /// Now, to count only open groups whose deadline has not passed.
+    pub now: Millis,
 }
 
 const CAMPAIGN_COLUMNS: &str = "id, merchant_id, status, title, product_type, description, quantity, price, \
@@ -368,11 +372,13 @@ impl Store {
     pub async fn live_campaigns(&self, filter: &CampaignFilter) -> StoreResult<Vec<NearbyCampaignRow>> {
         let columns = CAMPAIGN_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
         let mut text = format!(
-            "SELECT {columns}, m.name AS merchant_name, m.latitude, m.longitude
+            "SELECT {columns}, m.name AS merchant_name, m.latitude, m.longitude,
+                 (SELECT CAST(COALESCE(SUM(g.group_size - g.member_count), 0) AS BIGINT) FROM groups g
+                  WHERE g.campaign_id = c.id AND g.status = 'open' AND g.expires_at > $1) AS free_seats
              FROM campaigns c JOIN merchants m ON m.id = c.merchant_id
              WHERE c.status = 'live' AND m.status = 'active'"
         );
-        let mut args = Vec::new();
+        let mut args = vec![crate::db::Arg::from(filter.now.0)];
         let next = |value: crate::db::Arg, args: &mut Vec<crate::db::Arg>| {
             args.push(value);
             format!("${}", args.len())

@@ -155,6 +155,7 @@ async fn campaign_lifecycle(backend: Backend) {
         category: Some("火锅".into()),
         text: Some("双人".into()),
         limit: 10,
+        now: NOW,
     };
     assert_eq!(store.live_campaigns(&filter).await.unwrap().len(), 1);
     let far =

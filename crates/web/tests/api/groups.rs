@@ -39,6 +39,10 @@ async fn a_group_fills_and_is_drawn_fairly(backend: Backend) {
     assert_eq!(first["group"]["draw"], Value::Null, "the seed stays secret until the draw");
     assert_eq!((&first["membership"]["seq"], &first["membership"]["status"]), (&json!(1), &json!("waiting")));
     assert_eq!(wallet(&app, &people[0]).await, json!({"available": 1_010, "held": 990, "points": 0}));
+    let (_, listing) = app.get("/api/v1/campaigns", None).await;
+    assert_eq!(listing["items"][0]["slots_left"], 4 + 9 * 5, "4 free seats, and stock for 9 more groups of 5");
+    let (_, detail) = app.get(&format!("/api/v1/campaigns/{campaign}"), None).await;
+    assert_eq!((&detail["slots_left"], &detail["groups_open"]), (&json!(49), &json!(1)));
 
     let mut last = Value::Null;
     for (i, person) in people.iter().enumerate().skip(1) {
