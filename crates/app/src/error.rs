@@ -26,6 +26,12 @@ pub enum AppError {
     /// The same `Idempotency-Key` with a different body (422 `idempotency_key_reused`).
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    /// Too many failed attempts: retry after this many seconds (429 `throttled`).
+    #[error("too many failed attempts: retry later")]
+    Throttled(u64),
+    /// Gone: a voucher past its date (410 `expired`).
+    #[error("{0}")]
+    Gone(&'static str),
     /// Not enough money (402 `insufficient_funds`).
     #[error("not enough money available")]
     InsufficientFunds,
@@ -70,6 +76,10 @@ fn conflict_message(code: &str) -> &'static str {
         "sold_out" => "no seat is left in this campaign",
         "already_drawn" => "this group was drawn already",
         "not_full" => "this group is not full yet",
+        "already_redeemed" => "this voucher was redeemed already",
+        "voucher_refunded" => "this voucher was returned for a refund",
+        "already_undone" => "this redemption was undone already",
+        "undo_window_passed" => "a redemption can be undone within one hour only",
         "idempotency_key_exists" => "a request with this Idempotency-Key is being answered",
         _ => "conflicts with the current state",
     }

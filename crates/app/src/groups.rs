@@ -7,13 +7,17 @@
 
 use crate::events::GroupEvent;
 use crate::{App, AppError, AppResult, Caller};
+use tuangou_domain::campaign::Reward;
 use tuangou_domain::campaign::{CampaignRules, DrawMode};
 use tuangou_domain::draw::{self, Member, ServerSeed};
 use tuangou_domain::ids::{CampaignId, GroupId};
-use tuangou_domain::ledger::{Hold, draw_entries};
+use tuangou_domain::ledger::{Hold, draw_entries, referral_bonus};
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
-use tuangou_store::{Admission, CampaignRow, DrawPlan, GroupRow, IdempotencyClaim, MemberRow, NewGroup, StoreError};
+use tuangou_domain::voucher_keys::ServerSecret;
+use tuangou_store::{
+    Admission, CampaignRow, DrawPlan, GroupRow, IdempotencyClaim, Inviters, MemberRow, NewGroup, NewVoucher, StoreError,
+};
 
 /// Where a join goes.
 #[derive(Debug, Clone)]
@@ -145,7 +149,14 @@ fn unknown_group() -> AppError {
 }
 
 /// The draw of FAIRNESS.md over the group's members, and the money it moves.
-fn plan_draw(group: &GroupRow, members: &[MemberRow], campaign: &CampaignRow) -> Result<DrawPlan, StoreError> {
+fn plan_draw(
+    group: &GroupRow,
+    members: &[MemberRow],
+    campaign: &CampaignRow,
+    inviters: &Inviters,
+    secret: &ServerSecret,
+    now: Millis,
+) -> Result<DrawPlan, StoreError> {
     let broken = StoreError::Inconsistent;
     let rules = CampaignRules::new(campaign.input()).map_err(|e| broken(format!("campaign {}: {e}", campaign.id)))?;
     let seed = ServerSeed::from_hex(&group.server_seed).map_err(|_| broken(format!("group {}: bad seed", group.id)))?;
@@ -164,8 +175,37 @@ fn plan_draw(group: &GroupRow, members: &[MemberRow], campaign: &CampaignRow) ->
         members.iter().partition(|m| outcome.winners.contains(&m.seq));
     let winners: Vec<Hold> = winners.into_iter().map(hold).collect();
     let losers: Vec<Hold> = losers.into_iter().map(hold).collect();
-    let entries = draw_entries(&campaign.merchant(), &campaign.campaign_id(), rules.reward(), &winners, &losers);
-    Ok(DrawPlan { participants_digest: outcome.participants_digest, winners: outcome.winners, entries })
+    let mut entries = draw_entries(&campaign.merchant(), &campaign.campaign_id(), rules.reward(), &winners, &losers);
+    // Referral bonus: each member who came through another member's share link earns that member the bonus.
+    let bonus = rules.input().referral_bonus_points.unwrap_or(0);
+    if bonus > 0 {
+        for member in members {
+            let inviter = member.invited_by.as_ref().and_then(|t| inviters.get(t)).filter(|u| **u != member.user());
+            if let Some(inviter) = inviter {
+                entries.push(referral_bonus(&member.id, inviter, bonus));
+            }
+        }
+    }
+    let voucher = |hold: &Hold, kind: &'static str, amount: Fen, commission: Fen, days: i64| {
+        let id = tuangou_store::new_id();
+        NewVoucher {
+            code_hash: secret.lookup_hash(&secret.code_for(&id)),
+            id,
+            kind,
+            membership_id: hold.membership.clone(),
+            user: hold.user.clone(),
+            amount,
+            commission,
+            expires_at: now.plus_millis(days.saturating_mul(Millis::DAY)),
+        }
+    };
+    let valid_days = rules.input().voucher_valid_days;
+    let mut vouchers: Vec<NewVoucher> =
+        winners.iter().map(|w| voucher(w, "purchase", w.paid, rules.commission().of(w.paid), valid_days)).collect();
+    if let Reward::Coupon { amount, valid_days } = rules.reward() {
+        vouchers.extend(losers.iter().map(|l| voucher(l, "coupon", amount, Fen::ZERO, valid_days)));
+    }
+    Ok(DrawPlan { participants_digest: outcome.participants_digest, winners: outcome.winners, entries, vouchers })
 }
 
 /// The claim for an `Idempotency-Key`: scoped to the caller and the endpoint (method and path), bound to the
@@ -330,7 +370,8 @@ impl App {
 
     /// One draw: the named group, or the next due one. Returns whether a group was drawn.
     pub(crate) async fn draw_one(&self, group: Option<&GroupId>) -> AppResult<bool> {
-        let drawn = self.store.draw_group(group, self.clock.now(), plan_draw).await?;
+        let (now, secret) = (self.clock.now(), self.settings.secret.clone());
+        let drawn = self.store.draw_group(group, now, |g, m, c, i| plan_draw(g, m, c, i, &secret, now)).await?;
         let Some((group, _members)) = drawn else { return Ok(false) };
         self.publish(vec![event("drawn", &group)]).await;
         Ok(true)

@@ -16,7 +16,8 @@ const BATCH: usize = 500;
 
 impl App {
     /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
-    /// settle ended campaigns. Returns how many things it changed.
+    /// expire vouchers past their date (refunding purchases), settle ended campaigns. Returns how many things it
+    /// changed.
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
         let mut changed = self.end_due_campaigns().await?;
         for _ in 0..BATCH {
@@ -27,6 +28,12 @@ impl App {
         }
         for _ in 0..BATCH {
             if !self.draw_one(None).await? {
+                break;
+            }
+            changed += 1;
+        }
+        for _ in 0..BATCH {
+            if !self.expire_one_voucher().await? {
                 break;
             }
             changed += 1;

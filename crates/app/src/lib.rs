@@ -16,6 +16,7 @@ mod jobs;
 mod ledger;
 mod merchants;
 mod passwords;
+mod vouchers;
 
 pub use accounts::{Caller, NewAccount, SignedIn, csrf_token_for};
 pub use campaigns::{CampaignView, NearbyQuery, NearbyView};
@@ -26,10 +27,12 @@ pub use groups::{GroupView, JoinAnswer, JoinInput, JoinTarget, Joined, idempoten
 pub use ledger::{CreditTarget, CustomerWallet, MerchantWallet};
 pub use merchants::{MerchantInput, MerchantView};
 pub use passwords::PasswordCost;
+pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
     Admission, Backend, CampaignRow, EntryRecord, GroupRow, IdempotencyClaim, MemberRow, MerchantRole, MerchantRow,
-    Store, UserRow, Violation,
+    RedemptionRow, Store, UserRow, Violation,
 };
+pub use vouchers::{MembershipView, VoucherView};
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -44,6 +47,8 @@ pub struct Settings {
     pub public_url: String,
     /// The work a password hash costs (always `Standard` outside test suites).
     pub password_cost: PasswordCost,
+    /// The secret voucher codes are derived and hashed with; kept outside the database.
+    pub secret: ServerSecret,
 }
 
 impl Default for Settings {
@@ -53,8 +58,17 @@ impl Default for Settings {
             session_ttl_hours: 24 * 30,
             public_url: "http://127.0.0.1:8080".into(),
             password_cost: PasswordCost::Standard,
+            secret: ServerSecret::from_bytes(random_secret()),
         }
     }
+}
+
+/// 32 bytes from the operating system, for a secret made on the spot (tests; the binary keeps its secret in a file).
+pub fn random_secret() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    // The OS generator does not fail on the systems we run on; an all-zero secret would still only weaken codes.
+    let _ = getrandom::fill(&mut bytes);
+    bytes
 }
 
 /// The application: the store, the settings and the clock, shared by every request and job.

@@ -236,6 +236,58 @@ pub fn draw_entries(
     entries
 }
 
+/// A purchase voucher was redeemed: the merchant is paid the price less commission from its receivable, and the
+/// platform the commission.
+pub fn settlement_entries(redemption: &str, merchant: &MerchantId, price: Fen, commission: Fen) -> Vec<Entry> {
+    let receivable = Account::MerchantReceivable(merchant.clone());
+    let net = Fen::from_stored(price.get() - commission.get()).unwrap_or(Fen::ZERO);
+    let mut entries = vec![
+        Entry::transfer(Cause::Redemption, receivable.clone(), Account::MerchantAvailable(merchant.clone()), net)
+            .with_reference(format!("redemption:{redemption}")),
+    ];
+    if commission > Fen::ZERO {
+        entries.push(
+            Entry::transfer(Cause::Redemption, receivable, Account::PlatformCommission, commission)
+                .with_reference(format!("commission:{redemption}")),
+        );
+    }
+    entries
+}
+
+/// A redemption was undone: the settlement is reversed by new entries (nothing is deleted).
+pub fn undo_entries(redemption: &str, merchant: &MerchantId, price: Fen, commission: Fen) -> Vec<Entry> {
+    let receivable = Account::MerchantReceivable(merchant.clone());
+    let net = Fen::from_stored(price.get() - commission.get()).unwrap_or(Fen::ZERO);
+    let mut entries = vec![
+        Entry::transfer(Cause::Undo, Account::MerchantAvailable(merchant.clone()), receivable.clone(), net)
+            .with_reference(format!("undo:{redemption}")),
+    ];
+    if commission > Fen::ZERO {
+        entries.push(
+            Entry::transfer(Cause::Undo, Account::PlatformCommission, receivable, commission)
+                .with_reference(format!("undo-commission:{redemption}")),
+        );
+    }
+    entries
+}
+
+/// A purchase voucher expired unredeemed: its price goes back to the customer from the merchant's receivable.
+pub fn voucher_expiry_refund(voucher: &str, merchant: &MerchantId, user: &UserId, price: Fen) -> Entry {
+    Entry::transfer(
+        Cause::Expiry,
+        Account::MerchantReceivable(merchant.clone()),
+        Account::CustomerAvailable(user.clone()),
+        price,
+    )
+    .with_reference(format!("voucher-expiry:{voucher}"))
+}
+
+/// A friend joined through `inviter`'s share link and their group was drawn: the inviter's bonus, once per friend.
+pub fn referral_bonus(friend_membership: &str, inviter: &UserId, points: i64) -> Entry {
+    Entry::points(Cause::Reward, inviter.clone(), points)
+        .with_reference(membership_reference(Cause::Reward, &format!("referral:{friend_membership}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +338,28 @@ mod tests {
         assert_eq!(entries[2].reference(), Some("reward:m-l1"));
         assert_eq!(entries[1].reference(), Some("refund:m-l1"));
         assert_eq!(entries[2].reference(), Some("reward:m-l1"));
+    }
+
+    #[test]
+    fn settlement_and_its_undo_cancel_out() {
+        let m = MerchantId::from_trusted("m");
+        let (price, commission) = (Fen::from_stored(990).unwrap(), Fen::from_stored(49).unwrap());
+        let mut sums = std::collections::HashMap::new();
+        for entry in
+            settlement_entries("r", &m, price, commission).iter().chain(&undo_entries("r", &m, price, commission))
+        {
+            for p in entry.postings() {
+                *sums.entry(p.account.key()).or_insert(0) += p.amount;
+            }
+        }
+        assert!(sums.values().all(|v| *v == 0), "{sums:?}");
+        let paid: i64 = settlement_entries("r", &m, price, commission)
+            .iter()
+            .flat_map(|e| e.postings())
+            .filter(|p| p.account.key() == "merchant:m:available")
+            .map(|p| p.amount)
+            .sum();
+        assert_eq!(paid, 941);
     }
 
     #[test]

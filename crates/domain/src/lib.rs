@@ -18,5 +18,6 @@ pub mod rules_card;
 pub mod text;
 pub mod time;
 pub mod voucher_code;
+pub mod voucher_keys;
 
 pub use invalid::Invalid;

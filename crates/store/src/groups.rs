@@ -96,13 +96,19 @@ pub struct NewGroup {
     pub expires_at: Millis,
 }
 
-/// What a draw decided, computed by the app from the group and its members.
+/// What a draw decided, computed by the app from the group and its members: the outcome, the money it moves
+/// (captures, refunds, rewards, referral bonuses) and the vouchers it issues (purchases for winners, coupons for
+/// those not drawn when that is the reward).
 #[derive(Debug, Clone)]
 pub struct DrawPlan {
     pub participants_digest: String,
     pub winners: Vec<i64>,
     pub entries: Vec<Entry>,
+    pub vouchers: Vec<crate::vouchers::NewVoucher>,
 }
+
+/// The members of a campaign whose tickets a group's members named as `invited_by`: ticket → user.
+pub type Inviters = std::collections::HashMap<String, UserId>;
 
 const GROUP_COLUMNS: &str = "id, campaign_id, status, group_size, winners_per_group, member_count, server_seed, \
      seed_commitment, created_at, expires_at, full_at, draw_due_at, drawn_at, participants_digest, winners, expired_at";
@@ -412,6 +418,18 @@ impl Store {
         Ok(pooled.conn().fetch_optional(q).await?)
     }
 
+    /// A customer's memberships, newest first, after the cursor (a membership id) when given.
+    pub async fn memberships_of(&self, user: &UserId, before: Option<&str>, limit: i64) -> StoreResult<Vec<MemberRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!(
+            "SELECT {MEMBER_COLUMNS} FROM memberships WHERE user_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(user.as_str())
+        .bind(before.unwrap_or(""))
+        .bind(limit);
+        Ok(pooled.conn().fetch_all(q).await?)
+    }
+
     /// The member with this ticket in this campaign, if any (to resolve `invited_by`).
     pub async fn member_by_ticket(&self, campaign: &CampaignId, ticket: &str) -> StoreResult<Option<MemberRow>> {
         let mut pooled = self.pools.read().await?;
@@ -455,7 +473,7 @@ impl Store {
         plan: F,
     ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
     where
-        F: FnOnce(&GroupRow, &[MemberRow], &CampaignRow) -> StoreResult<DrawPlan>,
+        F: FnOnce(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
     {
         let mut tx = self.pools.begin().await?;
         let Some(id) = self.claim(&mut tx, group, ClaimFor::Draw, now).await? else { return Ok(None) };
@@ -479,7 +497,20 @@ impl Store {
         };
         let members = members_in(&mut conn, &id).await?;
         let campaign = crate::campaigns::campaign_in(&mut conn, &row.campaign()).await?.ok_or(StoreError::NotFound)?;
-        let decided = plan(&row, &members, &campaign)?;
+        let mut inviters = Inviters::new();
+        for ticket in members.iter().filter_map(|m| m.invited_by.as_deref()) {
+            let inviter: Option<(String,)> = conn
+                .fetch_optional(
+                    sql("SELECT user_id FROM memberships WHERE ticket = $1 AND campaign_id = $2")
+                        .bind(ticket)
+                        .bind(&row.campaign_id),
+                )
+                .await?;
+            if let Some((user,)) = inviter {
+                inviters.insert(ticket.to_owned(), UserId::from_trusted(user));
+            }
+        }
+        let decided = plan(&row, &members, &campaign, &inviters)?;
         let winners = decided.winners.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         conn.execute(
             sql("UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1")
@@ -499,6 +530,9 @@ impl Store {
         )
         .await?;
         post_all(&mut conn, &decided.entries, now).await?;
+        for voucher in &decided.vouchers {
+            crate::vouchers::issue_in(&mut conn, &campaign.merchant_id, &campaign.id, voucher, now).await?;
+        }
         let drawn = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
         let members = members_in(&mut conn, &id).await?;
         tx.commit().await?;

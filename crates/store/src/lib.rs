@@ -16,16 +16,18 @@ mod ledger;
 mod merchants;
 mod notify;
 mod users;
+mod vouchers;
 
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;
 pub use db::{Backend, ConnectError, PoolSettings};
-pub use groups::{Admission, DrawPlan, GroupRow, MemberRow, NewGroup};
+pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup};
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use users::{NewUser, UserRow};
+pub use vouchers::{Attempt, NewVoucher, RedemptionRow, VoucherRow};
 
 use db::Pools;
 
@@ -58,7 +60,7 @@ pub(crate) fn unique_violation_as(code: &'static str) -> impl Fn(sqlx::Error) ->
 }
 
 /// A new id: a UUIDv7, whose text sorts by creation time (list cursors rely on it).
-pub(crate) fn new_id() -> String {
+pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 

@@ -136,8 +136,11 @@ impl TestApp {
 
     /// `count` new customers, signed up and in concurrently, each credited `credit` fen by `operator`.
     pub async fn customers(&self, operator: &TestUser, count: usize, credit: i64) -> Vec<TestUser> {
+        // Phones never repeat within a process, however often a test asks for more customers.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let first = NEXT.fetch_add(count, std::sync::atomic::Ordering::SeqCst);
         let make = |i: usize| async move {
-            let user = self.customer(&format!("1370{:07}", i)).await;
+            let user = self.customer(&format!("1370{:07}", first + i)).await;
             if credit > 0 {
                 self.credit(operator, json!({"user_id": user.id}), credit).await;
             }

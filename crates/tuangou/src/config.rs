@@ -24,6 +24,11 @@ pub struct Config {
     pub log_format: String,
     /// A tracing filter such as `info` or `tuangou=debug` (`RUST_LOG` wins when set).
     pub log_level: String,
+    /// The server secret (64 hex characters) that voucher codes are derived and hashed with. Secret: never logged.
+    /// Every instance on one database needs the same one. When unset, it is read from `secret_file`.
+    pub secret: Option<String>,
+    /// Where the server secret is kept when `secret` is unset; made (readable by its owner only) on first run.
+    pub secret_file: String,
 }
 
 impl Default for Config {
@@ -37,6 +42,8 @@ impl Default for Config {
             postgres_connections: 16,
             log_format: "text".into(),
             log_level: "info".into(),
+            secret: None,
+            secret_file: "tuangou.secret".into(),
         }
     }
 }
@@ -66,6 +73,8 @@ impl std::fmt::Debug for Config {
             .field("postgres_connections", &self.postgres_connections)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("secret_file", &self.secret_file)
             .finish()
     }
 }
@@ -81,9 +90,35 @@ impl Config {
         figment.merge(Env::prefixed("TUANGOU_")).extract().map_err(Box::new)
     }
 
+    /// The server secret: from configuration, else from `secret_file`, made there on first run.
+    pub fn server_secret(&self) -> anyhow::Result<tuangou_app::ServerSecret> {
+        use anyhow::Context;
+        if let Some(hex) = &self.secret {
+            return tuangou_app::ServerSecret::from_hex(hex).context("secret must be 64 hex characters");
+        }
+        let path = std::path::Path::new(&self.secret_file);
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return tuangou_app::ServerSecret::from_hex(&text)
+                .with_context(|| format!("{} must hold 64 hex characters", path.display()));
+        }
+        let secret = tuangou_app::ServerSecret::from_bytes(tuangou_app::random_secret());
+        write_private(path, &secret.to_hex()).with_context(|| format!("making {}", path.display()))?;
+        Ok(secret)
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
+}
+
+/// Writes a file only its owner can read (on Unix).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 #[cfg(test)]
@@ -96,6 +131,8 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db:5432/tuangou"));
+        let with_secret = Config { secret: Some("ab".repeat(32)), ..Config::default() };
+        assert!(!format!("{with_secret:?}").contains("abab"));
     }
 
     #[test]

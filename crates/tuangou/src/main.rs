@@ -86,6 +86,7 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
         session_ttl_hours: config.session_ttl_hours,
         public_url: config.public_url(),
         password_cost: tuangou_app::PasswordCost::Standard,
+        secret: config.server_secret()?,
     };
     Ok(App::new(store, settings, Clock::system()))
 }

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::api::{accounts, admin, campaigns, groups, merchants, service};
+use crate::api::{accounts, admin, campaigns, groups, merchants, service, vouchers};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
         groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
         groups::campaign_events,
+        vouchers::mine, vouchers::memberships, vouchers::preview, vouchers::redeem, vouchers::undo,
         service::healthz, service::readyz, service::metrics,
     ),
     modifiers(&BearerAuth)

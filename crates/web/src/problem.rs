@@ -80,6 +80,8 @@ impl From<AppError> for Problem {
             AppError::Forbidden(code, message) => Problem::new(StatusCode::FORBIDDEN, code, message),
             AppError::NotFound(code, message) => Problem::new(StatusCode::NOT_FOUND, code, message),
             AppError::Conflict(code, message) => Problem::new(StatusCode::CONFLICT, code, message),
+            AppError::Throttled(seconds) => Problem::throttled(seconds),
+            AppError::Gone(message) => Problem::new(StatusCode::GONE, "expired", message),
             AppError::IdempotencyKeyReused => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", error.to_string())
             }

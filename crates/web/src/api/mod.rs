@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod groups;
 pub mod merchants;
 pub mod service;
+pub mod vouchers;
 
 use crate::AppState;
 use axum::Router;
@@ -18,6 +19,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/sessions/current", delete(accounts::sign_out))
         .route("/api/v1/me", get(accounts::me))
         .route("/api/v1/me/wallet", get(accounts::wallet))
+        .route("/api/v1/me/vouchers", get(vouchers::mine))
+        .route("/api/v1/me/memberships", get(vouchers::memberships))
+        .route("/api/v1/merchants/{id}/vouchers/{code}", get(vouchers::preview))
+        .route("/api/v1/merchants/{id}/redemptions", post(vouchers::redeem))
+        .route("/api/v1/merchants/{id}/redemptions/{redemption_id}", delete(vouchers::undo))
         .route("/api/v1/admin/credits", post(admin::credit))
         .route("/api/v1/admin/merchants/{id}/approve", post(admin::approve))
         .route("/api/v1/admin/check", get(admin::check))

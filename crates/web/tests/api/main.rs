@@ -10,4 +10,5 @@ mod groups;
 mod live_events;
 mod merchants;
 mod operator;
+mod redemption;
 mod service;

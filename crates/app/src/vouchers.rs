@@ -1,0 +1,234 @@
+//! Vouchers in the store (S4): what customers hold, what staff preview and redeem, the owner's undo, expiry.
+//!
+//! Staff of a merchant (and its owner) redeem only that merchant's vouchers. A guesser learns nothing: a
+//! malformed code, a bad check character, an unknown code and another merchant's code all answer the same 404
+//! `unknown_code`. Failed lookups and redemptions are throttled: after 10 failures in a minute by one staff
+//! member, or 50 at one merchant, further attempts answer 429 until the minute has passed. Every attempt, allowed
+//! or not, is logged with the staff member, the result, the time and the client's address.
+
+use crate::{App, AppError, AppResult, Caller};
+use tuangou_domain::ids::MerchantId;
+use tuangou_domain::time::Millis;
+use tuangou_domain::voucher_code::VoucherCode;
+use tuangou_store::{Attempt, MemberRow, MerchantRole, RedemptionRow, StoreError, VoucherRow};
+
+/// Failed attempts per staff member per minute that pass before the throttle answers 429.
+pub const STAFF_FAILURES_PER_MINUTE: i64 = 10;
+/// The same, for all staff of one merchant together.
+pub const MERCHANT_FAILURES_PER_MINUTE: i64 = 50;
+/// How long after a redemption its owner may undo it.
+pub const UNDO_WINDOW_MS: i64 = Millis::HOUR;
+
+/// A voucher with its code (derived from the server secret: never stored).
+#[derive(Debug, Clone)]
+pub struct VoucherView {
+    pub voucher: VoucherRow,
+    pub code: String,
+}
+
+/// A membership with what came of it.
+#[derive(Debug, Clone)]
+pub struct MembershipView {
+    pub membership: MemberRow,
+    /// The purchase voucher's code, for a winner.
+    pub voucher_code: Option<String>,
+    /// What a member not drawn received: (kind, amount).
+    pub reward: Option<(String, i64)>,
+}
+
+fn unknown_code() -> AppError {
+    AppError::NotFound("unknown_code", "no such voucher at this store")
+}
+
+impl App {
+    fn view(&self, voucher: VoucherRow) -> VoucherView {
+        let code = self.settings.secret.code_for(&voucher.id).display();
+        VoucherView { voucher, code }
+    }
+
+    /// The caller's vouchers, newest first.
+    pub async fn my_vouchers(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> AppResult<Vec<VoucherView>> {
+        let rows = self.store.vouchers_of(&caller.user, cursor, limit as i64).await?;
+        Ok(rows.into_iter().map(|v| self.view(v)).collect())
+    }
+
+    /// The caller's memberships, newest first, with their voucher codes and rewards.
+    pub async fn my_memberships(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> AppResult<Vec<MembershipView>> {
+        let mut views = Vec::new();
+        for membership in self.store.memberships_of(&caller.user, cursor, limit as i64).await? {
+            let vouchers = self.store.vouchers_of_membership(&membership.id).await?;
+            let voucher_code = vouchers.iter().find(|v| v.kind == "purchase").map(|v| self.view(v.clone()).code);
+            let reward = if membership.status == "lost" {
+                let campaign = self
+                    .store
+                    .require_campaign(&tuangou_domain::ids::CampaignId::from_trusted(&membership.campaign_id))
+                    .await?;
+                Some((campaign.reward_kind, campaign.reward_amount))
+            } else {
+                None
+            };
+            views.push(MembershipView { membership, voucher_code, reward });
+        }
+        Ok(views)
+    }
+
+    /// Staff (or the owner) of the merchant may work its counter; 404 for an unknown merchant, 403 otherwise.
+    async fn require_staff(&self, caller: &Caller, merchant: &MerchantId) -> AppResult<MerchantRole> {
+        self.store.merchant(merchant).await?.ok_or(AppError::NotFound("unknown_merchant", "no such merchant"))?;
+        self.store
+            .merchant_role(merchant, &caller.user)
+            .await?
+            .ok_or(AppError::Forbidden("staff_only", "only the merchant's staff may do this"))
+    }
+
+    async fn throttle(&self, caller: &Caller, merchant: &MerchantId) -> AppResult<()> {
+        let since = self.clock.now().plus_millis(-60_000);
+        let (by_staff, at_merchant) = self.store.failed_attempts(merchant, &caller.user, since).await?;
+        if by_staff >= STAFF_FAILURES_PER_MINUTE || at_merchant >= MERCHANT_FAILURES_PER_MINUTE {
+            return Err(AppError::Throttled(60));
+        }
+        Ok(())
+    }
+
+    async fn log_failure(
+        &self,
+        caller: &Caller,
+        merchant: &MerchantId,
+        action: &'static str,
+        code: &str,
+        client: Option<&str>,
+    ) {
+        let attempt = Attempt {
+            merchant,
+            staff: &caller.user,
+            voucher: None,
+            action,
+            result: code,
+            client_address: client,
+            at: self.clock.now(),
+        };
+        if let Err(error) = self.store.log_attempt(&attempt).await {
+            tracing::warn!(%error, "could not log a redemption attempt");
+        }
+    }
+
+    /// What staff see before redeeming: the voucher, never its owner.
+    pub async fn preview_voucher(
+        &self,
+        caller: &Caller,
+        merchant: &MerchantId,
+        code: &str,
+        client: Option<&str>,
+    ) -> AppResult<VoucherView> {
+        self.require_staff(caller, merchant).await?;
+        self.throttle(caller, merchant).await?;
+        let found = match VoucherCode::parse(code) {
+            Ok(code) => self.store.voucher_by_code(merchant, &self.settings.secret.lookup_hash(&code)).await?,
+            Err(_) => None,
+        };
+        let Some(voucher) = found else {
+            self.log_failure(caller, merchant, "preview", "unknown_code", client).await;
+            return Err(unknown_code());
+        };
+        let attempt = Attempt {
+            merchant,
+            staff: &caller.user,
+            voucher: Some(&voucher.id),
+            action: "preview",
+            result: "ok",
+            client_address: client,
+            at: self.clock.now(),
+        };
+        self.store.log_attempt(&attempt).await?;
+        Ok(self.view(voucher))
+    }
+
+    /// Redeems a voucher at the counter: the merchant is paid the price less commission, the platform the
+    /// commission. 409 `already_redeemed`, 410 `expired`, 404 `unknown_code`, 429 `throttled`.
+    pub async fn redeem(
+        &self,
+        caller: &Caller,
+        merchant: &MerchantId,
+        code: &str,
+        client: Option<&str>,
+    ) -> AppResult<(VoucherView, RedemptionRow)> {
+        self.require_staff(caller, merchant).await?;
+        self.throttle(caller, merchant).await?;
+        let Ok(parsed) = VoucherCode::parse(code) else {
+            self.log_failure(caller, merchant, "redeem", "unknown_code", client).await;
+            return Err(unknown_code());
+        };
+        let attempt = Attempt {
+            merchant,
+            staff: &caller.user,
+            voucher: None,
+            action: "redeem",
+            result: "ok",
+            client_address: client,
+            at: self.clock.now(),
+        };
+        match self.store.redeem(&self.settings.secret.lookup_hash(&parsed), &attempt).await {
+            Ok((voucher, redemption)) => Ok((self.view(voucher), redemption)),
+            Err(error) => {
+                let (code, answer) = match error {
+                    StoreError::NotFound => ("unknown_code", unknown_code()),
+                    StoreError::Conflict("expired") => ("expired", AppError::Gone("this voucher has expired")),
+                    other => {
+                        let answer = AppError::from(other);
+                        let code = match &answer {
+                            AppError::Conflict(code, _) => *code,
+                            _ => "error",
+                        };
+                        (code, answer)
+                    }
+                };
+                self.log_failure(caller, merchant, "redeem", code, client).await;
+                Err(answer)
+            }
+        }
+    }
+
+    /// The owner undoes a redemption within one hour: the voucher is `issued` again, the settlement reversed.
+    pub async fn undo_redemption(
+        &self,
+        caller: &Caller,
+        merchant: &MerchantId,
+        redemption: &str,
+        client: Option<&str>,
+    ) -> AppResult<VoucherView> {
+        if self.require_staff(caller, merchant).await? != MerchantRole::Owner {
+            return Err(AppError::Forbidden("owner_only", "only the merchant's owner may undo a redemption"));
+        }
+        let attempt = Attempt {
+            merchant,
+            staff: &caller.user,
+            voucher: None,
+            action: "undo",
+            result: "ok",
+            client_address: client,
+            at: self.clock.now(),
+        };
+        match self.store.undo_redemption(redemption, UNDO_WINDOW_MS, &attempt).await {
+            Ok(voucher) => Ok(self.view(voucher)),
+            Err(StoreError::NotFound) => {
+                Err(AppError::NotFound("unknown_redemption", "no such redemption at this store"))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Expires one voucher past its date (a purchase is refunded). Returns whether it did.
+    pub(crate) async fn expire_one_voucher(&self) -> AppResult<bool> {
+        Ok(self.store.expire_voucher(self.clock.now()).await?.is_some())
+    }
+}

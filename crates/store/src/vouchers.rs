@@ -1,0 +1,349 @@
+//! Vouchers (S4): issued at the draw, redeemed by staff of their merchant with one conditional update, undone by
+//! the owner within an hour, expired by the worker. Every attempt at the counter is logged.
+
+use crate::db::{Conn, sql};
+use crate::ledger::post_all;
+use crate::{Store, StoreError, StoreResult, new_id};
+use tuangou_domain::ids::{MerchantId, UserId};
+use tuangou_domain::ledger::{Entry, settlement_entries, undo_entries, voucher_expiry_refund};
+use tuangou_domain::money::Fen;
+use tuangou_domain::time::Millis;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VoucherRow {
+    pub id: String,
+    pub kind: String,
+    pub membership_id: String,
+    pub user_id: String,
+    pub merchant_id: String,
+    pub campaign_id: String,
+    pub amount: i64,
+    pub commission: i64,
+    pub status: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// A voucher the draw issues.
+#[derive(Debug, Clone)]
+pub struct NewVoucher {
+    pub id: String,
+    pub code_hash: String,
+    pub kind: &'static str,
+    pub membership_id: String,
+    pub user: UserId,
+    pub amount: Fen,
+    pub commission: Fen,
+    pub expires_at: Millis,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RedemptionRow {
+    pub id: String,
+    pub voucher_id: String,
+    pub merchant_id: String,
+    pub staff_id: String,
+    pub redeemed_at: i64,
+    pub undone_at: Option<i64>,
+}
+
+/// One attempt at the counter, for the log.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    pub merchant: &'a MerchantId,
+    pub staff: &'a UserId,
+    pub voucher: Option<&'a str>,
+    pub action: &'static str,
+    pub result: &'a str,
+    pub client_address: Option<&'a str>,
+    pub at: Millis,
+}
+
+const VOUCHER_COLUMNS: &str =
+    "id, kind, membership_id, user_id, merchant_id, campaign_id, amount, commission, status, issued_at, expires_at";
+const REDEMPTION_COLUMNS: &str = "id, voucher_id, merchant_id, staff_id, redeemed_at, undone_at";
+
+pub(crate) async fn issue_in(
+    conn: &mut Conn<'_>,
+    merchant: &str,
+    campaign: &str,
+    v: &NewVoucher,
+    now: Millis,
+) -> StoreResult<()> {
+    conn.execute(
+        sql("INSERT INTO vouchers (id, code_hash, kind, membership_id, user_id, merchant_id, campaign_id, amount,
+                 commission, status, issued_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'issued', $10, $11)")
+        .bind(&v.id)
+        .bind(&v.code_hash)
+        .bind(v.kind)
+        .bind(&v.membership_id)
+        .bind(v.user.as_str())
+        .bind(merchant)
+        .bind(campaign)
+        .bind(v.amount.get())
+        .bind(v.commission.get())
+        .bind(now.0)
+        .bind(v.expires_at.0),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn log_in(conn: &mut Conn<'_>, a: &Attempt<'_>) -> StoreResult<()> {
+    conn.execute(
+        sql("INSERT INTO redemption_attempts (id, merchant_id, staff_id, voucher_id, action, result, client_address, at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(new_id())
+        .bind(a.merchant.as_str())
+        .bind(a.staff.as_str())
+        .bind(a.voucher)
+        .bind(a.action)
+        .bind(a.result)
+        .bind(a.client_address)
+        .bind(a.at.0),
+    )
+    .await?;
+    Ok(())
+}
+
+fn stored_fen(value: i64) -> StoreResult<Fen> {
+    Fen::from_stored(value).ok_or_else(|| StoreError::Inconsistent(format!("negative amount {value}")))
+}
+
+impl Store {
+    /// The voucher with this code hash at this merchant (another merchant's voucher is simply not found).
+    pub async fn voucher_by_code(&self, merchant: &MerchantId, code_hash: &str) -> StoreResult<Option<VoucherRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE code_hash = $1 AND merchant_id = $2"))
+            .bind(code_hash)
+            .bind(merchant.as_str());
+        Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
+    pub async fn voucher(&self, id: &str) -> StoreResult<Option<VoucherRow>> {
+        let mut pooled = self.pools.read().await?;
+        Ok(pooled
+            .conn()
+            .fetch_optional(sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1")).bind(id))
+            .await?)
+    }
+
+    /// A customer's vouchers, newest first, after the cursor (a voucher id) when given.
+    pub async fn vouchers_of(&self, user: &UserId, before: Option<&str>, limit: i64) -> StoreResult<Vec<VoucherRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE user_id = $1 AND ($2 = '' OR id < $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(user.as_str())
+        .bind(before.unwrap_or(""))
+        .bind(limit);
+        Ok(pooled.conn().fetch_all(q).await?)
+    }
+
+    /// Logs an attempt that changed nothing (a refusal, or a preview).
+    pub async fn log_attempt(&self, attempt: &Attempt<'_>) -> StoreResult<()> {
+        let mut tx = self.pools.begin().await?;
+        log_in(&mut tx.conn(), attempt).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Failed attempts since `since` by this staff member, and at this merchant (for the throttle).
+    pub async fn failed_attempts(
+        &self,
+        merchant: &MerchantId,
+        staff: &UserId,
+        since: Millis,
+    ) -> StoreResult<(i64, i64)> {
+        let mut pooled = self.pools.read().await?;
+        let row: (i64, i64) = pooled
+            .conn()
+            .fetch_one(
+                sql("SELECT
+                       CAST(COALESCE(SUM(CASE WHEN staff_id = $2 THEN 1 ELSE 0 END), 0) AS BIGINT),
+                       CAST(COUNT(*) AS BIGINT)
+                     FROM redemption_attempts WHERE merchant_id = $1 AND at >= $3 AND result <> 'ok'")
+                .bind(merchant.as_str())
+                .bind(staff.as_str())
+                .bind(since.0),
+            )
+            .await?;
+        Ok(row)
+    }
+
+    /// Redeems a voucher: `issued` → `redeemed` by one conditional update (never read-then-write), the
+    /// redemption recorded, the merchant paid (price less commission, from its receivable) and the commission
+    /// paid to the platform, and the attempt logged — one transaction. On refusal: `NotFound` (no such code at
+    /// this merchant), `Conflict("already_redeemed" | "voucher_refunded")`, `Conflict("expired")`.
+    pub async fn redeem(&self, code_hash: &str, attempt: &Attempt<'_>) -> StoreResult<(VoucherRow, RedemptionRow)> {
+        let now = attempt.at;
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        let redeemed: Option<VoucherRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE vouchers SET status = 'redeemed'
+                     WHERE code_hash = $1 AND merchant_id = $2 AND status = 'issued' AND expires_at > $3
+                     RETURNING {VOUCHER_COLUMNS}"
+                ))
+                .bind(code_hash)
+                .bind(attempt.merchant.as_str())
+                .bind(now.0),
+            )
+            .await?;
+        let Some(voucher) = redeemed else {
+            let found: Option<VoucherRow> = conn
+                .fetch_optional(
+                    sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE code_hash = $1 AND merchant_id = $2"))
+                        .bind(code_hash)
+                        .bind(attempt.merchant.as_str()),
+                )
+                .await?;
+            return Err(match found {
+                None => StoreError::NotFound,
+                Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
+                Some(v) if v.status == "refunded" => StoreError::Conflict("voucher_refunded"),
+                Some(_) => StoreError::Conflict("expired"),
+            });
+        };
+        let redemption: RedemptionRow = conn
+            .fetch_one(
+                sql(format!(
+                    "INSERT INTO redemptions (id, voucher_id, merchant_id, staff_id, redeemed_at)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING {REDEMPTION_COLUMNS}"
+                ))
+                .bind(new_id())
+                .bind(&voucher.id)
+                .bind(attempt.merchant.as_str())
+                .bind(attempt.staff.as_str())
+                .bind(now.0),
+            )
+            .await?;
+        if voucher.kind == "purchase" {
+            let entries = settlement_entries(
+                &redemption.id,
+                attempt.merchant,
+                stored_fen(voucher.amount)?,
+                stored_fen(voucher.commission)?,
+            );
+            post_all(&mut conn, &entries, now).await?;
+        }
+        log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
+        tx.commit().await?;
+        Ok((voucher, redemption))
+    }
+
+    /// Undoes a redemption within `window` of it: the voucher is `issued` again and the settlement reversed by
+    /// new entries; logged. `NotFound` for an unknown redemption (or another merchant's), `Conflict("already_undone")`,
+    /// `Conflict("undo_window_passed")`.
+    pub async fn undo_redemption(
+        &self,
+        redemption: &str,
+        window_ms: i64,
+        attempt: &Attempt<'_>,
+    ) -> StoreResult<VoucherRow> {
+        let now = attempt.at;
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        let undone: Option<RedemptionRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE redemptions SET undone_at = $3, undone_by = $4
+                     WHERE id = $1 AND merchant_id = $2 AND undone_at IS NULL AND redeemed_at > $5
+                     RETURNING {REDEMPTION_COLUMNS}"
+                ))
+                .bind(redemption)
+                .bind(attempt.merchant.as_str())
+                .bind(now.0)
+                .bind(attempt.staff.as_str())
+                .bind(now.0 - window_ms),
+            )
+            .await?;
+        let Some(row) = undone else {
+            let found: Option<RedemptionRow> = conn
+                .fetch_optional(
+                    sql(format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = $1 AND merchant_id = $2"))
+                        .bind(redemption)
+                        .bind(attempt.merchant.as_str()),
+                )
+                .await?;
+            return Err(match found {
+                None => StoreError::NotFound,
+                Some(r) if r.undone_at.is_some() => StoreError::Conflict("already_undone"),
+                Some(_) => StoreError::Conflict("undo_window_passed"),
+            });
+        };
+        let voucher: VoucherRow = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE vouchers SET status = 'issued' WHERE id = $1 AND status = 'redeemed' RETURNING {VOUCHER_COLUMNS}"
+                ))
+                .bind(&row.voucher_id),
+            )
+            .await?
+            .ok_or(StoreError::Conflict("already_undone"))?;
+        if voucher.kind == "purchase" {
+            let entries =
+                undo_entries(&row.id, attempt.merchant, stored_fen(voucher.amount)?, stored_fen(voucher.commission)?);
+            post_all(&mut conn, &entries, now).await?;
+        }
+        log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
+        tx.commit().await?;
+        Ok(voucher)
+    }
+
+    /// Expires one issued voucher past its date, if any: a purchase voucher's price goes back to its customer
+    /// (from the merchant's receivable), a coupon just lapses — exactly once, whichever instance gets there first.
+    pub async fn expire_voucher(&self, now: Millis) -> StoreResult<Option<VoucherRow>> {
+        let mut tx = self.pools.begin().await?;
+        let lock = if self.backend() == crate::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let mut conn = tx.conn();
+        let due: Option<(String,)> = conn
+            .fetch_optional(
+                sql(format!(
+                    "SELECT id FROM vouchers WHERE status = 'issued' AND expires_at <= $1 ORDER BY expires_at LIMIT 1{lock}"
+                ))
+                .bind(now.0),
+            )
+            .await?;
+        let Some((id,)) = due else { return Ok(None) };
+        let expired: Option<VoucherRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE vouchers SET status = 'expired' WHERE id = $1 AND status = 'issued' RETURNING {VOUCHER_COLUMNS}"
+                ))
+                .bind(&id),
+            )
+            .await?;
+        let Some(voucher) = expired else { return Ok(None) };
+        if voucher.kind == "purchase" {
+            let entry: Entry = voucher_expiry_refund(
+                &voucher.id,
+                &MerchantId::from_trusted(&voucher.merchant_id),
+                &UserId::from_trusted(&voucher.user_id),
+                stored_fen(voucher.amount)?,
+            );
+            post_all(&mut conn, &[entry], now).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(voucher))
+    }
+
+    /// The vouchers issued for a membership (a purchase, or a coupon).
+    pub async fn vouchers_of_membership(&self, membership: &str) -> StoreResult<Vec<VoucherRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE membership_id = $1 ORDER BY kind"))
+            .bind(membership);
+        Ok(pooled.conn().fetch_all(q).await?)
+    }
+
+    /// A redemption by id.
+    pub async fn redemption(&self, id: &str) -> StoreResult<Option<RedemptionRow>> {
+        let mut pooled = self.pools.read().await?;
+        Ok(pooled
+            .conn()
+            .fetch_optional(sql(format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE id = $1")).bind(id))
+            .await?)
+    }
+}

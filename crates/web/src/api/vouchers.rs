@@ -1,0 +1,213 @@
+//! Vouchers and redemption (S4): the customer's vouchers and memberships, staff preview and redemption, the
+//! owner's undo.
+
+use crate::api::merchants::merchant_id;
+use crate::extract::{Auth, Json, Query};
+use crate::problem::{ApiResult, ProblemBody};
+use crate::{AppState, times};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use tuangou_app::{MembershipView, RedemptionRow, VoucherView};
+use tuangou_domain::time::Millis;
+use utoipa::ToSchema;
+
+/// A voucher. `code` is shown to its owner (and to staff who typed or scanned it).
+#[derive(Serialize, ToSchema)]
+pub struct VoucherBody {
+    id: String,
+    /// `XXXX-XXXX-XXXX-C`.
+    code: String,
+    /// `purchase` or `coupon`.
+    kind: String,
+    merchant_id: String,
+    campaign_id: String,
+    /// `issued`, `redeemed`, `expired` or `refunded`.
+    status: String,
+    /// Fen: the price paid (purchase) or the amount off (coupon).
+    amount: i64,
+    expires_at: String,
+}
+
+impl From<VoucherView> for VoucherBody {
+    fn from(view: VoucherView) -> Self {
+        let v = view.voucher;
+        Self {
+            id: v.id,
+            code: view.code,
+            kind: v.kind,
+            merchant_id: v.merchant_id,
+            campaign_id: v.campaign_id,
+            status: v.status,
+            amount: v.amount,
+            expires_at: times::format(Millis(v.expires_at)),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VoucherPage {
+    items: Vec<VoucherBody>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RewardBody {
+    kind: String,
+    amount: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembershipItem {
+    id: String,
+    group_id: String,
+    campaign_id: String,
+    seq: i64,
+    ticket: String,
+    /// `waiting`, `won`, `lost` or `expired`.
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    voucher_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reward: Option<RewardBody>,
+}
+
+impl From<MembershipView> for MembershipItem {
+    fn from(view: MembershipView) -> Self {
+        let m = view.membership;
+        Self {
+            id: m.id,
+            group_id: m.group_id,
+            campaign_id: m.campaign_id,
+            seq: m.seq,
+            ticket: m.ticket,
+            status: m.status,
+            voucher_code: view.voucher_code,
+            reward: view.reward.map(|(kind, amount)| RewardBody { kind, amount }),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembershipPage {
+    items: Vec<MembershipItem>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Default 50, at most 200.
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RedeemBody {
+    /// As typed or scanned: case, spaces and hyphens do not matter; I and L read as 1, O as 0.
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedemptionBody {
+    id: String,
+    voucher: VoucherBody,
+    redeemed_at: String,
+    staff_id: String,
+}
+
+fn page_size(limit: Option<i64>) -> Result<usize, crate::problem::Problem> {
+    match limit.unwrap_or(50) {
+        l @ 1..=200 => Ok(l as usize),
+        _ => Err(crate::problem::Problem::invalid("limit", "invalid_field", "must be from 1 to 200")),
+    }
+}
+
+/// The caller's vouchers, newest first.
+#[utoipa::path(get, path = "/api/v1/me/vouchers", tag = "vouchers", params(PageParams),
+    responses((status = 200, body = VoucherPage), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
+pub async fn mine(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(p): Query<PageParams>,
+) -> ApiResult<axum::Json<VoucherPage>> {
+    let limit = page_size(p.limit)?;
+    let views = state.app.my_vouchers(&caller, p.cursor.as_deref(), limit).await?;
+    let next_cursor = (views.len() == limit).then(|| views.last().map(|v| v.voucher.id.clone())).flatten();
+    Ok(axum::Json(VoucherPage { items: views.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+/// The caller's memberships, newest first, with voucher codes and rewards.
+#[utoipa::path(get, path = "/api/v1/me/memberships", tag = "vouchers", params(PageParams),
+    responses((status = 200, body = MembershipPage), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
+pub async fn memberships(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Query(p): Query<PageParams>,
+) -> ApiResult<axum::Json<MembershipPage>> {
+    let limit = page_size(p.limit)?;
+    let views = state.app.my_memberships(&caller, p.cursor.as_deref(), limit).await?;
+    let next_cursor = (views.len() == limit).then(|| views.last().map(|v| v.membership.id.clone())).flatten();
+    Ok(axum::Json(MembershipPage { items: views.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+/// Staff preview a voucher by its code (never the customer's phone or name).
+#[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers",
+    params(("id" = String, Path), ("code" = String, Path)),
+    responses((status = 200, body = VoucherBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+        (status = 429, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn preview(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((id, code)): Path<(String, String)>,
+) -> ApiResult<axum::Json<VoucherBody>> {
+    let merchant = merchant_id(&id)?;
+    let view = state.app.preview_voucher(&caller, &merchant, &code, Some(&client.ip().to_string())).await?;
+    Ok(axum::Json(view.into()))
+}
+
+fn redemption_body(view: VoucherView, r: RedemptionRow) -> RedemptionBody {
+    RedemptionBody {
+        id: r.id,
+        voucher: view.into(),
+        redeemed_at: times::format(Millis(r.redeemed_at)),
+        staff_id: r.staff_id,
+    }
+}
+
+/// Staff redeem a voucher.
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/redemptions", tag = "vouchers", params(("id" = String, Path)),
+    request_body = RedeemBody,
+    responses((status = 201, body = RedemptionBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+        (status = 409, body = ProblemBody), (status = 410, body = ProblemBody), (status = 429, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn redeem(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Json(body): Json<RedeemBody>,
+) -> ApiResult<(StatusCode, axum::Json<RedemptionBody>)> {
+    let merchant = merchant_id(&id)?;
+    let (view, redemption) = state.app.redeem(&caller, &merchant, &body.code, Some(&client.ip().to_string())).await?;
+    Ok((StatusCode::CREATED, axum::Json(redemption_body(view, redemption))))
+}
+
+/// The owner undoes a redemption within one hour.
+#[utoipa::path(delete, path = "/api/v1/merchants/{id}/redemptions/{redemption_id}", tag = "vouchers",
+    params(("id" = String, Path), ("redemption_id" = String, Path)),
+    responses((status = 200, body = VoucherBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
+        (status = 409, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn undo(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((id, redemption)): Path<(String, String)>,
+) -> ApiResult<axum::Json<VoucherBody>> {
+    let merchant = merchant_id(&id)?;
+    let view = state.app.undo_redemption(&caller, &merchant, &redemption, Some(&client.ip().to_string())).await?;
+    Ok(axum::Json(view.into()))
+}
