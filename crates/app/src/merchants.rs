@@ -102,6 +102,16 @@ impl App {
         Ok(self.merchant_view(row))
     }
 
+    /// The merchant's figures; for its owner.
+    pub async fn merchant_stats(
+        &self,
+        caller: &Caller,
+        merchant: &MerchantId,
+    ) -> AppResult<tuangou_store::MerchantStats> {
+        self.require_owner(caller, merchant).await?;
+        Ok(self.store.merchant_stats(merchant).await?)
+    }
+
     /// The owner adds a staff member by phone; the person must have an account.
     pub async fn add_staff(&self, caller: &Caller, merchant: &MerchantId, phone: &str) -> AppResult<()> {
         self.require_owner(caller, merchant).await?;

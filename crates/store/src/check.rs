@@ -115,6 +115,33 @@ impl Store {
              OR (m.status <> 'lost' AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference IN ('refund:' || m.id, 'reward:' || m.id)))",
             |(id, status): (String, String)| format!("membership {id} ({status}) has entries of another outcome")).await?;
 
+        //    One purchase voucher per winner, one coupon per loser of a coupon campaign, none for anyone else.
+        each(
+            conn,
+            f,
+            4,
+            "SELECT m.id, m.status, CAST(COUNT(v.id) AS BIGINT) FROM memberships m
+             JOIN campaigns c ON c.id = m.campaign_id
+             LEFT JOIN vouchers v ON v.membership_id = m.id
+             GROUP BY m.id, m.status, c.reward_kind
+             HAVING COUNT(v.id) <> CASE WHEN m.status = 'won' THEN 1
+                                        WHEN m.status = 'lost' AND c.reward_kind = 'coupon' THEN 1 ELSE 0 END",
+            |(id, status, n): (String, String, i64)| format!("membership {id} ({status}) has {n} vouchers"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            4,
+            "SELECT v.id, v.kind, m.status FROM vouchers v JOIN memberships m ON m.id = v.membership_id
+             WHERE (v.kind = 'purchase' AND m.status <> 'won') OR (v.kind = 'coupon' AND m.status <> 'lost')
+                OR v.user_id <> m.user_id",
+            |(id, kind, status): (String, String, String)| {
+                format!("{kind} voucher {id} belongs to a {status} membership")
+            },
+        )
+        .await?;
+
         // 5. Stock: reserved + won never exceeds Q, and both agree with the groups.
         each(conn, f, 5, "SELECT c.id, c.quantity, c.reserved_units, c.won_units,
                  CAST(COALESCE(SUM(CASE WHEN g.status IN ('open', 'full') THEN g.winners_per_group ELSE 0 END), 0) AS BIGINT),
@@ -135,6 +162,30 @@ impl Store {
              JOIN memberships m ON m.campaign_id = c.id AND m.status = 'won'
              GROUP BY c.id, c.quantity HAVING COUNT(m.id) > c.quantity",
             |(id, q, won): (String, i64, i64)| format!("campaign {id} has {won} winners for {q} units"),
+        )
+        .await?;
+
+        // 6. A voucher's redemptions, net of undos, are 0 or 1 (1 exactly when it is redeemed), each by staff or
+        //    the owner of its own merchant.
+        each(
+            conn,
+            f,
+            6,
+            "SELECT v.id, v.status, CAST(COUNT(r.id) AS BIGINT) FROM vouchers v
+             LEFT JOIN redemptions r ON r.voucher_id = v.id AND r.undone_at IS NULL
+             GROUP BY v.id, v.status
+             HAVING COUNT(r.id) > 1 OR (v.status = 'redeemed') <> (COUNT(r.id) = 1)",
+            |(id, status, n): (String, String, i64)| format!("voucher {id} is {status} with {n} standing redemptions"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            6,
+            "SELECT r.id, r.staff_id FROM redemptions r JOIN vouchers v ON v.id = r.voucher_id
+             WHERE r.merchant_id <> v.merchant_id OR NOT EXISTS
+                 (SELECT 1 FROM merchant_roles mr WHERE mr.merchant_id = v.merchant_id AND mr.user_id = r.staff_id)",
+            |(id, staff): (String, String)| format!("redemption {id} was made by {staff}, not staff of its merchant"),
         )
         .await?;
 

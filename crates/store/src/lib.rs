@@ -15,6 +15,7 @@ mod idempotency;
 mod ledger;
 mod merchants;
 mod notify;
+mod stats;
 mod users;
 mod vouchers;
 
@@ -26,6 +27,7 @@ pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
+pub use stats::MerchantStats;
 pub use users::{NewUser, UserRow};
 pub use vouchers::{Attempt, NewVoucher, RedemptionRow, VoucherRow};
 

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         accounts::sign_up, accounts::sign_in, accounts::sign_out, accounts::me, accounts::wallet,
         admin::credit, admin::approve, admin::check,
-        merchants::create, merchants::get, merchants::wallet, merchants::add_staff,
+        merchants::create, merchants::get, merchants::wallet, merchants::add_staff, merchants::stats,
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
         groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
         groups::campaign_events,

@@ -88,6 +88,54 @@ pub struct MerchantWalletBody {
     receivable: i64,
 }
 
+/// A merchant's figures over all its campaigns.
+#[derive(Serialize, ToSchema)]
+pub struct StatsBody {
+    /// Memberships in its campaigns.
+    participants: i64,
+    unique_customers: i64,
+    /// Customers whose first membership on tuangou was at this merchant.
+    new_customers: i64,
+    groups_filled: i64,
+    winners: i64,
+    /// Purchase vouchers redeemed (store visits), net of undos.
+    redeemed: i64,
+    /// redeemed ÷ winners (0 before any winner).
+    redemption_rate: f64,
+    /// Fen of cash rewards paid from its reserves.
+    rewards_paid: i64,
+    /// Fen of commission on its redemptions.
+    commission_paid: i64,
+    /// (rewards_paid + commission_paid) ÷ redeemed, in fen, rounded down; null before any redemption.
+    cost_per_visit: Option<i64>,
+}
+
+/// The merchant's figures (owner only).
+#[utoipa::path(get, path = "/api/v1/merchants/{id}/stats", tag = "merchants", params(("id" = String, Path)),
+    responses((status = 200, body = StatsBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<StatsBody>> {
+    let s = state.app.merchant_stats(&caller, &merchant_id(&id)?).await?;
+    let redemption_rate = if s.winners > 0 { s.redeemed as f64 / s.winners as f64 } else { 0.0 };
+    let cost_per_visit = (s.redeemed > 0).then(|| (s.rewards_paid + s.commission_paid) / s.redeemed);
+    Ok(axum::Json(StatsBody {
+        participants: s.participants,
+        unique_customers: s.unique_customers,
+        new_customers: s.new_customers,
+        groups_filled: s.groups_filled,
+        winners: s.winners,
+        redeemed: s.redeemed,
+        redemption_rate,
+        rewards_paid: s.rewards_paid,
+        commission_paid: s.commission_paid,
+        cost_per_visit,
+    }))
+}
+
 #[derive(Deserialize, ToSchema)]
 pub struct StaffBody {
     /// The phone of an existing account.

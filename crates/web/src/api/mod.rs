@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/merchants/{id}", get(merchants::get))
         .route("/api/v1/merchants/{id}/wallet", get(merchants::wallet))
         .route("/api/v1/merchants/{id}/staff", post(merchants::add_staff))
+        .route("/api/v1/merchants/{id}/stats", get(merchants::stats))
         .route("/api/v1/merchants/{id}/campaigns", post(campaigns::create))
         .route("/api/v1/campaigns", get(campaigns::list))
         .route("/api/v1/campaigns/{id}", get(campaigns::get).patch(campaigns::patch))

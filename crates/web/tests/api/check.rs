@@ -69,6 +69,48 @@ async fn check_sees_a_missing_refund(backend: Backend) {
     reported(backend, &["UPDATE ledger_entries SET reference = NULL WHERE reference LIKE 'refund:%'"], 4).await;
 }
 
+async fn check_sees_a_winner_without_a_voucher(backend: Backend) {
+    reported(
+        backend,
+        &["UPDATE vouchers SET membership_id = (SELECT id FROM memberships WHERE status = 'waiting' LIMIT 1)"],
+        4,
+    )
+    .await;
+}
+
+async fn check_sees_a_voucher_redeemed_twice(backend: Backend) {
+    let (app, operator) = scene(backend).await;
+    let owner = app.sign_in("13800138080").await;
+    // Redeem the winner's voucher properly, then forge a second standing redemption beside it.
+    let merchant =
+        app.app.store().roles_of(&tuangou_domain::ids::UserId::from_trusted(&owner.id)).await.unwrap()[0].0.to_string();
+    let voucher = app.app.store().vouchers_of_membership(&winner_membership(&app).await).await.unwrap().remove(0);
+    let code = app.app.settings().secret.code_for(&voucher.id).display();
+    let (status, _) =
+        app.post(&format!("/api/v1/merchants/{merchant}/redemptions"), Some(&owner.token), json!({"code": code})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, body) = app.get("/api/v1/admin/check", Some(&operator)).await;
+    assert_eq!(body["ok"], true, "{body}");
+    app.db
+        .execute(
+            "INSERT INTO redemptions (id, voucher_id, merchant_id, staff_id, redeemed_at)
+                  SELECT 'forged', voucher_id, merchant_id, staff_id, redeemed_at FROM redemptions",
+        )
+        .await;
+    let (_, body) = app.get("/api/v1/admin/check", Some(&operator)).await;
+    assert!(body["violations"].as_array().unwrap().iter().any(|v| v["invariant"] == 6), "{body}");
+}
+
+async fn winner_membership(app: &TestApp) -> String {
+    let ids: Vec<String> = app.app.store().drawn_groups(None, 10).await.unwrap()[0]
+        .1
+        .iter()
+        .filter(|m| m.status == "won")
+        .map(|m| m.id.clone())
+        .collect();
+    ids[0].clone()
+}
+
 async fn check_sees_oversold_stock(backend: Backend) {
     // The schema refuses `reserved + won > quantity`; counters that disagree with the groups are seen.
     reported(backend, &["UPDATE campaigns SET won_units = won_units - 1, reserved_units = reserved_units + 2"], 5)
@@ -86,5 +128,7 @@ on_both_backends!(
     check_sees_a_second_winner,
     check_sees_a_missing_refund,
     check_sees_oversold_stock,
+    check_sees_a_winner_without_a_voucher,
+    check_sees_a_voucher_redeemed_twice,
     check_sees_a_customer_over_the_limit,
 );

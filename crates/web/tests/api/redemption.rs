@@ -126,6 +126,16 @@ async fn the_whole_story_to_the_fen(backend: Backend) {
     let (status, body) = app.send(Method::DELETE, &late, Some(&owner.token), None).await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "undo_window_passed"));
 
+    let (status, stats) = app.get(&format!("/api/v1/merchants/{merchant}/stats"), Some(&owner.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stats,
+        json!({"participants": 5, "unique_customers": 5, "new_customers": 5, "groups_filled": 1, "winners": 2,
+               "redeemed": 1, "redemption_rate": 0.5, "rewards_paid": 900, "commission_paid": 49, "cost_per_visit": 949})
+    );
+    let (status, _) = app.get(&format!("/api/v1/merchants/{merchant}/stats"), Some(&clerk.token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "figures are for the owner");
+
     // The other winner never comes: 30 days later the worker refunds the voucher, exactly once.
     app.app.clock().advance(30 * 24 * 3_600_000);
     app.app.run_jobs_once().await.unwrap();
