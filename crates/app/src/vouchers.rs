@@ -57,6 +57,12 @@ impl App {
         Ok(rows.into_iter().map(|v| self.view(v)).collect())
     }
 
+    /// One of the caller's vouchers (404 for anyone else's).
+    pub async fn my_voucher(&self, caller: &Caller, id: &str) -> AppResult<VoucherView> {
+        let voucher = self.store.voucher(id).await?.filter(|v| v.user_id == caller.user.as_str());
+        voucher.map(|v| self.view(v)).ok_or(AppError::NotFound("unknown_voucher", "no such voucher"))
+    }
+
     /// The caller's memberships, newest first, with their voucher codes and rewards.
     pub async fn my_memberships(
         &self,

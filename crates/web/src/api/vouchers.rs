@@ -151,6 +151,33 @@ pub async fn memberships(
     Ok(axum::Json(MembershipPage { items: views.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
+/// A voucher's QR code (SVG) for staff to scan; the owner's only. It encodes the code as shown.
+#[utoipa::path(get, path = "/api/v1/me/vouchers/{id}/qr.svg", tag = "vouchers", params(("id" = String, Path)),
+    responses((status = 200, content_type = "image/svg+xml", description = "the code as a QR code"),
+        (status = 404, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn qr(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let view = state.app.my_voucher(&caller, &id).await?;
+    let svg = qr_svg(&view.code)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "image/svg+xml"), (axum::http::header::CACHE_CONTROL, "private, no-store")],
+        svg,
+    )
+        .into_response())
+}
+
+/// An SVG QR code of `text`, with a quiet zone, scaled by the page.
+pub fn qr_svg(text: &str) -> Result<String, crate::problem::Problem> {
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| crate::problem::Problem::from(tuangou_app::AppError::Internal(format!("QR code: {e}"))))?;
+    Ok(code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build())
+}
+
 /// Staff preview a voucher by its code (never the customer's phone or name).
 #[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers",
     params(("id" = String, Path), ("code" = String, Path)),

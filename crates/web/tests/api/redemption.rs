@@ -84,6 +84,20 @@ async fn the_whole_story_to_the_fen(backend: Backend) {
         (&json!("lost"), &json!({"kind": "cash", "amount": 300}))
     );
 
+    // Its QR code is an SVG for its owner only.
+    let voucher_id = vouchers(&app, &people[won[0]]).await[0]["id"].as_str().unwrap().to_owned();
+    let qr = app
+        .client
+        .get(format!("{}/api/v1/me/vouchers/{voucher_id}/qr.svg", app.base))
+        .bearer_auth(&people[won[0]].token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((qr.status(), qr.headers()["content-type"].to_str().unwrap()), (StatusCode::OK, "image/svg+xml"));
+    assert!(qr.text().await.unwrap().starts_with("<?xml"));
+    let (status, _) = app.get(&format!("/api/v1/me/vouchers/{voucher_id}/qr.svg"), Some(&people[loser].token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another customer's voucher");
+
     // At the counter: typed loosely, previewed (no phone, no name), redeemed once.
     let loose = code_of_first.to_lowercase().replace('-', " ").replace('1', "l").replace('0', "o");
     let (status, preview) = app
