@@ -2,6 +2,7 @@
 //! asserts that all invariants hold.
 
 mod accounts;
+mod authorization;
 mod bad_input;
 mod campaigns;
 mod check;
@@ -10,5 +11,6 @@ mod groups;
 mod live_events;
 mod merchants;
 mod operator;
+mod randomized;
 mod redemption;
 mod service;
