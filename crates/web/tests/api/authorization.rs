@@ -6,6 +6,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
+/// What is tried, how, and the status each caller (in `callers` order) must get.
+type Row<'a> = (&'a str, Method, String, Option<Value>, [u16; 6]);
+
 async fn s4_authorization_matrix(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let operator = app.operator().await;
@@ -48,7 +51,7 @@ async fn s4_authorization_matrix(backend: Backend) {
     let stats = format!("/api/v1/merchants/{merchant}/stats");
     let qr = format!("/api/v1/me/vouchers/{voucher_id}/qr.svg");
     // (what, method, path, body, expected status per caller in the order above)
-    let mut rows: Vec<(&str, Method, String, Option<Value>, [u16; 6])> = vec![
+    let mut rows: Vec<Row> = vec![
         ("preview", Method::GET, preview, None, [401, 403, 403, 403, 200, 200]),
         ("stats", Method::GET, stats, None, [401, 403, 403, 403, 403, 200]),
         ("my vouchers", Method::GET, "/api/v1/me/vouchers".into(), None, [401, 200, 200, 200, 200, 200]),
