@@ -226,6 +226,16 @@ impl App {
         Ok(self.store.store_idempotent_answer(claim, status, body, self.clock.now()).await?)
     }
 
+    /// The stored first answer to a key, if any (422 when the key came with another body). For writes whose
+    /// effect is itself conditional (a redemption), so a lost answer can only make a retry meet the state it left.
+    pub async fn stored_answer(&self, claim: &IdempotencyClaim) -> AppResult<Option<(u16, String)>> {
+        let Some(record) = self.store.idempotency_record(claim).await? else { return Ok(None) };
+        if record.request_hash != claim.request_hash {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        Ok(record.status.zip(record.body).map(|(status, body)| (u16::try_from(status).unwrap_or(500), body)))
+    }
+
     /// A group with its members (public: members appear by ticket only).
     pub async fn group(&self, id: &GroupId) -> AppResult<GroupView> {
         let group = self.store.group(id).await?.ok_or_else(unknown_group)?;

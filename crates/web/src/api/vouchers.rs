@@ -1,12 +1,14 @@
 //! Vouchers and redemption (S4): the customer's vouchers and memberships, staff preview and redemption, the
 //! owner's undo.
 
+use crate::api::groups::{idempotency_key, json_response};
 use crate::api::merchants::merchant_id;
-use crate::extract::{Auth, Json, Query};
+use crate::extract::{Auth, Query, body_bytes, parse_json};
 use crate::problem::{ApiResult, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tuangou_app::{MembershipView, RedemptionRow, VoucherView};
@@ -204,22 +206,52 @@ fn redemption_body(view: VoucherView, r: RedemptionRow) -> RedemptionBody {
     }
 }
 
-/// Staff redeem a voucher.
-#[utoipa::path(post, path = "/api/v1/merchants/{id}/redemptions", tag = "vouchers", params(("id" = String, Path)),
+/// Staff redeem a voucher. With an `Idempotency-Key` (one per scan), a repeated scan answers the first answer.
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/redemptions", tag = "vouchers",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "one per scan")),
     request_body = RedeemBody,
     responses((status = 201, body = RedemptionBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
-        (status = 409, body = ProblemBody), (status = 410, body = ProblemBody), (status = 429, body = ProblemBody)),
+        (status = 409, body = ProblemBody), (status = 410, body = ProblemBody), (status = 422, body = ProblemBody),
+        (status = 429, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn redeem(
     State(state): State<AppState>,
     Auth(caller): Auth,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    Json(body): Json<RedeemBody>,
-) -> ApiResult<(StatusCode, axum::Json<RedemptionBody>)> {
+    request: Request,
+) -> ApiResult<Response> {
     let merchant = merchant_id(&id)?;
-    let (view, redemption) = state.app.redeem(&caller, &merchant, &body.code, Some(&client.ip().to_string())).await?;
-    Ok((StatusCode::CREATED, axum::Json(redemption_body(view, redemption))))
+    let endpoint = format!("POST {}", request.uri().path());
+    let key = idempotency_key(request.headers())?;
+    let bytes = body_bytes(request).await?;
+    let body: RedeemBody = parse_json(&bytes)?;
+    let claim = key.map(|k| tuangou_app::idempotency_claim(&caller, &endpoint, &k, &bytes));
+    if let Some(claim) = &claim
+        && let Some((status, body)) = state.app.stored_answer(claim).await?
+    {
+        return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body));
+    }
+    let (status, answer) = match state.app.redeem(&caller, &merchant, &body.code, Some(&client.ip().to_string())).await
+    {
+        Ok((view, redemption)) => {
+            (StatusCode::CREATED, serde_json::to_string(&redemption_body(view, redemption)).unwrap_or_default())
+        }
+        Err(tuangou_app::AppError::Internal(cause)) => return Err(tuangou_app::AppError::Internal(cause).into()),
+        Err(error) => {
+            let problem = crate::problem::Problem::from(error);
+            if problem.status() == StatusCode::TOO_MANY_REQUESTS {
+                return Err(problem); // a throttled scan is not an answer to remember
+            }
+            (problem.status(), problem.body_json())
+        }
+    };
+    if let Some(claim) = &claim
+        && let Err(error) = state.app.remember_answer(claim, status.as_u16(), &answer).await
+    {
+        tracing::warn!(%error, "could not store a redemption's answer");
+    }
+    Ok(json_response(status, answer))
 }
 
 /// The owner undoes a redemption within one hour.

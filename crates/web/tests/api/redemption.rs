@@ -111,6 +111,7 @@ async fn the_whole_story_to_the_fen(backend: Backend) {
     assert_eq!((&redeemed["voucher"]["status"], &redeemed["staff_id"]), (&json!("redeemed"), &json!(clerk.id)));
     let (status, body) = app.post(&redeem_url, Some(&clerk.token), json!({"code": code_of_first})).await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "already_redeemed"));
+
     // Paid 990 − floor(990 × 500 / 10000) = 990 − 49 = 941; the platform took 49.
     assert_eq!(
         merchant_wallet(&app, &merchant, &owner).await,
@@ -132,9 +133,23 @@ async fn the_whole_story_to_the_fen(backend: Backend) {
     );
     assert_eq!(app.app.store().balance("platform:commission", "fen").await.unwrap(), 0);
 
-    // Redeemed again, and past the hour the undo is refused.
-    let (status, again) = app.post(&redeem_url, Some(&owner.token), json!({"code": code_of_first})).await;
-    assert_eq!(status, StatusCode::CREATED);
+    // Redeemed again with a scan's Idempotency-Key: the scan sent twice answers the first answer twice.
+    let scan = || {
+        app.client
+            .post(format!("{}{redeem_url}", app.base))
+            .bearer_auth(&owner.token)
+            .header("idempotency-key", "scan-1")
+            .json(&json!({"code": code_of_first}))
+            .send()
+    };
+    let (status, again) = TestApp::read(scan().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(
+        TestApp::read(scan().await.unwrap()).await,
+        (StatusCode::CREATED, again.clone()),
+        "not already_redeemed"
+    );
+    // Past the hour the undo is refused.
     app.app.clock().advance(3_600_001);
     let late = format!("{redeem_url}/{}", again["id"].as_str().unwrap());
     let (status, body) = app.send(Method::DELETE, &late, Some(&owner.token), None).await;
