@@ -29,7 +29,7 @@ pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use stats::MerchantStats;
 pub use users::{NewUser, UserRow};
-pub use vouchers::{Attempt, NewVoucher, RedemptionRow, VoucherRow};
+pub use vouchers::{Attempt, AttemptRow, NewVoucher, RedemptionRow, VoucherRow};
 
 use db::Pools;
 

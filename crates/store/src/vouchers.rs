@@ -47,6 +47,17 @@ pub struct RedemptionRow {
     pub undone_at: Option<i64>,
 }
 
+/// An attempt as logged.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRow {
+    pub staff_id: String,
+    pub voucher_id: Option<String>,
+    pub action: String,
+    pub result: String,
+    pub client_address: Option<String>,
+    pub at: i64,
+}
+
 /// One attempt at the counter, for the log.
 #[derive(Debug, Clone)]
 pub struct Attempt<'a> {
@@ -335,6 +346,16 @@ impl Store {
         let mut pooled = self.pools.read().await?;
         let q = sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE membership_id = $1 ORDER BY kind"))
             .bind(membership);
+        Ok(pooled.conn().fetch_all(q).await?)
+    }
+
+    /// The attempts logged at a merchant's counter, newest first: (staff, voucher, action, result, client address).
+    pub async fn attempts_at(&self, merchant: &MerchantId, limit: i64) -> StoreResult<Vec<AttemptRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql("SELECT staff_id, voucher_id, action, result, client_address, at FROM redemption_attempts
+                     WHERE merchant_id = $1 ORDER BY at DESC, id DESC LIMIT $2")
+        .bind(merchant.as_str())
+        .bind(limit);
         Ok(pooled.conn().fetch_all(q).await?)
     }
 
