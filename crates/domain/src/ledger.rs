@@ -282,6 +282,17 @@ pub fn voucher_expiry_refund(voucher: &str, merchant: &MerchantId, user: &UserId
     .with_reference(format!("voucher-expiry:{voucher}"))
 }
 
+/// A winner returned an unused voucher (随时退): its price goes back from the merchant's receivable.
+pub fn voucher_refund(voucher: &str, merchant: &MerchantId, user: &UserId, price: Fen) -> Entry {
+    Entry::transfer(
+        Cause::Refund,
+        Account::MerchantReceivable(merchant.clone()),
+        Account::CustomerAvailable(user.clone()),
+        price,
+    )
+    .with_reference(format!("voucher-refund:{voucher}"))
+}
+
 /// A friend joined through `inviter`'s share link and their group was drawn: the inviter's bonus, once per friend.
 pub fn referral_bonus(friend_membership: &str, inviter: &UserId, points: i64) -> Entry {
     Entry::points(Cause::Reward, inviter.clone(), points)

@@ -5,7 +5,7 @@ use crate::db::{Conn, sql};
 use crate::ledger::post_all;
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{MerchantId, UserId};
-use tuangou_domain::ledger::{Entry, settlement_entries, undo_entries, voucher_expiry_refund};
+use tuangou_domain::ledger::{Entry, settlement_entries, undo_entries, voucher_expiry_refund, voucher_refund};
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 
@@ -357,6 +357,47 @@ impl Store {
         .bind(merchant.as_str())
         .bind(limit);
         Ok(pooled.conn().fetch_all(q).await?)
+    }
+
+    /// A winner returns an unused purchase voucher for a full refund (随时退): `issued` → `refunded` by one
+    /// conditional update, so against a redemption at the counter exactly one of the two wins. The price goes
+    /// back from the merchant's receivable. `NotFound` (not the caller's), `Conflict("already_redeemed" |
+    /// "already_refunded" | "not_refundable")`, `Conflict("expired")`.
+    pub async fn refund_voucher(&self, voucher: &str, user: &UserId, now: Millis) -> StoreResult<VoucherRow> {
+        let mut tx = self.pools.begin().await?;
+        let mut conn = tx.conn();
+        let refunded: Option<VoucherRow> = conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE vouchers SET status = 'refunded'
+                     WHERE id = $1 AND user_id = $2 AND kind = 'purchase' AND status = 'issued' AND expires_at > $3
+                     RETURNING {VOUCHER_COLUMNS}"
+                ))
+                .bind(voucher)
+                .bind(user.as_str())
+                .bind(now.0),
+            )
+            .await?;
+        let Some(row) = refunded else {
+            let found: Option<VoucherRow> = conn
+                .fetch_optional(
+                    sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1 AND user_id = $2"))
+                        .bind(voucher)
+                        .bind(user.as_str()),
+                )
+                .await?;
+            return Err(match found {
+                None => StoreError::NotFound,
+                Some(v) if v.kind != "purchase" => StoreError::Conflict("not_refundable"),
+                Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
+                Some(v) if v.status == "refunded" => StoreError::Conflict("already_refunded"),
+                Some(_) => StoreError::Conflict("expired"),
+            });
+        };
+        let entry = voucher_refund(&row.id, &MerchantId::from_trusted(&row.merchant_id), user, stored_fen(row.amount)?);
+        post_all(&mut conn, &[entry], now).await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// A redemption by id.

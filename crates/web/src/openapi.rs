@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
         groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
         groups::campaign_events,
-        vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::preview, vouchers::redeem, vouchers::undo,
+        vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::history, vouchers::close, vouchers::preview, vouchers::redeem, vouchers::undo,
         service::healthz, service::readyz, service::metrics,
     ),
     modifiers(&BearerAuth)

@@ -14,3 +14,4 @@ mod operator;
 mod randomized;
 mod redemption;
 mod service;
+mod trust;
