@@ -80,6 +80,13 @@ impl TestDb {
             "ledger_entries",
             "ledger_postings",
             "balances",
+            "groups",
+            "memberships",
+            "participations",
+            "idempotency_keys",
+            "vouchers",
+            "redemptions",
+            "redemption_attempts",
         ];
         let mut out = String::new();
         for table in tables {
