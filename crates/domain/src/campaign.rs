@@ -285,7 +285,7 @@ pub fn slots_left(rules: &CampaignRules, reserved_units: i64, won_units: i64, fr
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> CampaignInput {

@@ -125,31 +125,11 @@ impl RulesCard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::campaign::{CampaignInput, RewardInput};
+    use crate::campaign::CampaignInput;
 
     #[test]
     fn the_card_states_the_odds_and_the_reward() {
-        let input = CampaignInput {
-            title: "火锅".into(),
-            product_type: "火锅".into(),
-            description: None,
-            quantity: 20,
-            price: 990,
-            original_price: 19_800,
-            group_size: 5,
-            winners_per_group: 2,
-            reward: RewardInput { kind: "cash".into(), amount: 300, valid_days: None },
-            referral_bonus_points: Some(10),
-            commission_bps: 500,
-            group_ttl_seconds: 3_600,
-            draw_mode: "instant".into(),
-            draw_at: None,
-            draw_window_hours: None,
-            voucher_valid_days: 30,
-            per_customer_limit: None,
-            starts_at: None,
-            ends_at: None,
-        };
+        let input = CampaignInput { referral_bonus_points: Some(10), ..crate::campaign::tests::sample() };
         let rules = CampaignRules::new(input).unwrap();
         let contact =
             MerchantContact { name: "老码头".into(), phone: "02888886666".into(), address: "春熙路".into() };

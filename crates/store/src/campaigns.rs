@@ -119,6 +119,38 @@ fn escape_like(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// Binds a campaign's fields in the one order the INSERT and the UPDATE both list them.
+trait BindRules {
+    fn bind_rules(self, rules: &CampaignRules) -> Self;
+}
+
+impl BindRules for crate::db::Sql {
+    fn bind_rules(self, rules: &CampaignRules) -> Self {
+        let i = rules.input();
+        self.bind(&i.title)
+            .bind(&i.product_type)
+            .bind(i.description.clone())
+            .bind(i.quantity)
+            .bind(i.price)
+            .bind(i.original_price)
+            .bind(i.group_size)
+            .bind(i.winners_per_group)
+            .bind(&i.reward.kind)
+            .bind(i.reward.amount)
+            .bind(i.reward.valid_days)
+            .bind(i.referral_bonus_points.unwrap_or(0))
+            .bind(i.commission_bps)
+            .bind(i.group_ttl_seconds)
+            .bind(&i.draw_mode)
+            .bind(i.draw_at.map(|t| t.0))
+            .bind(i.draw_window_hours)
+            .bind(i.voucher_valid_days)
+            .bind(rules.per_customer_limit())
+            .bind(i.starts_at.map(|t| t.0))
+            .bind(i.ends_at.map(|t| t.0))
+    }
+}
+
 pub(crate) async fn campaign_in(conn: &mut Conn<'_>, id: &CampaignId) -> StoreResult<Option<CampaignRow>> {
     let q = sql(format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1")).bind(id.as_str());
     Ok(conn.fetch_optional(q).await?)
@@ -136,7 +168,6 @@ impl Store {
         rules: &CampaignRules,
         now: Millis,
     ) -> StoreResult<CampaignRow> {
-        let i = rules.input();
         let mut tx = self.pools.begin().await?;
         let row = tx
             .conn()
@@ -152,27 +183,7 @@ impl Store {
                 ))
                 .bind(new_id())
                 .bind(merchant.as_str())
-                .bind(&i.title)
-                .bind(&i.product_type)
-                .bind(i.description.clone())
-                .bind(i.quantity)
-                .bind(i.price)
-                .bind(i.original_price)
-                .bind(i.group_size)
-                .bind(i.winners_per_group)
-                .bind(&i.reward.kind)
-                .bind(i.reward.amount)
-                .bind(i.reward.valid_days)
-                .bind(i.referral_bonus_points.unwrap_or(0))
-                .bind(i.commission_bps)
-                .bind(i.group_ttl_seconds)
-                .bind(&i.draw_mode)
-                .bind(i.draw_at.map(|t| t.0))
-                .bind(i.draw_window_hours)
-                .bind(i.voucher_valid_days)
-                .bind(rules.per_customer_limit())
-                .bind(i.starts_at.map(|t| t.0))
-                .bind(i.ends_at.map(|t| t.0))
+                .bind_rules(rules)
                 .bind(now.0),
             )
             .await?;
@@ -191,7 +202,6 @@ impl Store {
 
     /// Replaces a draft's rules; [`StoreError::Conflict`]`("campaign_live")` once it is no longer a draft.
     pub async fn update_draft(&self, id: &CampaignId, rules: &CampaignRules) -> StoreResult<CampaignRow> {
-        let i = rules.input();
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
         let updated: Option<CampaignRow> = conn
@@ -207,27 +217,7 @@ impl Store {
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
                 .bind(id.as_str())
-                .bind(&i.title)
-                .bind(&i.product_type)
-                .bind(i.description.clone())
-                .bind(i.quantity)
-                .bind(i.price)
-                .bind(i.original_price)
-                .bind(i.group_size)
-                .bind(i.winners_per_group)
-                .bind(&i.reward.kind)
-                .bind(i.reward.amount)
-                .bind(i.reward.valid_days)
-                .bind(i.referral_bonus_points.unwrap_or(0))
-                .bind(i.commission_bps)
-                .bind(i.group_ttl_seconds)
-                .bind(&i.draw_mode)
-                .bind(i.draw_at.map(|t| t.0))
-                .bind(i.draw_window_hours)
-                .bind(i.voucher_valid_days)
-                .bind(rules.per_customer_limit())
-                .bind(i.starts_at.map(|t| t.0))
-                .bind(i.ends_at.map(|t| t.0)),
+                .bind_rules(rules),
             )
             .await?;
         let row = match updated {

@@ -88,29 +88,41 @@ impl TestDb {
             "redemptions",
             "redemption_attempts",
         ];
+        // One connection for the whole reading: the bad-input test takes two fingerprints per request.
+        enum Reader {
+            Sqlite(SqliteConnection),
+            Postgres(PgConnection),
+        }
+        let mut reader = match self.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).expect("url");
+                Reader::Sqlite(SqliteConnection::connect_with(&options).await.expect("connect"))
+            }
+            Backend::Postgres => Reader::Postgres(PgConnection::connect(&self.url).await.expect("connect")),
+        };
         let mut out = String::new();
         for table in tables {
-            let query = format!("SELECT * FROM {table}");
-            let rows = match self.backend {
-                Backend::Sqlite => {
-                    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).expect("url");
-                    let mut c = SqliteConnection::connect_with(&options).await.expect("connect");
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(query)).fetch_all(&mut c).await.expect("read");
+            let query = sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"));
+            let mut rows = match &mut reader {
+                Reader::Sqlite(c) => {
+                    let rows = sqlx::query(query).fetch_all(&mut *c).await.expect("read");
                     rows.iter()
                         .map(|r| (0..r.len()).map(|i| sqlite_cell(r, i)).collect::<Vec<_>>().join("|"))
                         .collect::<Vec<_>>()
                 }
-                Backend::Postgres => {
-                    let mut c = PgConnection::connect(&self.url).await.expect("connect");
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(query)).fetch_all(&mut c).await.expect("read");
+                Reader::Postgres(c) => {
+                    let rows = sqlx::query(query).fetch_all(&mut *c).await.expect("read");
                     rows.iter()
                         .map(|r| (0..r.len()).map(|i| pg_cell(r, i)).collect::<Vec<_>>().join("|"))
                         .collect::<Vec<_>>()
                 }
             };
-            let mut rows = rows;
             rows.sort();
             out.push_str(&format!("{table}: {}\n", rows.join("\n  ")));
+        }
+        match reader {
+            Reader::Sqlite(c) => drop(c.close().await),
+            Reader::Postgres(c) => drop(c.close().await),
         }
         out
     }
