@@ -1,4 +1,5 @@
-//! Accounts and sessions: sign up, sign in and out, who is calling, and the operator's first account.
+//! Accounts and sessions: sign up, sign in and out, who is calling, the operator's first account, a customer's own
+//! history, and closing an account.
 
 use crate::{App, AppError, AppResult, passwords};
 use sha2::{Digest, Sha256};
@@ -6,7 +7,7 @@ use tuangou_domain::ids::{MerchantId, UserId};
 use tuangou_domain::phone::UserPhone;
 use tuangou_domain::text;
 use tuangou_domain::time::Millis;
-use tuangou_store::{MerchantRole, NewUser, UserRow};
+use tuangou_store::{MerchantRole, NewUser, StoreError, UserRow};
 
 /// A sign-up, parsed.
 pub struct NewAccount {
@@ -127,5 +128,18 @@ impl App {
         let user =
             NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: true };
         Ok(self.store.ensure_operator(user, self.clock.now()).await?)
+    }
+
+    /// The caller's record: what they joined, won, lost, were refunded and rewarded.
+    pub async fn history(&self, caller: &Caller) -> AppResult<tuangou_store::History> {
+        Ok(self.store.history(&caller.user).await?)
+    }
+
+    /// Closes the caller's account (see `Store::close_account`).
+    pub async fn close_account(&self, caller: &Caller) -> AppResult<()> {
+        match self.store.close_account(&caller.user, self.clock.now()).await {
+            Err(StoreError::NotFound) => Err(AppError::NotSignedIn),
+            other => Ok(other?),
+        }
     }
 }

@@ -244,19 +244,6 @@ impl App {
         }
     }
 
-    /// The caller's record: what they joined, won, lost, were refunded and rewarded.
-    pub async fn history(&self, caller: &Caller) -> AppResult<tuangou_store::History> {
-        Ok(self.store.history(&caller.user).await?)
-    }
-
-    /// Closes the caller's account (see `Store::close_account`).
-    pub async fn close_account(&self, caller: &Caller) -> AppResult<()> {
-        match self.store.close_account(&caller.user, self.clock.now()).await {
-            Err(StoreError::NotFound) => Err(AppError::NotSignedIn),
-            other => Ok(other?),
-        }
-    }
-
     /// Expires one voucher past its date (a purchase is refunded). Returns whether it did.
     pub(crate) async fn expire_one_voucher(&self) -> AppResult<bool> {
         Ok(self.store.expire_voucher(self.clock.now()).await?.is_some())

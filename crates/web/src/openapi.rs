@@ -8,13 +8,13 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "tuangou", description = "Lottery group buying that brings customers into stores. See API.md."),
     paths(
-        accounts::sign_up, accounts::sign_in, accounts::sign_out, accounts::me, accounts::wallet,
+        accounts::sign_up, accounts::sign_in, accounts::sign_out, accounts::me, accounts::wallet, accounts::history, accounts::close,
         admin::credit, admin::approve, admin::check,
         merchants::create, merchants::get, merchants::wallet, merchants::add_staff, merchants::stats,
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
         groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
         groups::campaign_events,
-        vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::history, vouchers::close, vouchers::preview, vouchers::redeem, vouchers::undo,
+        vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::preview, vouchers::redeem, vouchers::undo,
         service::healthz, service::readyz, service::metrics,
     ),
     modifiers(&BearerAuth)

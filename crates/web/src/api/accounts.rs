@@ -1,4 +1,4 @@
-//! Accounts: sign up, sessions, the caller's profile and wallet.
+//! Accounts: sign up, sessions, the caller's profile, wallet and history, closing an account.
 
 use crate::AppState;
 use crate::extract::{Auth, CSRF_COOKIE, Json, SESSION_COOKIE, session_token};
@@ -158,4 +158,43 @@ pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<
 pub async fn wallet(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<WalletBody>> {
     let w = state.app.customer_wallet(&caller).await?;
     Ok(axum::Json(WalletBody { available: w.available, held: w.held, points: w.points }))
+}
+
+/// Counts and sums of the caller's own record.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryBody {
+    joined: i64,
+    won: i64,
+    lost: i64,
+    expired: i64,
+    refunded: i64,
+    /// Fen of cash rewards.
+    rewards_cash: i64,
+    points: i64,
+}
+
+/// The caller's history: joined, won, lost, expired, refunded, rewards.
+#[utoipa::path(get, path = "/api/v1/me/history", tag = "accounts",
+    responses((status = 200, body = HistoryBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
+pub async fn history(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<HistoryBody>> {
+    let h = state.app.history(&caller).await?;
+    Ok(axum::Json(HistoryBody {
+        joined: h.joined,
+        won: h.won,
+        lost: h.lost,
+        expired: h.expired,
+        refunded: h.refunded,
+        rewards_cash: h.rewards_cash,
+        points: h.points,
+    }))
+}
+
+/// Close the caller's account: personal data erased, sessions ended; the ledger and memberships stay under the
+/// account's pseudonym.
+#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts",
+    responses((status = 204), (status = 401, body = ProblemBody), (status = 409, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn close(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<StatusCode> {
+    state.app.close_account(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

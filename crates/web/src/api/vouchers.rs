@@ -194,45 +194,6 @@ pub async fn refund(
     Ok(axum::Json(view.into()))
 }
 
-/// Counts and sums of the caller's own record.
-#[derive(Serialize, ToSchema)]
-pub struct HistoryBody {
-    joined: i64,
-    won: i64,
-    lost: i64,
-    expired: i64,
-    refunded: i64,
-    /// Fen of cash rewards.
-    rewards_cash: i64,
-    points: i64,
-}
-
-/// The caller's history: joined, won, lost, expired, refunded, rewards.
-#[utoipa::path(get, path = "/api/v1/me/history", tag = "accounts",
-    responses((status = 200, body = HistoryBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
-pub async fn history(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<HistoryBody>> {
-    let h = state.app.history(&caller).await?;
-    Ok(axum::Json(HistoryBody {
-        joined: h.joined,
-        won: h.won,
-        lost: h.lost,
-        expired: h.expired,
-        refunded: h.refunded,
-        rewards_cash: h.rewards_cash,
-        points: h.points,
-    }))
-}
-
-/// Close the caller's account: personal data erased, sessions ended; the ledger and memberships stay under the
-/// account's pseudonym.
-#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts",
-    responses((status = 204), (status = 401, body = ProblemBody), (status = 409, body = ProblemBody)),
-    security(("bearer" = [])))]
-pub async fn close(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<StatusCode> {
-    state.app.close_account(&caller).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 /// Staff preview a voucher by its code (never the customer's phone or name).
 #[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers",
     params(("id" = String, Path), ("code" = String, Path)),
