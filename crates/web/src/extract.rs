@@ -187,3 +187,18 @@ impl FromRequestParts<AppState> for MaybeAuth {
         caller_of(parts, state).await.map(MaybeAuth)
     }
 }
+
+/// Path parameters. A segment that does not even decode (invalid UTF-8 in its percent-escapes) names nothing we
+/// have: 404 problem+json, like any unknown id.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|_| Problem::not_found())
+    }
+}

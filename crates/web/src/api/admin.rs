@@ -1,10 +1,11 @@
 //! The operator's calls: credits, merchant approval, the invariant check.
 
 use crate::api::merchants::MerchantBody;
+use crate::extract::Path;
 use crate::extract::{Auth, Json};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tuangou_app::{CreditTarget, EntryRecord};

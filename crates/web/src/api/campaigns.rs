@@ -1,10 +1,11 @@
 //! Campaigns (S1): drafts, publishing, ending, the nearby listing and the public record.
 
 use crate::api::merchants::merchant_id;
+use crate::extract::Path;
 use crate::extract::{Auth, Json, MaybeAuth, Query, body_bytes, parse_json};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tuangou_app::{CampaignRow, CampaignView, NearbyQuery, NearbyView};

@@ -1,10 +1,11 @@
 //! Groups (S2, S3): opening and joining (with `Idempotency-Key`), the public record, live events, staff draws.
 
 use crate::api::campaigns::campaign_id;
+use crate::extract::Path;
 use crate::extract::{Auth, body_bytes, parse_json};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};

@@ -1,9 +1,10 @@
 //! Merchants (S0): onboarding, the public profile, the wallet, staff.
 
+use crate::extract::Path;
 use crate::extract::{Auth, Json};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tuangou_app::{MerchantInput, MerchantView};

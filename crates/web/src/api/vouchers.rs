@@ -3,10 +3,11 @@
 
 use crate::api::groups::{idempotency_key, json_response};
 use crate::api::merchants::merchant_id;
+use crate::extract::Path;
 use crate::extract::{Auth, Query, body_bytes, parse_json};
 use crate::problem::{ApiResult, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};

@@ -142,6 +142,9 @@ async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
         ),
         case(Method::GET, "/api/v1/merchants/no-such-merchant", Nobody, "", 404, None),
         case(Method::GET, "/api/v1/merchants/..%2F..%2Fetc", Nobody, "", 404, None),
+        case(Method::GET, "/api/v1/merchants/%FF%FE", Nobody, "", 404, None),
+        case(Method::GET, "/api/v1/groups/%C3%28/events", Nobody, "", 404, None),
+        case(post.clone(), "/api/v1/merchants/%FF/redemptions", Owner, "{\"code\": \"x\"}", 404, None),
         case(Method::GET, "/api/v1/merchants/no-such-merchant/wallet", Owner, "", 404, None),
         // Campaigns.
         case(post.clone(), &campaigns, Owner, "{", 400, None),
