@@ -401,7 +401,17 @@ fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
     assert_eq!(status, 200, "{body}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     let items = page["items"].as_array().unwrap_or_else(|| panic!("no items: {body}"));
-    assert_eq!(items.len(), 3, "the demo city has three live campaigns: {body}");
+    assert_eq!(items.len(), 19, "the demo city lists 19 live campaigns (a 20th was ended): {body}");
+    // Groups in every state: open ones, full ones waiting for their scheduled draw, drawn ones.
+    let (mut open, mut full) = (0, 0);
+    for item in items {
+        let (status, detail) = get(port, &format!("/api/v1/campaigns/{}", item["id"].as_str().unwrap())).unwrap();
+        assert_eq!(status, 200, "{detail}");
+        let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        open += detail["groups_open"].as_i64().unwrap();
+        full += detail["groups_full"].as_i64().unwrap();
+    }
+    assert_eq!((open, full), (6, 3), "six open groups and three full scheduled ones");
 
     // The accounts were printed before the server started listening; the reader thread may still be passing
     // them on, so wait (bounded) for the last line expected.
@@ -416,8 +426,7 @@ fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
             Err(_) => break,
         }
     }
-    for expected in ["demo accounts", "13800000000", "13800000001", "13900000001", "13900000002", "tuangou is serving"]
-    {
+    for expected in ["demo city", "13800000000", "13800000001", "13900000001", "13900000002", "tuangou is serving"] {
         assert!(printed.contains(expected), "stdout lacks {expected:?}:\n{printed}");
     }
     drop(server);
