@@ -1,8 +1,7 @@
 //! The rules card: everything a customer must know before paying, as data (SPEC.md, "Trust and the law").
 //!
 //! It is derived from the campaign's checked rules and the merchant's contact, never typed in by hand, so it
-//! cannot disagree with what the system does. Texts here are English; pages may render their own language from
-//! the same fields.
+//! cannot disagree with what the system does. Its sentences come in Simplified Chinese (the default) and English.
 
 use crate::campaign::{CampaignRules, DrawMode, Reward};
 use crate::time::Millis;
@@ -63,12 +62,101 @@ pub struct MerchantContact {
     pub address: String,
 }
 
+/// The languages the card is written in: Simplified Chinese by default, English on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// The reader's language from an `Accept-Language` header: English when English is preferred to Chinese,
+    /// Chinese otherwise (the default for a missing or unreadable header).
+    pub fn from_accept_language(header: Option<&str>) -> Self {
+        let Some(header) = header else { return Lang::Zh };
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+            let lang = if tag.starts_with("en") {
+                Lang::En
+            } else if tag.starts_with("zh") {
+                Lang::Zh
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(best_q, _)| q > best_q) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Zh, |(_, lang)| lang)
+    }
+}
+
+/// The card's sentences in one language.
+struct Texts {
+    cash: fn(&str) -> String,
+    points: fn(i64) -> String,
+    coupon: fn(&str, &str, i64) -> String,
+    redeem_where: fn(&str, &str) -> String,
+    not_drawn: &'static str,
+    unused_voucher: &'static str,
+    on_expiry: &'static str,
+}
+
+impl Texts {
+    fn in_lang(lang: Lang) -> Self {
+        match lang {
+            Lang::Zh => Texts {
+                cash: |amount| format!("未中奖者开奖后获得 {amount} 现金奖励，存入 tuangou 钱包；每团一次；不过期"),
+                points: |points| format!("未中奖者开奖后获得 {points} 积分；每团一次"),
+                coupon: |amount, store, days| {
+                    format!(
+                        "未中奖者获得 {store} 下次到店立减 {amount} 优惠券，{days} 天内到店核销；每团一次；无现金价值，过期不退"
+                    )
+                },
+                redeem_where: |store, address| format!("到店核销：{store}，{address}"),
+                not_drawn: "未中奖者开奖时全额退款",
+                unused_voucher: "中奖者可在使用前随时申请未使用券全额退款（随时退）",
+                on_expiry: "未成团或券过期未使用，自动全额退款（过期退）",
+            },
+            Lang::En => Texts {
+                cash: |amount| {
+                    format!(
+                        "{amount} cash into your tuangou wallet when your group is drawn and you are not among the \
+                         winners; once per group; no expiry"
+                    )
+                },
+                points: |points| {
+                    format!(
+                        "{points} tuangou points when your group is drawn and you are not among the winners; once per group"
+                    )
+                },
+                coupon: |amount, store, days| {
+                    format!(
+                        "a {amount} coupon off your next visit to {store}, valid for {days} days, redeemed in the \
+                         store; once per group; no cash value and no refund when it expires"
+                    )
+                },
+                redeem_where: |store, address| format!("in the store: {store}, {address}"),
+                not_drawn: "members not drawn get the full price back at the draw",
+                unused_voucher: "a winner may return an unused voucher for a full refund at any time before it is used",
+                on_expiry: "a group that does not fill in time, and a voucher that expires unused, are refunded in \
+                            full automatically",
+            },
+        }
+    }
+}
+
 fn yuan(fen: i64) -> String {
     format!("¥{}.{:02}", fen / 100, fen % 100)
 }
 
 impl RulesCard {
-    pub fn new(rules: &CampaignRules, contact: MerchantContact) -> Self {
+    /// The card in `lang`; only the sentences differ between languages, never the figures.
+    pub fn new(rules: &CampaignRules, contact: MerchantContact, lang: Lang) -> Self {
         let (n, k) = (rules.group_size(), rules.winners_per_group());
         let draw = match rules.draw_mode() {
             DrawMode::Instant => {
@@ -79,21 +167,11 @@ impl RulesCard {
             }
         };
         let reward = rules.reward();
+        let texts = Texts::in_lang(lang);
         let reward_rules = match reward {
-            Reward::Cash(fen) => format!(
-                "{} cash into your tuangou wallet when your group is drawn and you are not among the winners; \
-                 once per group; no expiry",
-                yuan(fen.get())
-            ),
-            Reward::Points(points) => format!(
-                "{points} tuangou points when your group is drawn and you are not among the winners; once per group"
-            ),
-            Reward::Coupon { amount, valid_days } => format!(
-                "a {} coupon off your next visit to {}, valid for {valid_days} days, redeemed in the store; \
-                 once per group; no cash value and no refund when it expires",
-                yuan(amount.get()),
-                contact.name
-            ),
+            Reward::Cash(fen) => (texts.cash)(&yuan(fen.get())),
+            Reward::Points(points) => (texts.points)(points),
+            Reward::Coupon { amount, valid_days } => (texts.coupon)(&yuan(amount.get()), &contact.name, valid_days),
         };
         Self {
             price: rules.price().get(),
@@ -105,17 +183,13 @@ impl RulesCard {
             loser_reward: RewardRules { kind: reward.kind(), amount: reward.amount(), rules: reward_rules },
             referral_bonus_points: rules.input().referral_bonus_points.unwrap_or(0),
             redeem: RedeemRules {
-                where_: format!("in the store: {}, {}", contact.name, contact.address),
+                where_: (texts.redeem_where)(&contact.name, &contact.address),
                 valid_days: rules.input().voucher_valid_days,
             },
             refunds: RefundRules {
-                not_drawn: "members not drawn get the full price back at the draw".into(),
-                unused_voucher: "a winner may return an unused voucher for a full refund at any time before it is used"
-                    .into(),
-                on_expiry:
-                    "a group that does not fill in time, and a voucher that expires unused, are refunded in full \
-                            automatically"
-                        .into(),
+                not_drawn: texts.not_drawn.into(),
+                unused_voucher: texts.unused_voucher.into(),
+                on_expiry: texts.on_expiry.into(),
             },
             merchant_contact: contact,
         }
@@ -133,12 +207,25 @@ mod tests {
         let rules = CampaignRules::new(input).unwrap();
         let contact =
             MerchantContact { name: "老码头".into(), phone: "02888886666".into(), address: "春熙路".into() };
-        let card = RulesCard::new(&rules, contact);
+        let card = RulesCard::new(&rules, contact.clone(), Lang::En);
         assert_eq!(card.odds, "2/5");
         assert_eq!(card.draw.when, "on_fill");
         assert_eq!(card.loser_reward.kind, "cash");
         assert!(card.loser_reward.rules.contains("¥3.00"));
         assert_eq!(card.referral_bonus_points, 10);
         assert_eq!(card.redeem.valid_days, 30);
+        let zh = RulesCard::new(&rules, contact, Lang::Zh);
+        assert!(zh.loser_reward.rules.contains("¥3.00") && zh.loser_reward.rules.contains("现金"));
+        assert_eq!((zh.odds, zh.price), (card.odds, card.price), "only the sentences change");
+    }
+
+    #[test]
+    fn the_reader_language_comes_from_accept_language() {
+        assert_eq!(Lang::from_accept_language(None), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("zh-CN,zh;q=0.9,en;q=0.8")), Lang::Zh);
+        assert_eq!(Lang::from_accept_language(Some("fr-FR, en;q=0.5")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("zh;q=0.3, en;q=0.7")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("de")), Lang::Zh);
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tuangou_app::{CampaignRow, CampaignView, NearbyQuery, NearbyView};
 use tuangou_domain::campaign::{CampaignInput, CampaignRules, RewardInput};
 use tuangou_domain::ids::CampaignId;
-use tuangou_domain::rules_card::{MerchantContact, RulesCard};
+use tuangou_domain::rules_card::{Lang, MerchantContact, RulesCard};
 use tuangou_domain::time::Millis;
 use utoipa::ToSchema;
 
@@ -165,14 +165,16 @@ pub struct CampaignDetail {
     slots_left: i64,
 }
 
-impl From<CampaignView> for CampaignDetail {
-    fn from(view: CampaignView) -> Self {
+impl CampaignDetail {
+    /// The campaign with its rules card in the reader's language.
+    fn new(view: CampaignView, lang: Lang) -> Self {
         let contact = MerchantContact {
             name: view.merchant.name.clone(),
             phone: view.merchant.phone.clone(),
             address: view.merchant.address.clone(),
         };
-        let rules_card = CampaignRules::new(view.campaign.input()).ok().map(|rules| rules_card_json(&rules, contact));
+        let rules_card =
+            CampaignRules::new(view.campaign.input()).ok().map(|rules| rules_card_json(&rules, contact, lang));
         Self {
             campaign: view.campaign.into(),
             rules_card,
@@ -184,8 +186,8 @@ impl From<CampaignView> for CampaignDetail {
 }
 
 /// The domain's rules card with its times in RFC 3339, as every time of the API.
-fn rules_card_json(rules: &CampaignRules, contact: MerchantContact) -> serde_json::Value {
-    let card = RulesCard::new(rules, contact);
+fn rules_card_json(rules: &CampaignRules, contact: MerchantContact, lang: Lang) -> serde_json::Value {
+    let card = RulesCard::new(rules, contact, lang);
     let draw_at = card.draw.draw_at.map(times::format);
     let mut value = serde_json::to_value(card).unwrap_or_default();
     if let (Some(at), Some(draw)) = (draw_at, value.get_mut("draw").and_then(|d| d.as_object_mut())) {
@@ -347,14 +349,19 @@ pub async fn list(State(state): State<AppState>, Query(p): Query<NearbyParams>) 
     Ok(axum::Json(NearbyPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
-/// A campaign with its rules card. Drafts are visible to the merchant's owner and staff only.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+/// A campaign with its rules card, whose sentences follow `Accept-Language` (Simplified Chinese by default,
+/// English when preferred). Drafts are visible to the merchant's owner and staff only.
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
+    params(("id" = String, Path), ("Accept-Language" = Option<String>, Header, description = "zh-CN (default) or en")),
     responses((status = 200, body = CampaignDetail), (status = 404, body = ProblemBody)))]
 pub async fn get(
     State(state): State<AppState>,
     MaybeAuth(caller): MaybeAuth,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<axum::Json<CampaignDetail>> {
     let view = state.app.campaign(caller.as_ref(), &campaign_id(&id)?).await?;
-    Ok(axum::Json(view.into()))
+    let lang =
+        Lang::from_accept_language(headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    Ok(axum::Json(CampaignDetail::new(view, lang)))
 }

@@ -67,6 +67,12 @@ async fn a_campaign_from_draft_to_ended(backend: Backend) {
     assert_eq!((&card["odds"], &card["price"], &card["original_price"]), (&json!("2/5"), &json!(990), &json!(19_800)));
     assert_eq!(card["draw"], json!({"method": "tuangou-draw-v1", "when": "on_fill"}));
     assert_eq!((&card["loser_reward"]["kind"], &card["loser_reward"]["amount"]), (&json!("cash"), &json!(200)));
+    assert!(card["loser_reward"]["rules"].as_str().unwrap().contains("现金"), "Chinese by default: {card}");
+    let english =
+        app.client.get(format!("{}{url}", app.base)).header("accept-language", "en-GB,en;q=0.9").send().await.unwrap();
+    let english: serde_json::Value = english.json().await.unwrap();
+    assert!(english["rules_card"]["loser_reward"]["rules"].as_str().unwrap().contains("cash into your tuangou wallet"));
+    assert_eq!(english["rules_card"]["odds"], card["odds"]);
     assert_eq!(card["merchant_contact"]["phone"], "02886661234");
     assert_eq!((&body["slots_left"], &body["groups_open"]), (&json!(50), &json!(0)));
 
