@@ -336,10 +336,16 @@ impl App {
                 Ok(()) | Err(AppError::Conflict("already_drawn", _)) => {}
                 Err(error) => tracing::warn!(%error, group = %group.id, "instant draw failed; the worker retries"),
             }
+            // The draw changed the group and this membership: answer with them as they are now.
+            let group = self.group(&group.group_id()).await?;
+            let membership = self.store.membership(&membership.id).await?.unwrap_or(membership);
+            return Ok(Joined { group, membership });
         }
-        let group = self.group(&group.group_id()).await?;
-        let membership = self.store.membership(&membership.id).await?.unwrap_or(membership);
-        Ok(Joined { group, membership })
+        // Answer with the group as the join's transaction left it: its row came back from that transaction, and the
+        // members are read up to its count (later joiners are not part of this answer).
+        let mut members = self.store.group_members(&group.group_id()).await?;
+        members.retain(|m| m.seq <= group.member_count);
+        Ok(Joined { group: GroupView { group, members }, membership })
     }
 
     async fn open(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
