@@ -173,25 +173,28 @@ async fn admit(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> Sto
 }
 
 /// Takes the next seat of an open group by one conditional update; `None` when there is none (full, closed,
-/// past its deadline, or the campaign is no longer live). Returns the new member's seq.
-async fn take_seat(conn: &mut Conn<'_>, group: &str, a: &Admission) -> StoreResult<Option<i64>> {
-    let seat: Option<(i64,)> = conn
+/// past its deadline, or the campaign is no longer live). Returns the group as it is with the seat taken (the new
+/// member's seq is its `member_count`).
+async fn take_seat(conn: &mut Conn<'_>, group: &str, a: &Admission) -> StoreResult<Option<GroupRow>> {
+    let seat: Option<GroupRow> = conn
         .fetch_optional(
-            sql("UPDATE groups SET member_count = member_count + 1,
+            sql(format!(
+                "UPDATE groups SET member_count = member_count + 1,
                      status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
                      full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
                      draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
                  WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
                    AND expires_at > $2
                    AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-                 RETURNING member_count")
+                 RETURNING {GROUP_COLUMNS}"
+            ))
             .bind(group)
             .bind(a.now.0)
             .bind(a.draw_due_if_full.0)
             .bind(a.campaign.as_str()),
         )
         .await?;
-    Ok(seat.map(|(seq,)| seq))
+    Ok(seat)
 }
 
 /// The open group of the campaign closest to full with a seat for the customer, if any.
@@ -342,11 +345,10 @@ impl Store {
         if member.is_some() {
             return Err(StoreError::Conflict("already_member"));
         }
-        let Some(seq) = take_seat(&mut conn, group.as_str(), admission).await? else {
+        let Some(row) = take_seat(&mut conn, group.as_str(), admission).await? else {
             return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign, admission.now).await?);
         };
-        let member = admit(&mut conn, group.as_str(), seq, admission).await?;
-        let row = group_in(&mut conn, group.as_str()).await?.ok_or(StoreError::NotFound)?;
+        let member = admit(&mut conn, group.as_str(), row.member_count, admission).await?;
         tx.commit().await?;
         Ok((row, member))
     }
@@ -387,9 +389,8 @@ impl Store {
                     Err(other) => return Err(other),
                 }
             };
-            if let Some(seq) = take_seat(&mut conn, &group, admission).await? {
-                let member = admit(&mut conn, &group, seq, admission).await?;
-                let row = group_in(&mut conn, &group).await?.ok_or(StoreError::NotFound)?;
+            if let Some(row) = take_seat(&mut conn, &group, admission).await? {
+                let member = admit(&mut conn, &group, row.member_count, admission).await?;
                 tx.commit().await?;
                 return Ok((row, member));
             }
