@@ -331,9 +331,9 @@ impl App {
         }
         self.publish(events).await;
         if group.status == "full" && rules.draw_mode() == DrawMode::Instant {
-            match self.draw_now(&group.group_id()).await {
+            match self.draw_one(Some(&group.group_id())).await {
                 // Drawn meanwhile by the worker or another instance: exactly once either way.
-                Ok(()) | Err(AppError::Conflict("already_drawn", _)) => {}
+                Ok(_) | Err(AppError::Conflict("already_drawn", _)) => {}
                 Err(error) => tracing::warn!(%error, group = %group.id, "instant draw failed; the worker retries"),
             }
             // The draw changed the group and this membership: answer with them as they are now.
@@ -375,13 +375,8 @@ impl App {
         if rules_of(&campaign)?.draw_mode() == DrawMode::Instant {
             return Err(AppError::conflict("instant_draw", "this campaign draws each group as it fills"));
         }
-        self.draw_now(id).await?;
+        self.draw_one(Some(id)).await?;
         self.group(id).await
-    }
-
-    /// Draws a full group now (exactly once; `already_drawn` / `not_full` otherwise).
-    async fn draw_now(&self, id: &GroupId) -> AppResult<()> {
-        self.draw_one(Some(id)).await.map(|_| ())
     }
 
     /// One draw: the named group, or the next due one. Returns whether a group was drawn.

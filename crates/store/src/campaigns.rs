@@ -156,6 +156,21 @@ pub(crate) async fn campaign_in(conn: &mut Conn<'_>, id: &CampaignId) -> StoreRe
     Ok(conn.fetch_optional(q).await?)
 }
 
+/// The row a conditional update returned, or why there was none: `code` when the campaign exists (its state
+/// refused the change), `NotFound` when it does not.
+async fn changed_or(
+    conn: &mut Conn<'_>,
+    id: &CampaignId,
+    changed: Option<CampaignRow>,
+    code: &'static str,
+) -> StoreResult<CampaignRow> {
+    match changed {
+        Some(row) => Ok(row),
+        None if campaign_in(conn, id).await?.is_some() => Err(StoreError::Conflict(code)),
+        None => Err(StoreError::NotFound),
+    }
+}
+
 /// The reward reserve account of a campaign.
 fn reserve_account(row: &CampaignRow) -> Account {
     Account::MerchantRewardReserve(row.merchant(), row.campaign_id())
@@ -220,11 +235,7 @@ impl Store {
                 .bind_rules(rules),
             )
             .await?;
-        let row = match updated {
-            Some(row) => row,
-            None if campaign_in(&mut conn, id).await?.is_some() => return Err(StoreError::Conflict("campaign_live")),
-            None => return Err(StoreError::NotFound),
-        };
+        let row = changed_or(&mut conn, id, updated, "campaign_live").await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -245,13 +256,7 @@ impl Store {
                 .bind(now.0),
             )
             .await?;
-        let row = match published {
-            Some(row) => row,
-            None if campaign_in(&mut conn, id).await?.is_some() => {
-                return Err(StoreError::Conflict("campaign_not_draft"));
-            }
-            None => return Err(StoreError::NotFound),
-        };
+        let row = changed_or(&mut conn, id, published, "campaign_not_draft").await?;
         if reserve > Fen::ZERO {
             let entry = Entry::transfer(
                 Cause::Reserve,
@@ -282,13 +287,7 @@ impl Store {
                 .bind(now.0),
             )
             .await?;
-        let row = match ended {
-            Some(row) => row,
-            None if campaign_in(&mut conn, id).await?.is_some() => {
-                return Err(StoreError::Conflict("campaign_not_live"));
-            }
-            None => return Err(StoreError::NotFound),
-        };
+        let row = changed_or(&mut conn, id, ended, "campaign_not_live").await?;
         tx.commit().await?;
         Ok(row)
     }

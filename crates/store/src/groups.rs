@@ -254,20 +254,15 @@ async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreR
 }
 
 /// Why a conditional seat update found no seat: the first rule of API.md's order that fails.
-async fn explain_no_seat(
-    conn: &mut Conn<'_>,
-    group: &str,
-    campaign: &CampaignId,
-    now: Millis,
-) -> StoreResult<StoreError> {
+async fn explain_no_seat(conn: &mut Conn<'_>, group: &str, campaign: &CampaignId) -> StoreResult<StoreError> {
     let live: Option<(String,)> =
         conn.fetch_optional(sql("SELECT status FROM campaigns WHERE id = $1").bind(campaign.as_str())).await?;
     if live.is_none_or(|(s,)| s != "live") {
         return Ok(StoreError::Conflict("campaign_not_live"));
     }
     let Some(row) = group_in(conn, group).await? else { return Ok(StoreError::NotFound) };
+    // An open group that refused a seat is past its deadline; `full` and `drawn` groups are full.
     Ok(match row.status.as_str() {
-        "open" if row.member_count < row.group_size && row.expires_at > now.0 => StoreError::Conflict("group_closed"),
         "open" | "expired" => StoreError::Conflict("group_closed"),
         _ => StoreError::Conflict("group_full"),
     })
@@ -283,42 +278,7 @@ impl Store {
             claim_in(&mut conn, claim, admission.now).await?;
         }
         count_participation(&mut conn, admission).await?;
-        let reserved: Option<(String,)> = conn
-            .fetch_optional(
-                sql("UPDATE campaigns SET reserved_units = reserved_units + $2
-                     WHERE id = $1 AND status = 'live' AND reserved_units + won_units + $2 <= quantity
-                     RETURNING id")
-                .bind(admission.campaign.as_str())
-                .bind(group.winners_per_group),
-            )
-            .await?;
-        if reserved.is_none() {
-            let status: Option<(String,)> = conn
-                .fetch_optional(sql("SELECT status FROM campaigns WHERE id = $1").bind(admission.campaign.as_str()))
-                .await?;
-            return Err(match status {
-                Some((s,)) if s == "live" => StoreError::Conflict("sold_out"),
-                Some(_) => StoreError::Conflict("campaign_not_live"),
-                None => StoreError::NotFound,
-            });
-        }
-        let id = new_id();
-        conn.execute(
-            sql(
-                "INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
-                     seed_commitment, created_at, expires_at)
-                 VALUES ($1, $2, 'open', $3, $4, 1, $5, $6, $7, $8)",
-            )
-            .bind(&id)
-            .bind(admission.campaign.as_str())
-            .bind(group.group_size)
-            .bind(group.winners_per_group)
-            .bind(&group.server_seed)
-            .bind(&group.seed_commitment)
-            .bind(admission.now.0)
-            .bind(group.expires_at.0),
-        )
-        .await?;
+        let id = open_in(&mut conn, group, admission).await?;
         let member = admit(&mut conn, &id, 1, admission).await?;
         let row = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;
@@ -346,7 +306,7 @@ impl Store {
             return Err(StoreError::Conflict("already_member"));
         }
         let Some(row) = take_seat(&mut conn, group.as_str(), admission).await? else {
-            return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign, admission.now).await?);
+            return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign).await?);
         };
         let member = admit(&mut conn, group.as_str(), row.member_count, admission).await?;
         tx.commit().await?;
@@ -395,7 +355,7 @@ impl Store {
                 return Ok((row, member));
             }
             if let StoreError::Conflict("campaign_not_live") =
-                explain_no_seat(&mut conn, &group, &admission.campaign, admission.now).await?
+                explain_no_seat(&mut conn, &group, &admission.campaign).await?
             {
                 return Err(StoreError::Conflict("campaign_not_live"));
             }

@@ -59,7 +59,7 @@ async fn random_days_keep_every_invariant(backend: Backend) {
                         assert!(status.is_success() || status.is_client_error(), "join: {status} {body}");
                     }
                     5 => {
-                        // A customer walks away from a group: the owner ends nothing, but the worker runs meanwhile.
+                        // The worker runs while joins and redemptions are in flight.
                         app.app.run_jobs_once().await.unwrap();
                     }
                     6 => {
