@@ -9,6 +9,7 @@
 mod accounts;
 mod campaigns;
 mod clock;
+mod dashboards;
 mod error;
 mod events;
 mod groups;
@@ -21,6 +22,7 @@ mod vouchers;
 pub use accounts::{Caller, NewAccount, SignedIn, csrf_token_for};
 pub use campaigns::{CampaignView, NearbyQuery, NearbyView};
 pub use clock::Clock;
+pub use dashboards::{CampaignDashboard, MerchantDashboard};
 pub use error::AppError;
 pub use events::{BusMessage, GroupEvent};
 pub use groups::{GroupView, JoinAnswer, JoinInput, JoinTarget, Joined, idempotency_claim};
@@ -29,8 +31,8 @@ pub use merchants::{MerchantInput, MerchantView};
 pub use passwords::PasswordCost;
 pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
-    Admission, Backend, CampaignRow, EntryRecord, GroupRow, IdempotencyClaim, MemberRow, MerchantRole, MerchantRow,
-    RedemptionRow, Store, UserRow, Violation,
+    Admission, Backend, CampaignRow, DailyFigures, EntryRecord, GroupRow, History, IdempotencyClaim, MemberRow,
+    MerchantRole, MerchantRow, RecentRedemption, RedemptionRow, StaffRow, Store, UserRow, Violation,
 };
 pub use vouchers::{MembershipView, VoucherView};
 

@@ -109,7 +109,7 @@ impl App {
         merchant: &MerchantId,
     ) -> AppResult<tuangou_store::MerchantStats> {
         self.require_owner(caller, merchant).await?;
-        Ok(self.store.merchant_stats(merchant).await?)
+        Ok(self.store.merchant_stats(tuangou_store::StatsScope::Merchant(merchant)).await?)
     }
 
     /// The owner adds a staff member by phone; the person must have an account.

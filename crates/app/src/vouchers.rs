@@ -89,7 +89,7 @@ impl App {
     }
 
     /// Staff (or the owner) of the merchant may work its counter; 404 for an unknown merchant, 403 otherwise.
-    async fn require_staff(&self, caller: &Caller, merchant: &MerchantId) -> AppResult<MerchantRole> {
+    pub(crate) async fn require_staff(&self, caller: &Caller, merchant: &MerchantId) -> AppResult<MerchantRole> {
         self.store.merchant(merchant).await?.ok_or(AppError::NotFound("unknown_merchant", "no such merchant"))?;
         self.store
             .merchant_role(merchant, &caller.user)

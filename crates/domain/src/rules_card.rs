@@ -4,7 +4,7 @@
 //! cannot disagree with what the system does. Its sentences come in Simplified Chinese (the default) and English.
 
 use crate::campaign::{CampaignRules, DrawMode, Reward};
-use crate::time::Millis;
+use crate::time::{Millis, china_time};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -15,6 +15,8 @@ pub struct RulesCard {
     pub winners_per_group: i64,
     /// "K/N", e.g. "2/5".
     pub odds: String,
+    /// The deal in one plain sentence, e.g. "5 人成团，2 人中奖；未中奖全额退款并得 ¥3.00 现金".
+    pub headline: String,
     pub draw: DrawRules,
     pub loser_reward: RewardRules,
     pub referral_bonus_points: i64,
@@ -28,6 +30,8 @@ pub struct DrawRules {
     pub method: &'static str,
     /// `on_fill` or `scheduled`.
     pub when: &'static str,
+    /// When the draw happens, in plain words (the automatic draw that bounds a merchant's delay included).
+    pub description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draw_at: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +101,13 @@ impl Lang {
 
 /// The card's sentences in one language.
 struct Texts {
+    headline: fn(i64, i64, &str) -> String,
+    headline_cash: fn(&str) -> String,
+    headline_points: fn(i64) -> String,
+    headline_coupon: fn(&str) -> String,
+    on_fill: &'static str,
+    scheduled: fn(i64) -> String,
+    scheduled_at: fn(&str, i64) -> String,
     cash: fn(&str) -> String,
     points: fn(i64) -> String,
     coupon: fn(&str, &str, i64) -> String,
@@ -110,6 +121,21 @@ impl Texts {
     fn in_lang(lang: Lang) -> Self {
         match lang {
             Lang::Zh => Texts {
+                headline: |n, k, reward| format!("{n} 人成团，{k} 人中奖；未中奖全额退款并得{reward}"),
+                headline_cash: |amount| format!(" {amount} 现金奖励"),
+                headline_points: |points| format!(" {points} 积分"),
+                headline_coupon: |amount| format!(" {amount} 到店优惠券"),
+                on_fill: "满员即开奖（tuangou-draw-v1，可验证）",
+                scheduled: |hours| {
+                    format!(
+                        "满员后在店内现场开奖；若商家 {hours} 小时内未开奖，系统自动开奖（tuangou-draw-v1，可验证）"
+                    )
+                },
+                scheduled_at: |at, hours| {
+                    format!(
+                        "{at}（北京时间）在店内现场开奖，满员后最迟 {hours} 小时内系统自动开奖（tuangou-draw-v1，可验证）"
+                    )
+                },
                 cash: |amount| format!("未中奖者开奖后获得 {amount} 现金奖励，存入 tuangou 钱包；每团一次；不过期"),
                 points: |points| format!("未中奖者开奖后获得 {points} 积分；每团一次"),
                 coupon: |amount, store, days| {
@@ -123,6 +149,25 @@ impl Texts {
                 on_expiry: "未成团或券过期未使用，自动全额退款（过期退）",
             },
             Lang::En => Texts {
+                headline: |n, k, reward| {
+                    format!("Groups of {n}, {k} win; everyone else gets a full refund and{reward}")
+                },
+                headline_cash: |amount| format!(" {amount} cash"),
+                headline_points: |points| format!(" {points} points"),
+                headline_coupon: |amount| format!(" a {amount} coupon for the store"),
+                on_fill: "drawn the moment the group fills (tuangou-draw-v1, verifiable)",
+                scheduled: |hours| {
+                    format!(
+                        "drawn live in the store once the group is full; if the store has not drawn within {hours} \
+                         hours, the system draws automatically (tuangou-draw-v1, verifiable)"
+                    )
+                },
+                scheduled_at: |at, hours| {
+                    format!(
+                        "drawn live in the store at {at} (China time); at the latest {hours} hours after the group \
+                         fills, the system draws automatically (tuangou-draw-v1, verifiable)"
+                    )
+                },
                 cash: |amount| {
                     format!(
                         "{amount} cash into your tuangou wallet when your group is drawn and you are not among the \
@@ -158,16 +203,32 @@ impl RulesCard {
     /// The card in `lang`; only the sentences differ between languages, never the figures.
     pub fn new(rules: &CampaignRules, contact: MerchantContact, lang: Lang) -> Self {
         let (n, k) = (rules.group_size(), rules.winners_per_group());
+        let texts = Texts::in_lang(lang);
         let draw = match rules.draw_mode() {
-            DrawMode::Instant => {
-                DrawRules { method: "tuangou-draw-v1", when: "on_fill", draw_at: None, window_hours: None }
-            }
-            DrawMode::Scheduled { draw_at, window_hours } => {
-                DrawRules { method: "tuangou-draw-v1", when: "scheduled", draw_at, window_hours: Some(window_hours) }
-            }
+            DrawMode::Instant => DrawRules {
+                method: "tuangou-draw-v1",
+                when: "on_fill",
+                description: texts.on_fill.into(),
+                draw_at: None,
+                window_hours: None,
+            },
+            DrawMode::Scheduled { draw_at, window_hours } => DrawRules {
+                method: "tuangou-draw-v1",
+                when: "scheduled",
+                description: match draw_at {
+                    Some(at) => (texts.scheduled_at)(&china_time(at), window_hours),
+                    None => (texts.scheduled)(window_hours),
+                },
+                draw_at,
+                window_hours: Some(window_hours),
+            },
         };
         let reward = rules.reward();
-        let texts = Texts::in_lang(lang);
+        let headline_reward = match reward {
+            Reward::Cash(fen) => (texts.headline_cash)(&yuan(fen.get())),
+            Reward::Points(points) => (texts.headline_points)(points),
+            Reward::Coupon { amount, .. } => (texts.headline_coupon)(&yuan(amount.get())),
+        };
         let reward_rules = match reward {
             Reward::Cash(fen) => (texts.cash)(&yuan(fen.get())),
             Reward::Points(points) => (texts.points)(points),
@@ -179,6 +240,7 @@ impl RulesCard {
             group_size: n,
             winners_per_group: k,
             odds: format!("{k}/{n}"),
+            headline: (texts.headline)(n, k, &headline_reward),
             draw,
             loser_reward: RewardRules { kind: reward.kind(), amount: reward.amount(), rules: reward_rules },
             referral_bonus_points: rules.input().referral_bonus_points.unwrap_or(0),
@@ -216,6 +278,9 @@ mod tests {
         assert_eq!(card.redeem.valid_days, 30);
         let zh = RulesCard::new(&rules, contact, Lang::Zh);
         assert!(zh.loser_reward.rules.contains("¥3.00") && zh.loser_reward.rules.contains("现金"));
+        assert_eq!(zh.headline, "5 人成团，2 人中奖；未中奖全额退款并得 ¥3.00 现金奖励");
+        assert_eq!(card.headline, "Groups of 5, 2 win; everyone else gets a full refund and ¥3.00 cash");
+        assert!(zh.draw.description.contains("满员即开奖"));
         assert_eq!((zh.odds, zh.price), (card.odds, card.price), "only the sentences change");
     }
 

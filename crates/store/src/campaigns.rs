@@ -108,7 +108,7 @@ pub struct CampaignFilter {
     pub now: Millis,
 }
 
-const CAMPAIGN_COLUMNS: &str = "id, merchant_id, status, title, product_type, description, quantity, price, \
+pub(crate) const CAMPAIGN_COLUMNS: &str = "id, merchant_id, status, title, product_type, description, quantity, price, \
      original_price, group_size, winners_per_group, reward_kind, reward_amount, reward_valid_days, \
      referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at, draw_window_hours, \
      voucher_valid_days, per_customer_limit, starts_at, ends_at, reserved_units, won_units, created_at, \

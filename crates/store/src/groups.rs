@@ -110,9 +110,9 @@ pub struct DrawPlan {
 /// The members of a campaign whose tickets a group's members named as `invited_by`: ticket → user.
 pub type Inviters = std::collections::HashMap<String, UserId>;
 
-const GROUP_COLUMNS: &str = "id, campaign_id, status, group_size, winners_per_group, member_count, server_seed, \
+pub(crate) const GROUP_COLUMNS: &str = "id, campaign_id, status, group_size, winners_per_group, member_count, server_seed, \
      seed_commitment, created_at, expires_at, full_at, draw_due_at, drawn_at, participants_digest, winners, expired_at";
-const MEMBER_COLUMNS: &str =
+pub(crate) const MEMBER_COLUMNS: &str =
     "id, group_id, campaign_id, user_id, seq, ticket, client_seed, invited_by, price, status, created_at";
 
 async fn group_in(conn: &mut Conn<'_>, id: &str) -> StoreResult<Option<GroupRow>> {

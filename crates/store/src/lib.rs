@@ -18,6 +18,7 @@ mod notify;
 mod privacy;
 mod stats;
 mod users;
+mod views;
 mod vouchers;
 
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
@@ -29,8 +30,9 @@ pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use privacy::History;
-pub use stats::MerchantStats;
+pub use stats::{MerchantStats, StatsScope};
 pub use users::{NewUser, UserRow};
+pub use views::{DailyFigures, RecentRedemption, StaffRow};
 pub use vouchers::{Attempt, AttemptRow, NewVoucher, RedemptionRow, VoucherRow};
 
 use db::Pools;

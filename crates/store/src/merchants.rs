@@ -57,7 +57,7 @@ impl MerchantRole {
     }
 }
 
-const MERCHANT_COLUMNS: &str =
+pub(crate) const MERCHANT_COLUMNS: &str =
     "id, name, category, description, address, latitude, longitude, phone, opening_hours, status, created_at";
 
 impl Store {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod extract;
 mod observe;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod times;
 
@@ -31,8 +32,13 @@ pub struct AppState {
 /// The whole HTTP service; `closing` ends its event streams.
 pub fn router(app: App, closing: watch::Receiver<bool>) -> Router {
     let state = AppState { app, metrics: observe::metrics_handle(), closing };
-    observe::layers(api::routes().fallback(observe::not_found).method_not_allowed_fallback(observe::method_not_allowed))
-        .with_state(state)
+    observe::layers(
+        api::routes()
+            .merge(pages::routes())
+            .fallback(observe::not_found)
+            .method_not_allowed_fallback(observe::method_not_allowed),
+    )
+    .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then ends the event streams and finishes the requests in flight.

@@ -66,6 +66,11 @@ impl Problem {
         serde_json::to_string(&self.0).unwrap_or_default()
     }
 
+    /// The human-readable explanation.
+    pub fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
     }

@@ -65,7 +65,7 @@ pub struct CampaignFields {
 }
 
 impl CampaignFields {
-    fn into_input(self) -> Result<CampaignInput, Problem> {
+    pub(crate) fn into_input(self) -> Result<CampaignInput, Problem> {
         Ok(CampaignInput {
             title: self.title,
             product_type: self.product_type,

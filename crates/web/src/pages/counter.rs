@@ -1,0 +1,46 @@
+//! The counter's redeem screen: scan (where the browser has `BarcodeDetector`) or type a code, see what it is,
+//! redeem with one tap, undo within the hour; the latest redemptions below. The work is done by
+//! `assets/redeem.js` against the API; this page only lays it out.
+
+use super::format::{self, yuan};
+use super::{Chrome, PageError, finish, respond};
+use crate::AppState;
+use crate::api::merchants::merchant_id;
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use tuangou_app::{MerchantView, RecentRedemption};
+
+#[derive(Template)]
+#[template(path = "redeem.html")]
+struct RedeemPage<'a> {
+    page: &'a Chrome,
+    shop: MerchantView,
+    recent: Vec<RecentRedemption>,
+}
+
+impl RedeemPage<'_> {
+    fn yuan(&self, fen: &i64) -> String {
+        yuan(*fen)
+    }
+
+    fn when(&self, at: &i64) -> String {
+        format::when(*at)
+    }
+}
+
+pub async fn redeem(
+    page: Chrome,
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let result = async {
+        let caller = page.require_caller()?;
+        let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
+        let recent = state.app.recent_redemptions(caller, &id).await?;
+        let shop = state.app.merchant(&id).await?;
+        Ok(respond(&page, &RedeemPage { page: &page, shop, recent }))
+    }
+    .await;
+    finish(&page, result)
+}
