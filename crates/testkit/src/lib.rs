@@ -5,6 +5,7 @@
 //! create a database of their own and drop it when done. They never skip: without a server they fail.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 mod server;
 
 pub use server::{TestApp, TestUser, server_password};
@@ -181,7 +182,33 @@ impl Drop for TestDb {
     }
 }
 
-/// Writes one `#[tokio::test]` per backend for an `async fn(Backend)`: `NAME_sqlite` and `NAME_postgres`.
+/// Like `on_both_backends!`, for tests that drive a real browser: they are left out of the plain test command
+/// (`cargo nextest run --workspace`, which needs no browser) and run by `.ci/run` with `--run-ignored only`.
+#[macro_export]
+macro_rules! on_both_backends_in_a_browser {
+    ($($name:ident),* $(,)?) => {
+        pub mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "drives Chromium: needs chromium and chromium-driver; .ci/run runs it"]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        pub mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "drives Chromium: needs chromium and chromium-driver; .ci/run runs it"]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// Writes one `#[tokio::test]` per backend for an `async fn(Backend)`: `sqlite::NAME` and `postgres::NAME`.
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

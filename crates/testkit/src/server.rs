@@ -61,10 +61,12 @@ impl TestApp {
 
     async fn start(db: Arc<TestDb>, mut settings: Settings, clock: Clock) -> Self {
         settings.password_cost = PasswordCost::Minimal;
-        let store = db.open().await;
-        let app = App::new(store, settings, clock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
+        // Share links and QR codes point at this very server.
+        settings.public_url = base.clone();
+        let store = db.open().await;
+        let app = App::new(store, settings, clock);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         if let Some(events) = app.start_event_listener(stopped.clone()).await {

@@ -71,18 +71,20 @@
     try {
       const r = await window.tuangouApi('POST', `/api/v1/merchants/${encodeURIComponent(merchant)}/redemptions`, { code: current });
       lastRedemption = r.id;
-      show('ok', `✓ ${text.textOk} ${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)}`);
+      show('ok', `${text.textOk} ${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)}`);
       go.hidden = true;
       undo.hidden = false;
       input.value = '';
       current = null;
       const li = document.createElement('li');
       li.className = 'row';
-      li.textContent = `${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)} · ${new Date().toLocaleTimeString()}`;
+      li.textContent = `${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)} · ${new Date().toLocaleTimeString(lang === 'en' ? 'en' : 'zh-CN')}`;
       const list = document.querySelector('[data-recent]');
       if (list) list.prepend(li);
+      const none = document.querySelector('[data-recent-empty]');
+      if (none) none.remove();
     } catch (p) {
-      show('fail', '✗ ' + explain(p));
+      show('fail', explain(p));
     } finally {
       go.disabled = false;
     }
@@ -97,7 +99,7 @@
       undo.hidden = true;
       lastRedemption = null;
     } catch (p) {
-      show('fail', '✗ ' + explain(p));
+      show('fail', explain(p));
     } finally {
       undo.disabled = false;
     }
