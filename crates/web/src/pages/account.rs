@@ -2,7 +2,7 @@
 //! rewards and the record of everything that happened.
 
 use super::format::{self, yuan};
-use super::{Chrome, PageError, finish, query_params, respond};
+use super::{Chrome, PageError, PagePath, finish, path_id, query_params, respond};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -124,12 +124,9 @@ impl VoucherPage<'_> {
 }
 
 /// One voucher, big enough to scan at the counter: its QR code and its typed code.
-pub async fn voucher(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+pub async fn voucher(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let caller = page.require_caller()?;
         let voucher = state.app.my_voucher(caller, &id).await?;
         let qr = crate::api::vouchers::qr_svg(&voucher.code).map_err(|_| PageError::NotFound)?;

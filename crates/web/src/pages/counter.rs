@@ -3,7 +3,7 @@
 //! `assets/redeem.js` against the API; this page only lays it out.
 
 use super::format::{self, yuan};
-use super::{Chrome, PageError, finish, respond};
+use super::{Chrome, PageError, PagePath, finish, path_id, respond};
 use crate::AppState;
 use crate::api::merchants::merchant_id;
 use askama::Template;
@@ -29,12 +29,9 @@ impl RedeemPage<'_> {
     }
 }
 
-pub async fn redeem(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+pub async fn redeem(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let caller = page.require_caller()?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let recent = state.app.recent_redemptions(caller, &id).await?;

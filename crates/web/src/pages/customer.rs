@@ -2,7 +2,7 @@
 //! and the in-browser verification of its draw), the big-screen live draw, and a page that verifies any record.
 
 use super::format::{self, yuan};
-use super::{Chrome, PageError, finish, query_params, respond};
+use super::{Chrome, PageError, PagePath, finish, path_id, query_params, respond};
 use crate::AppState;
 use crate::api::campaigns::campaign_id;
 use crate::api::merchants::merchant_id;
@@ -147,12 +147,9 @@ impl EntrancePage<'_> {
 }
 
 /// A store's public entrance: where it is, how to get there, its live deals (the poster's QR leads here).
-pub async fn entrance(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+pub async fn entrance(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let (shop, deals) = state.app.live_campaigns_of(&id).await?;
         Ok(respond(&page, &EntrancePage { page: &page, shop, deals }))
@@ -183,12 +180,9 @@ impl CampaignPage<'_> {
     }
 }
 
-pub async fn campaign(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+pub async fn campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let id = campaign_id(&id).map_err(|_| PageError::NotFound)?;
         let (view, groups) = state.app.open_groups(page.caller.as_ref(), &id).await?;
         let shop = state.app.merchant(&view.campaign.merchant()).await?;
@@ -283,14 +277,10 @@ fn group_id(id: &str) -> Result<GroupId, PageError> {
     GroupId::parse(id).ok_or(PageError::NotFound)
 }
 
-pub async fn group(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    RawQuery(params): RawQuery,
-) -> Response {
+pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, RawQuery(params): RawQuery) -> Response {
     let params: GroupParams = query_params(params);
     let result = async {
+        let id = path_id(id)?;
         let view = state.app.group(&group_id(&id)?).await?;
         let campaign = state.app.campaign(page.caller.as_ref(), &view.group.campaign()).await?;
         let me = page.caller.as_ref().map(|c| c.user.as_str().to_owned());
@@ -333,13 +323,11 @@ pub async fn group(
 }
 
 /// The share link's QR code (SVG), pointing at the group page with the sharer's ticket.
-pub async fn group_qr(
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    RawQuery(params): RawQuery,
-) -> Response {
+pub async fn group_qr(State(state): State<AppState>, id: PagePath, RawQuery(params): RawQuery) -> Response {
     let params: GroupParams = query_params(params);
-    let Some(id) = GroupId::parse(&id) else { return PageError::NotFound.into_response() };
+    let Some(id) = path_id(id).ok().and_then(|id| GroupId::parse(&id)) else {
+        return PageError::NotFound.into_response();
+    };
     let public = state.app.settings().public_url.trim_end_matches('/').to_owned();
     let from = params.from.filter(|t| plausible_ticket(t));
     let url = match from {
@@ -364,12 +352,9 @@ struct LivePage<'a> {
 }
 
 /// The big-screen live draw of a group: members, the countdown to the draw, the reveal and its proof.
-pub async fn live_draw(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+pub async fn live_draw(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let view = state.app.group(&group_id(&id)?).await?;
         let campaign = state.app.campaign(page.caller.as_ref(), &view.group.campaign()).await?;
         let deadline = view.group.draw_due_at.unwrap_or(view.group.expires_at);

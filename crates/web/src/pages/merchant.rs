@@ -5,7 +5,7 @@
 use super::charts;
 use super::customer::GroupLine;
 use super::format::{self, yuan};
-use super::{Chrome, PageError, finish, respond};
+use super::{Chrome, PageError, PagePath, finish, path_id, respond};
 use crate::AppState;
 use crate::api::campaigns::{CampaignFields, campaign_id};
 use crate::api::merchants::merchant_id;
@@ -16,8 +16,6 @@ use axum::response::{IntoResponse, Response};
 use tuangou_app::{CampaignDashboard, CampaignView, MerchantDashboard, MerchantView, MerchantWallet};
 use tuangou_domain::campaign::{CampaignInput, CampaignRules};
 use tuangou_domain::rules_card::{MerchantContact, RulesCard};
-
-type IdPath = axum::extract::Path<String>;
 
 #[derive(Template)]
 #[template(path = "shop_new.html")]
@@ -44,8 +42,9 @@ impl DashboardPage<'_> {
     }
 }
 
-pub async fn dashboard(page: Chrome, State(state): State<AppState>, axum::extract::Path(id): IdPath) -> Response {
+pub async fn dashboard(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let caller = page.require_caller()?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let board = state.app.merchant_dashboard(caller, &id).await?;
@@ -142,8 +141,9 @@ struct EditorPage<'a> {
     fields: EditorFields,
 }
 
-pub async fn new_campaign(page: Chrome, State(state): State<AppState>, axum::extract::Path(id): IdPath) -> Response {
+pub async fn new_campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let caller = page.require_caller()?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         // The dashboard's check: only the owner edits campaigns.
@@ -155,8 +155,9 @@ pub async fn new_campaign(page: Chrome, State(state): State<AppState>, axum::ext
     finish(&page, result)
 }
 
-pub async fn edit_campaign(page: Chrome, State(state): State<AppState>, axum::extract::Path(id): IdPath) -> Response {
+pub async fn edit_campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let caller = page.require_caller()?;
         let id = campaign_id(&id).map_err(|_| PageError::NotFound)?;
         let input = state.app.draft_for_edit(caller, &id).await?;
@@ -186,13 +187,9 @@ impl RulesFragment<'_> {
 /// The editor's preview: the campaign body the editor would send, checked as the API checks it, answered with
 /// the rules card as customers will read it, or with the API's problem (and its `field`) so the editor can mark
 /// the field. It writes nothing.
-pub async fn preview(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): IdPath,
-    request: Request,
-) -> Response {
+pub async fn preview(page: Chrome, State(state): State<AppState>, id: PagePath, request: Request) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let shop = state.app.merchant(&id).await?;
         let checked = body_bytes(request)
@@ -301,12 +298,9 @@ fn tree_html(nodes: &[TreeNode]) -> String {
     out
 }
 
-pub async fn campaign_dashboard(
-    page: Chrome,
-    State(state): State<AppState>,
-    axum::extract::Path(id): IdPath,
-) -> Response {
+pub async fn campaign_dashboard(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let caller = page.require_caller()?;
         let id = campaign_id(&id).map_err(|_| PageError::NotFound)?;
         let board = state.app.campaign_dashboard(caller, &id).await?;
@@ -342,8 +336,9 @@ impl PosterPage<'_> {
 }
 
 /// The printable entrance poster: the store's name, a big QR code to its entrance page, its live deals.
-pub async fn poster(page: Chrome, State(state): State<AppState>, axum::extract::Path(id): IdPath) -> Response {
+pub async fn poster(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
+        let id = path_id(id)?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let (shop, deals) = state.app.live_campaigns_of(&id).await?;
         let qr = crate::api::vouchers::qr_svg(&shop.entrance_url)

@@ -283,6 +283,14 @@ fn respond(page: &Chrome, template: &impl Template) -> Response {
     response
 }
 
+/// A page's one path parameter. A segment that does not even decode names nothing we have: the reader gets the
+/// not-found page in their language (not the API's problem).
+pub type PagePath = Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>;
+
+fn path_id(path: PagePath) -> Result<String, PageError> {
+    path.map(|p| p.0).map_err(|_| PageError::NotFound)
+}
+
 /// A page's query parameters; an unreadable query reads as no parameters (a page never answers 400).
 fn query_params<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> T {
     raw.and_then(|q| serde_urlencoded::from_str(&q).ok()).unwrap_or_default()

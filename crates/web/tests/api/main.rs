@@ -11,6 +11,7 @@ mod groups;
 mod live_events;
 mod merchants;
 mod operator;
+mod pages;
 mod randomized;
 mod redemption;
 mod service;
