@@ -13,6 +13,7 @@ mod common;
 use common::{campaign_with, live_campaign_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tuangou_app::Settings;
 use tuangou_testkit::browser::Driver;
 use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends_in_a_browser, server_password};
 
@@ -258,7 +259,67 @@ async fn a_merchant_creates_and_publishes_a_campaign(backend: Backend) {
     app.finish().await;
 }
 
+/// The operator approves a waiting store from their page; the store's scheduled group fills, the big screen counts
+/// down, and when staff draw it the screen reveals the winners and verifies the draw by itself; the customer's
+/// own page shows the outcome.
+async fn the_operator_approves_and_the_big_screen_reveals_a_scheduled_draw(backend: Backend) {
+    let settings = Settings { require_merchant_approval: true, ..Settings::default() };
+    let app = TestApp::spawn_with(backend, settings).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138600").await;
+    let merchant = common::merchant(&app, &owner, "锦里冰粉", common::CHUNXI).await;
+
+    let driver = Driver::start().await;
+    let desk = driver.browser(&app.base).await;
+    desk.sign_in(&operator.phone, server_password(), "/operator").await;
+    desk.wait_for_text("[data-check]", "全部不变量成立").await;
+    desk.wait_for_text("main", "锦里冰粉").await;
+    desk.screenshot(&shot(backend, "operator")).await;
+    desk.click(&format!("[data-action='POST /api/v1/admin/merchants/{merchant}/approve']")).await;
+    desk.wait_for_text("main", "没有待审核的商家").await;
+    desk.close().await;
+    let (_, profile) = app.get(&format!("/api/v1/merchants/{merchant}"), None).await;
+    assert_eq!(profile["status"], "active");
+
+    app.credit(&operator, json!({"merchant_id": merchant}), 1_000_000).await;
+    let body = campaign_with(json!({
+        "group_size": 2, "winners_per_group": 1, "quantity": 4, "draw_mode": "scheduled", "draw_window_hours": 2
+    }));
+    let campaign = common::draft(&app, &owner, &merchant, body).await;
+    let (status, answer) =
+        app.post(&format!("/api/v1/campaigns/{campaign}/publish"), Some(&owner.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let people = app.customers(&operator, 2, 5_000).await;
+    let (group, _) = open_group(&app, &campaign, &people[0]).await;
+    let (status, full) = app.post(&format!("/api/v1/groups/{group}/members"), Some(&people[1].token), json!({})).await;
+    assert_eq!((status, full["group"]["status"].as_str()), (StatusCode::CREATED, Some("full")), "{full}");
+
+    let screen = driver.browser(&app.base).await;
+    screen.open(&format!("/g/{group}/live")).await;
+    let body_class = screen.run("return document.body.className", vec![]).await;
+    assert_eq!(body_class, "big-screen");
+    screen.wait_for_text(".countdown", ":").await;
+    screen.screenshot(&shot(backend, "live-draw-waiting")).await;
+    let (status, drawn) = app.post(&format!("/api/v1/groups/{group}/draw"), Some(&owner.token), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{drawn}");
+    let winner = drawn["draw"]["winners"][0].as_u64().unwrap();
+    screen.wait_for_text("[data-reveal]", &format!("#{winner}")).await;
+    screen.wait_for_text("[data-verify-summary]", "验证通过").await;
+    screen.screenshot(&shot(backend, "live-draw-reveal")).await;
+    screen.close().await;
+
+    let customer = driver.browser(&app.base).await;
+    let loser = &people[if winner == 1 { 1 } else { 0 }];
+    customer.sign_in(&loser.phone, server_password(), "/me").await;
+    customer.wait_for_text("main", "未中奖").await;
+    customer.wait_for_text("main", "奖励 ¥3.00 现金").await;
+    customer.screenshot(&shot(backend, "me")).await;
+    customer.close().await;
+    app.finish().await;
+}
+
 on_both_backends_in_a_browser!(
+    the_operator_approves_and_the_big_screen_reveals_a_scheduled_draw,
     a_customer_joins_from_a_share_link_and_sees_the_draw_verified,
     staff_redeem_a_voucher_by_typed_code,
     a_merchant_creates_and_publishes_a_campaign,
