@@ -7,7 +7,6 @@
 //! `#[ignore]`d) and `.ci/run` runs them.
 
 #[path = "../api/common.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::{campaign_with, live_campaign_with};
