@@ -65,7 +65,11 @@ async fn a_campaign_from_draft_to_ended(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "live campaigns are public");
     let card = &body["rules_card"];
     assert_eq!((&card["odds"], &card["price"], &card["original_price"]), (&json!("2/5"), &json!(990), &json!(19_800)));
-    assert_eq!(card["draw"], json!({"method": "tuangou-draw-v1", "when": "on_fill"}));
+    assert_eq!(
+        card["draw"],
+        json!({"method": "tuangou-draw-v1", "when": "on_fill", "description": "满员即开奖（tuangou-draw-v1，可验证）"})
+    );
+    assert_eq!(card["headline"], "5 人成团，2 人中奖；未中奖全额退款并得 ¥2.00 现金奖励");
     assert_eq!((&card["loser_reward"]["kind"], &card["loser_reward"]["amount"]), (&json!("cash"), &json!(200)));
     assert!(card["loser_reward"]["rules"].as_str().unwrap().contains("现金"), "Chinese by default: {card}");
     let english =
@@ -73,6 +77,10 @@ async fn a_campaign_from_draft_to_ended(backend: Backend) {
     let english: serde_json::Value = english.json().await.unwrap();
     assert!(english["rules_card"]["loser_reward"]["rules"].as_str().unwrap().contains("cash into your tuangou wallet"));
     assert_eq!(english["rules_card"]["odds"], card["odds"]);
+    assert_eq!(
+        english["rules_card"]["headline"],
+        "Groups of 5, 2 win; everyone else gets a full refund and ¥2.00 cash"
+    );
     assert_eq!(card["merchant_contact"]["phone"], "02886661234");
     assert_eq!((&body["slots_left"], &body["groups_open"]), (&json!(50), &json!(0)));
 

@@ -132,6 +132,15 @@ async fn every_page_renders_for_its_readers(backend: Backend) {
             }
         }
     }
+    // The rules card comes before the pay button on the campaign and group pages, in the reader's language.
+    for path in [format!("/c/{c}"), format!("/g/{}", t.open)] {
+        for (lang, words) in [("zh-CN", "3 人成团，1 人中奖"), ("en", "Groups of 3, 1 win")] {
+            let body = page(&app, &path, Some(&t.people[1]), lang).await.body;
+            let (rules, pay) = (body.find("class=\"rules\""), body.find("data-join="));
+            assert!(rules.is_some() && pay.is_some() && rules < pay, "{path} ({lang}): rules, then the pay button");
+            assert!(body.contains(words), "{path} ({lang})");
+        }
+    }
     let english = page(&app, "/", None, "en").await;
     assert!(english.body.contains("Deals near you"));
     let chinese = page(&app, "/", None, "").await;
