@@ -58,15 +58,15 @@ impl App {
     /// Publishes events after their transaction committed. Never fails the use case: a lost event is healed by
     /// watchers refetching.
     pub(crate) async fn publish(&self, events: Vec<GroupEvent>) {
-        for event in events {
-            if !self.store.shares_events() {
+        if !self.store.shares_events() {
+            for event in events {
                 self.events.deliver(BusMessage::Event(event));
-                continue;
             }
-            let payload = serde_json::to_string(&event).unwrap_or_default();
-            if let Err(error) = self.store.notify(&payload).await {
-                tracing::warn!(%error, "could not send an event to the other instances");
-            }
+            return;
+        }
+        let payloads: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect();
+        if let Err(error) = self.store.notify(&payloads).await {
+            tracing::warn!(%error, "could not send events to the other instances");
         }
     }
 

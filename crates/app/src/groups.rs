@@ -294,15 +294,15 @@ impl App {
             JoinTarget::NewGroup(c) | JoinTarget::Campaign(c) => c.clone(),
             JoinTarget::Group(g) => self.store.group(g).await?.ok_or_else(unknown_group)?.campaign(),
         };
-        let campaign = self
+        let (campaign, works_there) = self
             .store
-            .campaign(&campaign_id)
+            .campaign_for_joiner(&campaign_id, &caller.user)
             .await?
             .ok_or(AppError::NotFound("unknown_campaign", "no such campaign"))?;
         if campaign.status != "live" {
             return Err(AppError::conflict("campaign_not_live", "the campaign is not live"));
         }
-        if self.store.merchant_role(&campaign.merchant(), &caller.user).await?.is_some() {
+        if works_there {
             return Err(AppError::Forbidden("own_merchant", "the merchant's owner and staff cannot join its groups"));
         }
         let rules = rules_of(&campaign)?;

@@ -41,11 +41,21 @@ impl Store {
         matches!(self.pools, Pools::Postgres(_))
     }
 
-    /// Sends `payload` to every instance's listener (PostgreSQL); a no-op on SQLite.
-    pub async fn notify(&self, payload: &str) -> StoreResult<()> {
+    /// Sends each payload, in order, to every instance's listener (PostgreSQL) in one round trip; a no-op on
+    /// SQLite or for none.
+    pub async fn notify(&self, payloads: &[String]) -> StoreResult<()> {
+        if payloads.is_empty() {
+            return Ok(());
+        }
         if let Pools::Postgres(_) = &self.pools {
+            // One statement, one notification per payload: `SELECT pg_notify($1, $2), pg_notify($1, $3), …`.
+            let calls = (0..payloads.len()).map(|i| format!("pg_notify($1, ${})", i + 2)).collect::<Vec<_>>();
+            let mut q = sql(format!("SELECT {}", calls.join(", "))).bind(CHANNEL);
+            for payload in payloads {
+                q = q.bind(payload.as_str());
+            }
             let mut pooled = self.pools.read().await?;
-            pooled.conn().execute(sql("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload)).await?;
+            pooled.conn().execute(q).await?;
         }
         Ok(())
     }

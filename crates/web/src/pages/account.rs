@@ -1,8 +1,8 @@
 //! Signing up and in, and the customer's own page: groups, vouchers (with a big QR and code), wallet, points,
 //! rewards and the record of everything that happened.
 
-use super::format::{self, yuan};
-use super::{Chrome, PageError, PagePath, finish, path_id, query_params, respond};
+use super::format::yuan;
+use super::{Chrome, PageError, PagePath, filters, finish, path_id, query_params, respond};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{RawQuery, State};
@@ -56,14 +56,6 @@ struct MePage<'a> {
 }
 
 impl MePage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
-    fn when(&self, at: &i64) -> String {
-        format::when(*at)
-    }
-
     fn reward_text(&self, reward: &Option<(String, i64)>) -> String {
         match reward {
             Some((kind, amount)) if kind == "points" => self.page.ta1("reward-points", "n", amount),
@@ -111,16 +103,6 @@ struct VoucherPage<'a> {
     voucher: VoucherView,
     qr: String,
     title: String,
-}
-
-impl VoucherPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
-    fn when(&self, at: &i64) -> String {
-        format::when(*at)
-    }
 }
 
 /// One voucher, big enough to scan at the counter: its QR code and its typed code.

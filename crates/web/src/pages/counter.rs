@@ -2,8 +2,7 @@
 //! redeem with one tap, undo within the hour; the latest redemptions below. The work is done by
 //! `assets/redeem.js` against the API; this page only lays it out.
 
-use super::format::{self, yuan};
-use super::{Chrome, PageError, PagePath, finish, path_id, respond};
+use super::{Chrome, PageError, PagePath, filters, finish, path_id, respond};
 use crate::AppState;
 use crate::api::merchants::merchant_id;
 use askama::Template;
@@ -17,16 +16,6 @@ struct RedeemPage<'a> {
     page: &'a Chrome,
     shop: MerchantView,
     recent: Vec<RecentRedemption>,
-}
-
-impl RedeemPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
-    fn when(&self, at: &i64) -> String {
-        format::when(*at)
-    }
 }
 
 pub async fn redeem(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {

@@ -2,7 +2,7 @@
 //! and the in-browser verification of its draw), the big-screen live draw, and a page that verifies any record.
 
 use super::format::{self, yuan};
-use super::{Chrome, PageError, PagePath, finish, path_id, query_params, respond};
+use super::{Chrome, PageError, PagePath, filters, finish, path_id, query_params, respond};
 use crate::AppState;
 use crate::api::campaigns::campaign_id;
 use crate::api::merchants::merchant_id;
@@ -87,10 +87,6 @@ struct HomePage<'a> {
 }
 
 impl HomePage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
     fn km(&self, distance: &Option<f64>) -> String {
         distance
             .map(|d| if d < 1.0 { format!("{:.0} m", d * 1000.0) } else { format!("{d:.1} km") })
@@ -140,12 +136,6 @@ struct EntrancePage<'a> {
     deals: Vec<tuangou_app::CampaignRow>,
 }
 
-impl EntrancePage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-}
-
 /// A store's public entrance: where it is, how to get there, its live deals (the poster's QR leads here).
 pub async fn entrance(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
@@ -171,10 +161,6 @@ struct CampaignPage<'a> {
 }
 
 impl CampaignPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
     fn balance_text(&self) -> String {
         self.balance.map(yuan).unwrap_or_default()
     }
@@ -237,10 +223,6 @@ struct GroupPage<'a> {
 }
 
 impl GroupPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
     fn due_text(&self) -> String {
         self.group.draw_due_at.map(format::when).unwrap_or_default()
     }

@@ -5,7 +5,7 @@
 use super::charts;
 use super::customer::GroupLine;
 use super::format::{self, yuan};
-use super::{Chrome, PageError, PagePath, finish, path_id, respond};
+use super::{Chrome, PageError, PagePath, filters, finish, path_id, respond};
 use crate::AppState;
 use crate::api::campaigns::{CampaignFields, campaign_id};
 use crate::api::merchants::merchant_id;
@@ -34,12 +34,6 @@ struct DashboardPage<'a> {
     page: &'a Chrome,
     board: MerchantDashboard,
     wallet: MerchantWallet,
-}
-
-impl DashboardPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
 }
 
 pub async fn dashboard(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
@@ -178,12 +172,6 @@ struct RulesFragment<'a> {
     card: Option<RulesCard>,
 }
 
-impl RulesFragment<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-}
-
 /// The editor's preview: the campaign body the editor would send, checked as the API checks it, answered with
 /// the rules card as customers will read it, or with the API's problem (and its `field`) so the editor can mark
 /// the field. It writes nothing.
@@ -263,10 +251,6 @@ struct CampaignBoardPage<'a> {
 }
 
 impl CampaignBoardPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
-
     fn view(&self) -> &CampaignView {
         &self.board.campaign
     }
@@ -327,12 +311,6 @@ struct PosterPage<'a> {
     shop: MerchantView,
     qr: String,
     deals: Vec<tuangou_app::CampaignRow>,
-}
-
-impl PosterPage<'_> {
-    fn yuan(&self, fen: &i64) -> String {
-        yuan(*fen)
-    }
 }
 
 /// The printable entrance poster: the store's name, a big QR code to its entrance page, its live deals.

@@ -10,6 +10,7 @@ mod assets;
 mod charts;
 mod counter;
 mod customer;
+mod filters;
 mod format;
 mod i18n;
 mod merchant;
