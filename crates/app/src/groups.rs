@@ -258,9 +258,9 @@ impl App {
         }
         match self.join_once(caller, target, input, idempotency.clone()).await {
             Err(AppError::Conflict("idempotency_key_exists", _)) => {
-                // A duplicate committed first while we ran: answer with its answer.
+                // A duplicate claimed the key first while we ran: answer with its answer, once it is durable.
                 let claim = idempotency.ok_or_else(|| AppError::Internal("key conflict without a key".into()))?;
-                self.replay(&claim).await?.ok_or_else(|| AppError::Internal("idempotency key vanished".into()))
+                self.replay_settled(&claim).await?.ok_or_else(|| AppError::Internal("idempotency key vanished".into()))
             }
             other => other.map(JoinAnswer::Fresh),
         }
@@ -268,7 +268,22 @@ impl App {
 
     /// The first answer to an idempotency key, if the key was used. 422 when it was used with another body.
     async fn replay(&self, claim: &IdempotencyClaim) -> AppResult<Option<JoinAnswer>> {
-        let Some(record) = self.store.idempotency_record(claim).await? else { return Ok(None) };
+        let record = self.store.idempotency_record(claim).await?;
+        self.answer_from(claim, record).await
+    }
+
+    /// [`App::replay`] for a key another request has just claimed: waits until that request's writes are durable.
+    async fn replay_settled(&self, claim: &IdempotencyClaim) -> AppResult<Option<JoinAnswer>> {
+        let record = self.store.idempotency_record_settled(claim).await?;
+        self.answer_from(claim, record).await
+    }
+
+    async fn answer_from(
+        &self,
+        claim: &IdempotencyClaim,
+        record: Option<tuangou_store::IdempotencyRecord>,
+    ) -> AppResult<Option<JoinAnswer>> {
+        let Some(record) = record else { return Ok(None) };
         if record.request_hash != claim.request_hash {
             return Err(AppError::IdempotencyKeyReused);
         }

@@ -5,10 +5,11 @@
 //! [`Conn`]; rows decode into structs that derive `sqlx::FromRow` for both row types. The few statements that
 //! differ between the engines branch on [`Conn::backend`] where they are written.
 
+use crate::group_commit::{GroupCommit, Lent};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{
-    AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool,
+    AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, SqliteConnection, SqlitePool,
     Transaction, Type,
 };
 use std::str::FromStr;
@@ -161,23 +162,25 @@ impl Conn<'_> {
     }
 }
 
-/// A write transaction. Dropping it without [`Tx::commit`] rolls it back.
+/// A write transaction. Dropping it without [`Tx::commit`] rolls it back. On SQLite it is this request's part of
+/// the writer's current batch ([`crate::group_commit`]): the same all-or-nothing, and `commit` returns once the
+/// batch is on disk.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Lent),
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::Sqlite(lent) => Conn::Sqlite(lent.connection()),
             Tx::Postgres(tx) => Conn::Postgres(tx),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Sqlite(lent) => lent.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         }
     }
@@ -185,7 +188,7 @@ impl Tx {
 
 /// A pooled connection for reads outside a transaction.
 pub(crate) enum Pooled {
-    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
     Postgres(sqlx::pool::PoolConnection<Postgres>),
 }
 
@@ -198,12 +201,12 @@ impl Pooled {
     }
 }
 
-/// The pools. SQLite gets one writer connection (every write transaction is `BEGIN IMMEDIATE` on it, so writers
-/// queue in the pool instead of failing with SQLITE_BUSY) and a few reader connections (WAL lets them read while
-/// the writer writes). PostgreSQL gets one pool for both.
+/// The pools. SQLite gets one writer connection, driven by the group-commit task (every batch is one
+/// `BEGIN IMMEDIATE` transaction on it, so writers queue instead of failing with SQLITE_BUSY), and a few reader
+/// connections (WAL lets them read while the writer writes). PostgreSQL gets one pool for both.
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { writer: SqlitePool, readers: SqlitePool },
+    Sqlite { writer: SqlitePool, commits: GroupCommit, readers: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -252,7 +255,8 @@ impl Pools {
                     .max_connections(settings.sqlite_readers.max(1))
                     .connect_with(options)
                     .await?;
-                Ok(Pools::Sqlite { writer, readers })
+                let commits = GroupCommit::start(writer.clone());
+                Ok(Pools::Sqlite { writer, commits, readers })
             }
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -282,11 +286,12 @@ impl Pools {
         Ok(())
     }
 
-    /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken up front and a
-    /// read-then-write never fails half way with SQLITE_BUSY (DESIGN.md, pitfall 2).
+    /// Starts a write transaction: on SQLite a savepoint in the writer's batch, itself `BEGIN IMMEDIATE`, so the
+    /// write lock is taken up front and a read-then-write never fails half way with SQLITE_BUSY (DESIGN.md,
+    /// pitfall 2).
     pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self {
-            Pools::Sqlite { writer, .. } => Ok(Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)),
+            Pools::Sqlite { commits, .. } => Ok(Tx::Sqlite(commits.begin().await?)),
             Pools::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
         }
     }
@@ -300,7 +305,7 @@ impl Pools {
 
     pub(crate) async fn close(&self) {
         match self {
-            Pools::Sqlite { writer, readers } => {
+            Pools::Sqlite { writer, readers, .. } => {
                 writer.close().await;
                 readers.close().await;
             }

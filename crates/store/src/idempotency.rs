@@ -58,16 +58,17 @@ pub(crate) async fn attach_resource(conn: &mut Conn<'_>, claim: &IdempotencyClai
 impl Store {
     pub async fn idempotency_record(&self, claim: &IdempotencyClaim) -> StoreResult<Option<IdempotencyRecord>> {
         let mut pooled = self.pools.read().await?;
-        Ok(pooled
-            .conn()
-            .fetch_optional(
-                sql("SELECT request_hash, status, body, resource FROM idempotency_keys
-                     WHERE caller = $1 AND endpoint = $2 AND key = $3")
-                .bind(&claim.caller)
-                .bind(&claim.endpoint)
-                .bind(&claim.key),
-            )
-            .await?)
+        Ok(pooled.conn().fetch_optional(record_query(claim)).await?)
+    }
+
+    /// The record of a key that another request claimed first, once that request's writes are durable: read
+    /// through a write transaction, whose commit returns only after every write before it has committed (on
+    /// SQLite the claimant may still be in the writer's open batch; on PostgreSQL it has committed already).
+    pub async fn idempotency_record_settled(&self, claim: &IdempotencyClaim) -> StoreResult<Option<IdempotencyRecord>> {
+        let mut tx = self.pools.begin().await?;
+        let record = tx.conn().fetch_optional(record_query(claim)).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     /// Stores the first answer: fills in a key the request claimed, or records a refusal (whose transaction
@@ -99,4 +100,11 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+fn record_query(claim: &IdempotencyClaim) -> crate::db::Sql {
+    sql("SELECT request_hash, status, body, resource FROM idempotency_keys WHERE caller = $1 AND endpoint = $2 AND key = $3")
+        .bind(&claim.caller)
+        .bind(&claim.endpoint)
+        .bind(&claim.key)
 }

@@ -169,16 +169,21 @@ impl Store {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
         if let Some(existing) = entry_in(&mut conn, "reference", reference).await? {
+            // Answer with the first entry only once it is durable (on SQLite it may still be in the writer's
+            // open batch): committing this empty transaction waits for that.
+            tx.commit().await?;
             return Ok((existing, false));
         }
         let posted = post(&mut conn, entry, now).await;
         let id = match posted {
             Ok(id) => id,
-            // A concurrent credit with the same reference committed first: answer with it.
+            // A concurrent credit with the same reference came first: answer with it, once it is durable (read
+            // in a transaction of its own, whose commit waits for every write before it).
             Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
                 drop(tx);
-                let mut pooled = self.pools.read().await?;
-                let existing = entry_in(&mut pooled.conn(), "reference", reference).await?;
+                let mut settled = self.pools.begin().await?;
+                let existing = entry_in(&mut settled.conn(), "reference", reference).await?;
+                settled.commit().await?;
                 return existing.map(|e| (e, false)).ok_or(StoreError::NotFound);
             }
             Err(other) => return Err(other),

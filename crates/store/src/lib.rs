@@ -10,6 +10,7 @@
 mod campaigns;
 mod check;
 mod db;
+mod group_commit;
 mod groups;
 mod idempotency;
 mod ledger;

@@ -1,0 +1,278 @@
+//! Group commit for SQLite's one writer (DESIGN.md, pitfall 11).
+//!
+//! A write transaction on SQLite costs its statements plus a commit that waits for the disk (synchronous = FULL).
+//! Under load, many short transactions queue for the one writer connection, each paying for its own commit. Here a
+//! writer task keeps one `BEGIN IMMEDIATE` transaction open while requests are queued, and lends it to each queued
+//! request in turn inside a `SAVEPOINT`: the request runs its statements as before, then releases its savepoint
+//! (its part is kept) or rolls back to it (its part is undone, the others' stay). When the queue is empty or the
+//! batch is full, the writer commits once for all, and only then does each request learn that it committed. An
+//! idle service pays two statements more per transaction; a busy one pays one commit per batch.
+//!
+//! Within a batch, a request sees the writes of the requests before it, not yet committed: it may be refused
+//! because of them (a seat taken, a voucher already redeemed), and such a refusal stands even in the rare case
+//! that the batch then fails to commit (a disk error), like any refusal a retry may overturn. A request that
+//! answers *with* another request's data (an idempotent replay, a credit's existing entry) reads it in a
+//! transaction it commits, which returns only once the batch holding that data is on disk.
+//!
+//! The lent transaction always comes back: [`Lent`] returns it on commit, on rollback and when dropped (a request
+//! cancelled or failed half way), so a batch can never be left open or lose its connection silently.
+
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many transactions one commit may carry at most: bounds how long the first of a batch waits for its answer.
+const MAX_BATCH: usize = 32;
+
+/// What a request's transaction ended as, sent back with the connection.
+enum Outcome {
+    /// Released: keep its statements; tell it once the batch commits.
+    Keep(oneshot::Sender<Result<(), String>>),
+    /// Rolled back, or dropped without a word: undo its statements.
+    Undo,
+}
+
+struct Returned {
+    tx: Transaction<'static, Sqlite>,
+    outcome: Outcome,
+}
+
+/// A request for the writer: answered with the transaction, lent.
+type Request = oneshot::Sender<Result<Lent, String>>;
+
+/// The batch's transaction, lent to one request. Give it back with [`Lent::commit`]; dropping it undoes the
+/// request's statements.
+pub(crate) struct Lent {
+    tx: Option<Transaction<'static, Sqlite>>,
+    back: Option<oneshot::Sender<Returned>>,
+}
+
+impl Lent {
+    pub(crate) fn connection(&mut self) -> &mut sqlx::SqliteConnection {
+        self.tx.as_mut().expect("a lent transaction is present until it is given back")
+    }
+
+    /// Keeps the request's statements and waits until the batch holding them has committed.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let mut tx = self.tx.take().expect("present until given back");
+        let released = sqlx::query("RELEASE SAVEPOINT tuangou_request").execute(&mut *tx).await;
+        let (done, committed) = oneshot::channel();
+        let outcome = if released.is_ok() { Outcome::Keep(done) } else { Outcome::Undo };
+        if let Some(back) = self.back.take() {
+            let _ = back.send(Returned { tx, outcome });
+        }
+        released?;
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(sqlx::Error::Protocol(format!("the batch did not commit: {message}"))),
+            Err(_) => Err(sqlx::Error::Protocol("the writer stopped before the batch committed".into())),
+        }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let (Some(tx), Some(back)) = (self.tx.take(), self.back.take()) {
+            let _ = back.send(Returned { tx, outcome: Outcome::Undo });
+        }
+    }
+}
+
+/// The handle requests use; the writer task ends when every handle is gone.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    requests: mpsc::UnboundedSender<Request>,
+    /// How many batches have committed (for tests and curiosity).
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl GroupCommit {
+    /// Starts the writer task on `pool` (the one writer connection).
+    pub(crate) fn start(pool: SqlitePool) -> Self {
+        let (requests, queue) = mpsc::unbounded_channel();
+        let commits = std::sync::Arc::default();
+        tokio::spawn(run(pool, queue, std::sync::Arc::clone(&commits)));
+        GroupCommit { requests, commits }
+    }
+
+    /// Batches committed so far.
+    #[cfg(test)]
+    pub(crate) fn batches_committed(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A transaction to write in: the open batch's, lent inside a savepoint of this request's own.
+    pub(crate) async fn begin(&self) -> Result<Lent, sqlx::Error> {
+        let (answer, lent) = oneshot::channel();
+        self.requests.send(answer).map_err(|_| sqlx::Error::PoolClosed)?;
+        match lent.await {
+            Ok(Ok(lent)) => Ok(lent),
+            Ok(Err(message)) => Err(sqlx::Error::Protocol(message)),
+            Err(_) => Err(sqlx::Error::PoolClosed),
+        }
+    }
+}
+
+/// The writer: one batch after another, for as long as anyone can send requests.
+async fn run(
+    pool: SqlitePool,
+    mut queue: mpsc::UnboundedReceiver<Request>,
+    commits: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    while let Some(first) = queue.recv().await {
+        let tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => tx,
+            Err(error) => {
+                let _ = first.send(Err(error.to_string()));
+                continue;
+            }
+        };
+        if batch(tx, first, &mut queue).await {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Lends `tx` to `first` and to whoever queued meanwhile (up to [`MAX_BATCH`]), then commits once for all;
+/// whether it committed.
+async fn batch(
+    mut tx: Transaction<'static, Sqlite>,
+    first: Request,
+    queue: &mut mpsc::UnboundedReceiver<Request>,
+) -> bool {
+    let mut waiting_for_commit = Vec::new();
+    let mut next = Some(first);
+    let mut served = 0;
+    while let Some(request) = next.take() {
+        served += 1;
+        if let Err(error) = sqlx::query("SAVEPOINT tuangou_request").execute(&mut *tx).await {
+            let _ = request.send(Err(error.to_string()));
+        } else {
+            let (back, returned) = oneshot::channel();
+            let lent = Lent { tx: Some(tx), back: Some(back) };
+            // A requester that gave up meanwhile hands the transaction straight back (its `Lent` is dropped).
+            let _ = request.send(Ok(lent));
+            let Ok(Returned { tx: back_tx, outcome }) = returned.await else {
+                // The transaction was lost with its connection (dropped by sqlx, rolled back): so is the batch.
+                fail(waiting_for_commit, "the writer's connection was lost");
+                return false;
+            };
+            tx = back_tx;
+            match outcome {
+                Outcome::Keep(done) => waiting_for_commit.push(done),
+                Outcome::Undo => {
+                    let undone = sqlx::query("ROLLBACK TO SAVEPOINT tuangou_request").execute(&mut *tx).await;
+                    let released = sqlx::query("RELEASE SAVEPOINT tuangou_request").execute(&mut *tx).await;
+                    if let Err(error) = undone.and(released) {
+                        // The batch can no longer be trusted: undo all of it.
+                        let _ = tx.rollback().await;
+                        fail(waiting_for_commit, &error.to_string());
+                        return false;
+                    }
+                }
+            }
+        }
+        if served < MAX_BATCH {
+            next = queue.try_recv().ok();
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            for done in waiting_for_commit {
+                let _ = done.send(Ok(()));
+            }
+            true
+        }
+        Err(error) => {
+            fail(waiting_for_commit, &error.to_string());
+            false
+        }
+    }
+}
+
+fn fail(waiting: Vec<oneshot::Sender<Result<(), String>>>, message: &str) {
+    for done in waiting {
+        let _ = done.send(Err(message.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    use std::str::FromStr;
+
+    async fn writer() -> (SqlitePool, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)").execute(&pool).await.unwrap();
+        (pool, dir)
+    }
+
+    /// 300 concurrent transactions of two statements: those that commit are all there, those rolled back (by an
+    /// error, a drop, or a cancelled task) left nothing, and the commits came in batches.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn batches_keep_exactly_what_committed() {
+        let (pool, _dir) = writer().await;
+        let commits = GroupCommit::start(pool.clone());
+        let mut tasks = Vec::new();
+        for i in 0..300_i64 {
+            let commits = commits.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lent = commits.begin().await.unwrap();
+                sqlx::query("INSERT INTO t (id, n) VALUES ($1, 0)").bind(i).execute(lent.connection()).await.unwrap();
+                sqlx::query("UPDATE t SET n = n + 1 WHERE id = $1").bind(i).execute(lent.connection()).await.unwrap();
+                match i % 3 {
+                    0 => lent.commit().await.map(|()| true).unwrap(),
+                    // A failing statement, then the request gives up (its `Lent` is dropped).
+                    1 => {
+                        let dup =
+                            sqlx::query("INSERT INTO t (id, n) VALUES ($1, 0)").bind(i).execute(lent.connection());
+                        assert!(dup.await.is_err(), "the primary key refuses a second row");
+                        false
+                    }
+                    _ => {
+                        drop(lent);
+                        false
+                    }
+                }
+            }));
+        }
+        // A request cancelled while it holds the transaction (in the middle of the others): its part is undone.
+        let (inserted, holding) = oneshot::channel();
+        let cancelled = tokio::spawn({
+            let commits = commits.clone();
+            async move {
+                let mut lent = commits.begin().await.unwrap();
+                sqlx::query("INSERT INTO t (id, n) VALUES (9999, 0)").execute(lent.connection()).await.unwrap();
+                let _ = inserted.send(());
+                std::future::pending::<()>().await;
+            }
+        });
+        holding.await.unwrap();
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        let mut kept = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            if task.await.unwrap() {
+                kept.push(i as i64);
+            }
+        }
+        // A last transaction after the cancelled one: the writer carried on.
+        let mut last = commits.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id, n) VALUES (10000, 1)").execute(last.connection()).await.unwrap();
+        last.commit().await.unwrap();
+        kept.push(10_000);
+
+        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, n FROM t ORDER BY id").fetch_all(&pool).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), kept);
+        assert!(rows.iter().all(|(_, n)| *n == 1), "both statements of each kept transaction");
+        let batches = commits.batches_committed();
+        assert!(batches < kept.len() as u64, "{batches} commits for {} transactions: some were grouped", kept.len());
+    }
+}
