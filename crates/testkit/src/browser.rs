@@ -181,8 +181,29 @@ impl Browser {
         self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}"))
     }
 
-    /// Saves a PNG of the window as `target/screenshots/{name}.png` and returns its path.
+    /// Checks what every page owes a phone user: nothing wider than the screen (no sideways scrolling), and a
+    /// label (or an accessible name) on every control.
+    pub async fn check_page_basics(&self, name: &str) {
+        let report = self
+            .run(
+                "const wide = document.documentElement.scrollWidth - window.innerWidth;
+                 const unlabelled = Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]'))
+                   .filter(el => el.offsetParent !== null)
+                   .filter(el => !((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.textContent.trim()
+                                  || el.getAttribute('title') || el.querySelector('img[alt]')))
+                   .map(el => el.outerHTML.slice(0, 80));
+                 return {wide, unlabelled};",
+                vec![],
+            )
+            .await;
+        assert!(report["wide"].as_i64().unwrap_or(1) <= 0, "{name}: wider than the screen by {} px", report["wide"]);
+        assert_eq!(report["unlabelled"], json!([]), "{name}: controls without a label");
+    }
+
+    /// Checks the page's basics ([`Browser::check_page_basics`]), then saves a PNG of the window as
+    /// `target/screenshots/{name}.png` and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
+        self.check_page_basics(name).await;
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot dir");
