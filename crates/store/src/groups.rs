@@ -197,6 +197,36 @@ async fn take_seat(conn: &mut Conn<'_>, group: &str, a: &Admission) -> StoreResu
     Ok(seat)
 }
 
+/// Takes a seat in the campaign's open group closest to full that the customer is not in, in one statement (the
+/// hot path of join-by-campaign); `None` when no seat was taken, for whatever reason (no such group, the
+/// campaign ended, or on PostgreSQL another join took the last seat between the look and the update).
+async fn take_closest_seat(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<GroupRow>> {
+    let seat: Option<GroupRow> = conn
+        .fetch_optional(
+            sql(format!(
+                "UPDATE groups SET member_count = member_count + 1,
+                     status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
+                     full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
+                     draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
+                 WHERE id = (SELECT g.id FROM groups g
+                             WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
+                               AND g.expires_at > $2
+                               AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
+                             ORDER BY g.group_size - g.member_count, g.created_at, g.id
+                             LIMIT 1)
+                   AND campaign_id = $1 AND status = 'open' AND member_count < group_size AND expires_at > $2
+                   AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
+                 RETURNING {GROUP_COLUMNS}"
+            ))
+            .bind(a.campaign.as_str())
+            .bind(a.now.0)
+            .bind(a.draw_due_if_full.0)
+            .bind(a.user.as_str()),
+        )
+        .await?;
+    Ok(seat)
+}
+
 /// The open group of the campaign closest to full with a seat for the customer, if any.
 async fn closest_to_full(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<String>> {
     let row: Option<(String,)> = conn
@@ -331,6 +361,12 @@ impl Store {
         // Each look is a fresh statement (a fresh snapshot on PostgreSQL); SQLite's single writer never needs more
         // than one. The bound only guards against a pathological storm.
         for _ in 0..50 {
+            if !stock_gone && let Some(row) = take_closest_seat(&mut conn, admission).await? {
+                let member = admit(&mut conn, &row.id, row.member_count, admission).await?;
+                tx.commit().await?;
+                return Ok((row, member));
+            }
+            // No seat taken in one go: look, and open a group, explain, or try again.
             let Some(group) = closest_to_full(&mut conn, admission).await? else {
                 if stock_gone {
                     return Err(StoreError::Conflict("sold_out"));
