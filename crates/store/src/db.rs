@@ -120,6 +120,13 @@ pub(crate) enum Conn<'a> {
 }
 
 impl Conn<'_> {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// Runs a statement; returns how many rows it changed.
     pub(crate) async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
         let text = AssertSqlSafe(q.text);

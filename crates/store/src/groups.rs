@@ -516,9 +516,21 @@ impl Store {
                 .bind(&winners),
         )
         .await?;
-        for member in &members {
-            let status = if decided.winners.contains(&member.seq) { "won" } else { "lost" };
-            conn.execute(sql("UPDATE memberships SET status = $2 WHERE id = $1").bind(&member.id).bind(status)).await?;
+        // Every member's outcome in one statement (K ≥ 1, so the list is never empty).
+        let seqs = (0..decided.winners.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        let mut outcomes = sql(format!(
+            "UPDATE memberships SET status = CASE WHEN seq IN ({seqs}) THEN 'won' ELSE 'lost' END WHERE group_id = $1"
+        ))
+        .bind(&id);
+        for seq in &decided.winners {
+            outcomes = outcomes.bind(*seq);
+        }
+        let decided_members = conn.execute(outcomes).await?;
+        if decided_members != members.len() as u64 {
+            return Err(StoreError::Inconsistent(format!(
+                "group {id}: {decided_members} outcomes for {} members",
+                members.len()
+            )));
         }
         conn.execute(
             sql("UPDATE campaigns SET reserved_units = reserved_units - $2, won_units = won_units + $2 WHERE id = $1")

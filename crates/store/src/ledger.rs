@@ -82,8 +82,34 @@ pub(crate) async fn post_all(conn: &mut Conn<'_>, entries: &[Entry], now: Millis
             _ => net.push(change),
         }
     }
-    for (key, unit, amount, may_go_negative) in net {
-        apply_to_balance(conn, &key, unit, amount, may_go_negative).await?;
+    if conn.backend() == crate::Backend::Sqlite {
+        // One writer at a time on SQLite, so lock order does not matter: the conditional debits one by one (each
+        // must be checked), then all credits in one multi-row upsert.
+        let (debits, credits): (Vec<_>, Vec<_>) =
+            net.into_iter().partition(|(_, _, amount, may_go_negative)| *amount < 0 && !*may_go_negative);
+        for (key, unit, amount, may_go_negative) in debits {
+            apply_to_balance(conn, &key, unit, amount, may_go_negative).await?;
+        }
+        let credits: Vec<_> =
+            credits.into_iter().filter(|(_, _, amount, negative_ok)| *amount != 0 || *negative_ok).collect();
+        for chunk in credits.chunks(ROWS_PER_INSERT) {
+            let rows = (0..chunk.len()).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3));
+            let mut q = sql(format!(
+                "INSERT INTO balances (account, unit, balance) VALUES {}
+                 ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance",
+                rows.collect::<Vec<_>>().join(", ")
+            ));
+            for (key, unit, amount, _) in chunk {
+                q = q.bind(key.as_str()).bind(*unit).bind(*amount);
+            }
+            conn.execute(q).await?;
+        }
+    } else {
+        // PostgreSQL: every balance row in one global order (by account key), so concurrent transactions queue
+        // instead of deadlocking.
+        for (key, unit, amount, may_go_negative) in net {
+            apply_to_balance(conn, &key, unit, amount, may_go_negative).await?;
+        }
     }
     Ok(ids)
 }
