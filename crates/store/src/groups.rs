@@ -509,13 +509,16 @@ impl Store {
         }
         let decided = plan(&row, &members, &campaign, &inviters)?;
         let winners = decided.winners.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        conn.execute(
-            sql("UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1")
+        let drawn: GroupRow = conn
+            .fetch_one(
+                sql(format!(
+                    "UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1 RETURNING {GROUP_COLUMNS}"
+                ))
                 .bind(&id)
                 .bind(&decided.participants_digest)
                 .bind(&winners),
-        )
-        .await?;
+            )
+            .await?;
         // Every member's outcome in one statement (K ≥ 1, so the list is never empty).
         let seqs = (0..decided.winners.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
         let mut outcomes = sql(format!(
@@ -539,12 +542,16 @@ impl Store {
         )
         .await?;
         post_all(&mut conn, &decided.entries, now).await?;
-        for voucher in &decided.vouchers {
-            crate::vouchers::issue_in(&mut conn, &campaign.merchant_id, &campaign.id, voucher, now).await?;
-        }
-        let drawn = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
-        let members = members_in(&mut conn, &id).await?;
+        crate::vouchers::issue_all_in(&mut conn, &campaign.merchant_id, &campaign.id, &decided.vouchers, now).await?;
         tx.commit().await?;
+        // The members as the outcome statement left them (nothing else of theirs changed).
+        let members = members
+            .into_iter()
+            .map(|m| {
+                let status = if decided.winners.contains(&m.seq) { "won" } else { "lost" };
+                MemberRow { status: status.into(), ..m }
+            })
+            .collect();
         Ok(Some((drawn, members)))
     }
 

@@ -87,9 +87,7 @@ pub(crate) async fn post_all(conn: &mut Conn<'_>, entries: &[Entry], now: Millis
         // must be checked), then all credits in one multi-row upsert.
         let (debits, credits): (Vec<_>, Vec<_>) =
             net.into_iter().partition(|(_, _, amount, may_go_negative)| *amount < 0 && !*may_go_negative);
-        for (key, unit, amount, may_go_negative) in debits {
-            apply_to_balance(conn, &key, unit, amount, may_go_negative).await?;
-        }
+        debit_all(conn, &debits).await?;
         let credits: Vec<_> =
             credits.into_iter().filter(|(_, _, amount, negative_ok)| *amount != 0 || *negative_ok).collect();
         for chunk in credits.chunks(ROWS_PER_INSERT) {
@@ -122,6 +120,36 @@ fn values_insert(head: &str, rows: usize) -> String {
     let tuples: Vec<String> =
         (0..rows).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
     format!("{head} {}", tuples.join(", "))
+}
+
+/// SQLite: the conditional debits of one post in one statement (a draw debits every member's hold). Each row
+/// moves only if it stays at or above zero; if any does not, the post fails (and its transaction is rolled back
+/// by the caller, so the rows that did move move back).
+async fn debit_all(conn: &mut Conn<'_>, debits: &[(String, &'static str, i64, bool)]) -> StoreResult<()> {
+    if let [(key, unit, amount, may_go_negative)] = debits {
+        return apply_to_balance(conn, key, unit, *amount, *may_go_negative).await;
+    }
+    for chunk in debits.chunks(ROWS_PER_INSERT) {
+        let cases: Vec<String> = (0..chunk.len())
+            .map(|r| format!("WHEN account = ${} AND unit = ${} THEN ${}", 3 * r + 1, 3 * r + 2, 3 * r + 3))
+            .collect();
+        let conditions: Vec<String> = (0..chunk.len())
+            .map(|r| format!("(account = ${} AND unit = ${} AND balance + ${} >= 0)", 3 * r + 1, 3 * r + 2, 3 * r + 3))
+            .collect();
+        let mut q = sql(format!(
+            "UPDATE balances SET balance = balance + CASE {} END WHERE {}",
+            cases.join(" "),
+            conditions.join(" OR ")
+        ));
+        for (key, unit, amount, _) in chunk {
+            q = q.bind(key.as_str()).bind(*unit).bind(*amount);
+        }
+        if conn.execute(q).await? != chunk.len() as u64 {
+            let keys: Vec<&str> = chunk.iter().map(|(key, ..)| key.as_str()).collect();
+            return Err(StoreError::InsufficientFunds(keys.join(", ")));
+        }
+    }
+    Ok(())
 }
 
 async fn apply_to_balance(
@@ -240,4 +268,65 @@ impl Store {
             .await?;
         Ok(row.0)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tuangou_domain::ids::UserId;
+    use tuangou_domain::ledger::{Hold, expiry_refunds};
+    use tuangou_domain::money::Fen;
+
+    async fn held(store: &Store, user: &str, amount: i64) {
+        let mut tx = store.pools.begin().await.unwrap();
+        tx.conn()
+            .execute(
+                sql("INSERT INTO balances (account, unit, balance) VALUES ($1, 'fen', $2)")
+                    .bind(format!("customer:{user}:held"))
+                    .bind(amount),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    fn refunds(amounts: &[(&str, i64)]) -> Vec<Entry> {
+        let holds: Vec<Hold> = amounts
+            .iter()
+            .map(|(user, paid)| Hold {
+                membership: format!("m-{user}"),
+                user: UserId::from_trusted(*user),
+                paid: Fen::parse_positive("paid", *paid).unwrap(),
+            })
+            .collect();
+        expiry_refunds(&holds)
+    }
+
+    /// A post's debits (SQLite applies them in one statement, PostgreSQL one by one in key order): all move when
+    /// every one is covered; when one is not, the post fails and nothing moves.
+    async fn several_debits_move_together_or_not_at_all(backend: tuangou_testkit::Backend) {
+        let db = tuangou_testkit::TestDb::new(backend).await;
+        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
+        held(&store, "a", 100).await;
+        held(&store, "b", 50).await;
+
+        let mut tx = store.pools.begin().await.unwrap();
+        let short = post_all(&mut tx.conn(), &refunds(&[("a", 100), ("b", 80)]), Millis(1)).await;
+        assert!(matches!(short, Err(StoreError::InsufficientFunds(_))), "{short:?}");
+        drop(tx);
+        assert_eq!(store.balance("customer:a:held", "fen").await.unwrap(), 100, "a's debit moved back");
+        assert_eq!(store.balance("customer:b:held", "fen").await.unwrap(), 50);
+        assert_eq!(store.balance("customer:a:available", "fen").await.unwrap(), 0);
+
+        let mut tx = store.pools.begin().await.unwrap();
+        post_all(&mut tx.conn(), &refunds(&[("a", 100), ("b", 50)]), Millis(2)).await.unwrap();
+        tx.commit().await.unwrap();
+        for (user, refunded) in [("a", 100), ("b", 50)] {
+            assert_eq!(store.balance(&format!("customer:{user}:held"), "fen").await.unwrap(), 0);
+            assert_eq!(store.balance(&format!("customer:{user}:available"), "fen").await.unwrap(), refunded);
+        }
+        store.close().await;
+    }
+
+    tuangou_testkit::on_both_backends!(several_debits_move_together_or_not_at_all);
 }
