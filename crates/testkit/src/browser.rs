@@ -46,6 +46,11 @@ impl Driver {
 
     /// A new browser window: its own empty profile, 390×844, Simplified Chinese.
     pub async fn browser(&self, base: &str) -> Browser {
+        self.browser_sized(base, 390, 844).await
+    }
+
+    /// A new browser window on a phone screen of `width`×`height` CSS pixels.
+    pub async fn browser_sized(&self, base: &str, width: u32, height: u32) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let chromium = std::env::var("TUANGOU_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         let args = [
@@ -58,7 +63,7 @@ impl Driver {
             "--disable-sync".into(),
             "--disable-quic".into(),
             "--no-first-run".into(),
-            "--window-size=390,844".into(),
+            format!("--window-size={width},{height}"),
             "--force-device-scale-factor=1".into(),
             "--lang=zh-CN".into(),
             format!("--user-data-dir={}", profile.path().display()),
@@ -71,7 +76,7 @@ impl Driver {
                 "args": args,
                 "prefs": {"intl.accept_languages": "zh-CN,zh"},
                 // A phone's viewport exactly (a headless window cannot be narrower than 500 px).
-                "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1.0, "touch": true}},
+                "mobileEmulation": {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "touch": true}},
             }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -255,6 +255,34 @@ async fn a_merchant_creates_and_publishes_a_campaign(backend: Backend) {
     visitor.open(&format!("/c/{campaign}")).await;
     visitor.wait_for_text(".rules .headline", "Groups of 5, 2 win").await;
     visitor.close().await;
+
+    // The narrowest phones in use (360 px): the owner's and a visitor's pages still fit, every control labelled.
+    let narrow = driver.browser_sized(&app.base, 360, 740).await;
+    for path in [
+        "/".to_owned(),
+        format!("/c/{campaign}"),
+        format!("/m/{merchant}"),
+        format!("/m/{merchant}/poster"),
+        "/signup".to_owned(),
+        "/verify".to_owned(),
+    ] {
+        narrow.open(&path).await;
+        narrow.find("main").await;
+        narrow.check_page_basics(&format!("{path} at 360 px")).await;
+    }
+    narrow.sign_in(&owner.phone, server_password(), &format!("/shop/{merchant}")).await;
+    for path in [
+        format!("/shop/{merchant}"),
+        format!("/shop/{merchant}/campaigns/new"),
+        format!("/shop/campaigns/{campaign}"),
+        format!("/shop/{merchant}/redeem"),
+        "/me".to_owned(),
+    ] {
+        narrow.open(&path).await;
+        narrow.find("main").await;
+        narrow.check_page_basics(&format!("{path} at 360 px")).await;
+    }
+    narrow.close().await;
     app.finish().await;
 }
 
