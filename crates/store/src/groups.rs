@@ -172,6 +172,13 @@ async fn admit(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> Sto
     Ok(member)
 }
 
+/// One more member: the group fills at N (`$2` = now, `$3` = when a filled group is due to be drawn). The seat
+/// updates below add the conditions that make it a seat.
+const TAKE_A_SEAT: &str = "UPDATE groups SET member_count = member_count + 1,
+     status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
+     full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
+     draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END";
+
 /// Takes the next seat of an open group by one conditional update; `None` when there is none (full, closed,
 /// past its deadline, or the campaign is no longer live). Returns the group as it is with the seat taken (the new
 /// member's seq is its `member_count`).
@@ -179,10 +186,7 @@ async fn take_seat(conn: &mut Conn<'_>, group: &str, a: &Admission) -> StoreResu
     let seat: Option<GroupRow> = conn
         .fetch_optional(
             sql(format!(
-                "UPDATE groups SET member_count = member_count + 1,
-                     status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
-                     full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
-                     draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
+                "{TAKE_A_SEAT}
                  WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
                    AND expires_at > $2
                    AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
@@ -204,10 +208,7 @@ async fn take_closest_seat(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Op
     let seat: Option<GroupRow> = conn
         .fetch_optional(
             sql(format!(
-                "UPDATE groups SET member_count = member_count + 1,
-                     status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
-                     full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
-                     draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END
+                "{TAKE_A_SEAT}
                  WHERE id = (SELECT g.id FROM groups g
                              WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
                                AND g.expires_at > $2

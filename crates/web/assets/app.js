@@ -47,9 +47,17 @@
       csrf_failed: say('页面已过期，请刷新', 'This page is stale — reload it'),
       throttled: say('尝试过多，请一分钟后再试', 'Too many attempts — wait a minute'),
       bad_credentials: say('手机号或密码不对', 'Wrong phone or password'),
+      // The counter's refusals (redeem.js).
+      unknown_code: say('无效券码（不是本店的券，或输错了）', 'Not a voucher of this store (or mistyped)'),
+      already_redeemed: say('这张券已经核销过了', 'This voucher was already redeemed'),
+      expired: say('这张券已过期', 'This voucher has expired'),
+      refunded: say('这张券已退款', 'This voucher was refunded'),
+      staff_only: say('只有本店员工可以核销', "Only this store's staff can redeem"),
+      owner_only: say('只有店主可以撤销核销', 'Only the owner can undo a redemption'),
     };
     return known[problem.code] || problem.detail || say('出错了', 'Something went wrong');
   }
+  window.tuangouExplain = explain;
 
   function showProblem(container, problem) {
     $$('.field-error', container).forEach((e) => { e.textContent = ''; });

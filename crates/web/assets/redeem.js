@@ -26,17 +26,8 @@
     resultText.textContent = message;
   }
 
-  const refusals = {
-    unknown_code: say('无效券码（不是本店的券，或输错了）', 'Not a voucher of this store (or mistyped)'),
-    already_redeemed: say('这张券已经核销过了', 'This voucher was already redeemed'),
-    expired: say('这张券已过期', 'This voucher has expired'),
-    refunded: say('这张券已退款', 'This voucher was refunded'),
-    throttled: say('尝试过多，请一分钟后再试', 'Too many attempts — wait a minute'),
-    staff_only: say('只有本店员工可以核销', "Only this store's staff can redeem"),
-    owner_only: say('只有店主可以撤销核销', 'Only the owner can undo a redemption'),
-    undo_window_passed: say('已超过一小时，不能撤销', 'More than an hour ago: cannot undo'),
-  };
-  const explain = (p) => refusals[p.code] || p.detail || say('出错了', 'Something went wrong');
+  // Refusals in the reader's language, shared with every page (app.js).
+  const explain = (p) => window.tuangouExplain(p);
 
   async function lookup(code) {
     current = null;
@@ -46,7 +37,7 @@
     try {
       const v = await window.tuangouApi('GET', `/api/v1/merchants/${encodeURIComponent(merchant)}/vouchers/${encodeURIComponent(code)}`);
       if (v.status !== 'issued') {
-        show('fail', refusals[v.status === 'redeemed' ? 'already_redeemed' : v.status] || v.status);
+        show('fail', explain({ code: v.status === 'redeemed' ? 'already_redeemed' : v.status, detail: v.status }));
         return;
       }
       current = code;

@@ -1,7 +1,7 @@
 //! The customer's pages: nearby deals, a store's entrance, a campaign, a group (with its share link, live members
 //! and the in-browser verification of its draw), the big-screen live draw, and a page that verifies any record.
 
-use super::format::{self, yuan};
+use super::format;
 use super::{Chrome, PageError, PagePath, filters, finish, path_id, query_params, respond};
 use crate::AppState;
 use crate::api::campaigns::campaign_id;
@@ -160,12 +160,6 @@ struct CampaignPage<'a> {
     is_staff: bool,
 }
 
-impl CampaignPage<'_> {
-    fn balance_text(&self) -> String {
-        self.balance.map(yuan).unwrap_or_default()
-    }
-}
-
 pub async fn campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
         let id = path_id(id)?;
@@ -220,16 +214,6 @@ struct GroupPage<'a> {
     invited_by: String,
     balance: Option<i64>,
     is_staff: bool,
-}
-
-impl GroupPage<'_> {
-    fn due_text(&self) -> String {
-        self.group.draw_due_at.map(format::when).unwrap_or_default()
-    }
-
-    fn balance_text(&self) -> String {
-        self.balance.map(yuan).unwrap_or_default()
-    }
 }
 
 /// The seats of a group in order: members first, then free seats.
