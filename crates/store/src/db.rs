@@ -6,12 +6,15 @@
 //! differ between the engines branch on [`Conn::backend`] where they are written.
 
 use crate::group_commit::{GroupCommit, Lent};
+use futures::StreamExt;
+use sqlx::Either;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{
     AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, SqliteConnection, SqlitePool,
     Transaction, Type,
 };
+use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -76,15 +79,24 @@ impl From<Option<&str>> for Arg {
 pub(crate) struct Sql {
     text: String,
     args: Vec<Arg>,
+    /// In a batch: how many rows this statement must change for the batch to go on ([`Conn::run`]).
+    must_change: Option<u64>,
 }
 
 pub(crate) fn sql(text: impl Into<String>) -> Sql {
-    Sql { text: text.into(), args: Vec::new() }
+    Sql { text: text.into(), args: Vec::new(), must_change: None }
 }
 
 impl Sql {
     pub(crate) fn bind(mut self, arg: impl Into<Arg>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// In a batch, the statement must change exactly `rows` rows, or the rest of the batch is pointless: on
+    /// PostgreSQL it stops there; [`Ran::next_met`] reports it on both engines.
+    pub(crate) fn must_change(mut self, rows: u64) -> Self {
+        self.must_change = Some(rows);
         self
     }
 }
@@ -166,6 +178,147 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_one<T: Row>(&mut self, q: Sql) -> Result<T, sqlx::Error> {
         self.fetch_optional(q).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+
+    /// Runs `statements` in order, as one batch (see [`Ran`]): on SQLite in one call to the connection's thread
+    /// (one round trip where one a statement would cost each: the writer's time is mostly those round trips), on
+    /// PostgreSQL one after another. The batch stops at the first statement that fails; on PostgreSQL also after
+    /// the first whose [`Sql::must_change`] is not met (SQLite has run the rest by then; the caller's transaction
+    /// undoes them when it refuses).
+    pub(crate) async fn run(&mut self, statements: Vec<Sql>) -> Ran {
+        let mut ran = Ran { done: VecDeque::new(), error: None };
+        match self {
+            Conn::Sqlite(c) => {
+                let (text, args) = one_text(&statements);
+                let mut expected = statements.iter().map(|s| s.must_change);
+                let query = bind_all(sqlx::query(AssertSqlSafe(text)), args);
+                let mut results = sqlx::Executor::fetch_many(&mut **c, query);
+                let mut rows = Vec::new();
+                while let Some(result) = results.next().await {
+                    match result {
+                        Ok(Either::Right(row)) => rows.push(row),
+                        Ok(Either::Left(done)) => {
+                            let rows = Rows::Sqlite(std::mem::take(&mut rows));
+                            let must_change = expected.next().flatten();
+                            ran.done.push_back((must_change, Done { rows, changed: done.rows_affected() }));
+                        }
+                        Err(error) => {
+                            ran.error = Some(error);
+                            break;
+                        }
+                    }
+                }
+            }
+            Conn::Postgres(c) => {
+                for statement in statements {
+                    let query = bind_all(sqlx::query(AssertSqlSafe(statement.text)), statement.args);
+                    let mut results = sqlx::Executor::fetch_many(&mut **c, query);
+                    let (mut rows, mut changed) = (Vec::new(), 0);
+                    let mut failed = None;
+                    while let Some(result) = results.next().await {
+                        match result {
+                            Ok(Either::Right(row)) => rows.push(row),
+                            Ok(Either::Left(done)) => changed += done.rows_affected(),
+                            Err(error) => {
+                                failed = Some(error);
+                                break;
+                            }
+                        }
+                    }
+                    drop(results);
+                    if let Some(error) = failed {
+                        ran.error = Some(error);
+                        break;
+                    }
+                    ran.done.push_back((statement.must_change, Done { rows: Rows::Postgres(rows), changed }));
+                    if statement.must_change.is_some_and(|n| n != changed) {
+                        break;
+                    }
+                }
+            }
+        }
+        ran
+    }
+}
+
+/// The statements of a batch as one SQLite text: each statement's `$n` becomes `$(n + the arguments before it)`,
+/// since SQLite binds `$n` to the n-th argument of the whole text.
+fn one_text(statements: &[Sql]) -> (String, Vec<Arg>) {
+    let mut text = String::new();
+    let mut args = Vec::new();
+    for (i, statement) in statements.iter().enumerate() {
+        if i > 0 {
+            text.push_str(";\n");
+        }
+        let offset = args.len();
+        let mut chars = statement.text.chars().peekable();
+        while let Some(c) = chars.next() {
+            text.push(c);
+            if c != '$' || offset == 0 {
+                continue;
+            }
+            let mut digits = String::new();
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                digits.push(d);
+            }
+            match digits.parse::<usize>() {
+                Ok(n) => text.push_str(&(n + offset).to_string()),
+                Err(_) => text.push_str(&digits),
+            }
+        }
+        args.extend(statement.args.iter().cloned());
+    }
+    (text, args)
+}
+
+/// Rows a statement of a batch returned, of either engine.
+enum Rows {
+    Sqlite(Vec<SqliteRow>),
+    Postgres(Vec<PgRow>),
+}
+
+/// What one statement of a batch did.
+pub(crate) struct Done {
+    rows: Rows,
+    /// Rows inserted, updated or deleted (meaningless for a `SELECT` on SQLite, which reports the last change).
+    changed: u64,
+}
+
+impl Done {
+    pub(crate) fn rows<T: Row>(&self) -> Result<Vec<T>, sqlx::Error> {
+        match &self.rows {
+            Rows::Sqlite(rows) => rows.iter().map(|r| T::from_row(r)).collect(),
+            Rows::Postgres(rows) => rows.iter().map(|r| T::from_row(r)).collect(),
+        }
+    }
+
+    pub(crate) fn row<T: Row>(&self) -> Result<Option<T>, sqlx::Error> {
+        Ok(self.rows::<T>()?.into_iter().next())
+    }
+}
+
+/// What a batch did, statement by statement, read in order with [`Ran::next`].
+pub(crate) struct Ran {
+    /// Each statement that ran, with its [`Sql::must_change`].
+    done: VecDeque<(Option<u64>, Done)>,
+    error: Option<sqlx::Error>,
+}
+
+impl Ran {
+    /// The next statement's result; the error that stopped the batch when it stopped at this statement.
+    pub(crate) fn next(&mut self) -> Result<Done, sqlx::Error> {
+        match self.done.pop_front() {
+            Some((_, done)) => Ok(done),
+            None => Err(self.error.take().unwrap_or_else(|| sqlx::Error::Protocol("the batch stopped earlier".into()))),
+        }
+    }
+
+    /// The next statement's result when it changed as many rows as its [`Sql::must_change`] says; `None` when
+    /// it changed another number.
+    pub(crate) fn next_met(&mut self) -> Result<Option<Done>, sqlx::Error> {
+        let expected = self.done.front().and_then(|(expected, _)| *expected);
+        let done = self.next()?;
+        Ok(expected.is_none_or(|n| n == done.changed).then_some(done))
     }
 }
 
@@ -319,4 +472,109 @@ impl Pools {
             Pools::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[test]
+    fn a_batch_numbers_each_statements_placeholders_after_the_ones_before() {
+        let (text, args) = one_text(&[
+            sql("INSERT INTO t VALUES ($1, $2)").bind(1).bind("a"),
+            sql("UPDATE t SET n = $2 WHERE id = $1 AND $1 > 0").bind(1).bind(9),
+            sql("SELECT $1, $10").bind(2).bind(3),
+        ]);
+        assert_eq!(
+            text,
+            "INSERT INTO t VALUES ($1, $2);\nUPDATE t SET n = $4 WHERE id = $3 AND $3 > 0;\nSELECT $5, $14"
+        );
+        assert_eq!(args.len(), 6);
+    }
+
+    async fn scratch(store: &Store) -> Tx {
+        let mut tx = store.pools.begin().await.unwrap();
+        let created = tx
+            .conn()
+            .run(vec![
+                sql("CREATE TEMPORARY TABLE batch_t (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, label TEXT)"),
+                sql("INSERT INTO batch_t (id, n, label) VALUES (1, 10, 'one'), (2, 20, 'two')"),
+            ])
+            .await
+            .next();
+        assert!(created.is_ok(), "{:?}", created.err());
+        tx
+    }
+
+    /// A batch answers statement by statement: rows, changes, and each statement's own arguments.
+    async fn a_batch_reads_back_each_statement(backend: tuangou_testkit::Backend) {
+        let db = tuangou_testkit::TestDb::new(backend).await;
+        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
+        let mut tx = scratch(&store).await;
+        let mut ran = tx
+            .conn()
+            .run(vec![
+                sql("UPDATE batch_t SET n = n + $1 WHERE id = $2 RETURNING n").bind(5).bind(1).must_change(1),
+                sql("INSERT INTO batch_t (id, n, label) VALUES ($1, $2, $3)").bind(3).bind(30).bind("three"),
+                sql("SELECT label FROM batch_t WHERE n > $1 ORDER BY id").bind(14),
+                sql("UPDATE batch_t SET n = 0 WHERE id > $1").bind(1),
+            ])
+            .await;
+        let bumped = ran.next_met().unwrap().expect("one row changed");
+        assert_eq!(bumped.row::<(i64,)>().unwrap(), Some((15,)));
+        assert_eq!(ran.next().unwrap().changed, 1);
+        let labels: Vec<(String,)> = ran.next().unwrap().rows().unwrap();
+        assert_eq!(labels, [("one".to_owned(),), ("two".to_owned(),), ("three".to_owned(),)]);
+        assert_eq!(ran.next().unwrap().changed, 2);
+        assert!(ran.next().is_err(), "nothing after the last statement");
+        drop(tx);
+        store.close().await;
+    }
+
+    /// A batch stops at a failing statement and says so at that statement; an unmet `must_change` is reported,
+    /// and on PostgreSQL nothing after it runs.
+    async fn a_batch_stops_where_it_fails(backend: tuangou_testkit::Backend) {
+        let db = tuangou_testkit::TestDb::new(backend).await;
+        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
+        let mut tx = scratch(&store).await;
+        let mut ran = tx
+            .conn()
+            .run(vec![
+                sql("UPDATE batch_t SET n = n + 1 WHERE id = 99").must_change(1),
+                sql("UPDATE batch_t SET label = 'after' WHERE id = 1"),
+            ])
+            .await;
+        assert!(ran.next_met().unwrap().is_none(), "no row changed where one had to");
+        drop(ran);
+        let label: (Option<String>,) =
+            tx.conn().fetch_one(sql("SELECT label FROM batch_t WHERE id = 1")).await.unwrap();
+        match backend {
+            tuangou_testkit::Backend::Postgres => assert_eq!(label.0.as_deref(), Some("one"), "stopped there"),
+            tuangou_testkit::Backend::Sqlite => assert_eq!(label.0.as_deref(), Some("after"), "one call ran all"),
+        }
+
+        let mut ran = tx
+            .conn()
+            .run(vec![
+                sql("UPDATE batch_t SET n = n + 1 WHERE id = 1"),
+                sql("INSERT INTO batch_t (id, n) VALUES (2, 0)"),
+                sql("UPDATE batch_t SET n = n + 100 WHERE id = 1"),
+            ])
+            .await;
+        assert!(ran.next().is_ok());
+        let duplicate = ran.next().err().expect("the primary key refuses");
+        assert!(matches!(&duplicate, sqlx::Error::Database(db) if db.is_unique_violation()), "{duplicate:?}");
+        assert!(ran.next().is_err(), "the statement after the failure did not run");
+        drop(ran);
+        // PostgreSQL aborts the whole transaction at the failure; SQLite keeps it, so look there.
+        if backend == tuangou_testkit::Backend::Sqlite {
+            let n: (i64,) = tx.conn().fetch_one(sql("SELECT n FROM batch_t WHERE id = 1")).await.unwrap();
+            assert_eq!(n.0, 11, "the first statement ran, the third did not");
+        }
+        drop(tx);
+        store.close().await;
+    }
+
+    tuangou_testkit::on_both_backends!(a_batch_reads_back_each_statement, a_batch_stops_where_it_fails);
 }

@@ -5,9 +5,10 @@
 //! serializes on the campaign's row; a seat or a unit is taken by a conditional update that re-checks the rule
 //! it guards (`member_count < group_size`, `reserved + won + K <= quantity`), never by read-then-write.
 
-use crate::db::{Backend, Conn, Tx, sql};
-use crate::idempotency::{IdempotencyClaim, attach_resource, claim_in};
-use crate::ledger::post_all;
+use crate::campaigns::CAMPAIGN_COLUMNS;
+use crate::db::{Backend, Conn, Ran, Sql, Tx, sql};
+use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
+use crate::ledger::{Posting, post_all};
 use crate::{CampaignRow, Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{CampaignId, GroupId, UserId};
 use tuangou_domain::ledger::{Entry, Hold, expiry_refunds, join_entry};
@@ -127,49 +128,85 @@ async fn members_in(conn: &mut Conn<'_>, group: &str) -> StoreResult<Vec<MemberR
         .await?)
 }
 
-/// Counts one more membership of the campaign for the customer, unless that would pass the limit.
-async fn count_participation(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<()> {
-    let counted: Option<(i64,)> = conn
-        .fetch_optional(
-            sql("INSERT INTO participations (campaign_id, user_id, active) VALUES ($1, $2, 1)
-                 ON CONFLICT (campaign_id, user_id) DO UPDATE SET active = participations.active + 1
-                 WHERE participations.active < $3
-                 RETURNING active")
-            .bind(a.campaign.as_str())
-            .bind(a.user.as_str())
-            .bind(a.per_customer_limit),
-        )
-        .await?;
-    counted.map(|_| ()).ok_or(StoreError::Conflict("limit_reached"))
+/// Counts one more membership of the campaign for the customer, unless that would pass the limit: changes no
+/// row then (`limit_reached`).
+fn count_participation(a: &Admission) -> Sql {
+    sql("INSERT INTO participations (campaign_id, user_id, active) VALUES ($1, $2, 1)
+         ON CONFLICT (campaign_id, user_id) DO UPDATE SET active = participations.active + 1
+         WHERE participations.active < $3")
+    .bind(a.campaign.as_str())
+    .bind(a.user.as_str())
+    .bind(a.per_customer_limit)
+    .must_change(1)
 }
 
-/// Moves the price into the customer's hold and records the membership.
-async fn admit(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> StoreResult<MemberRow> {
-    let membership_id = new_id();
-    post_all(conn, &[join_entry(&membership_id, &a.user, a.price)], a.now).await?;
-    let member: MemberRow = conn
-        .fetch_one(
-            sql(format!(
-                "INSERT INTO memberships ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10)
-                 RETURNING {MEMBER_COLUMNS}"
-            ))
-            .bind(&membership_id)
-            .bind(group)
-            .bind(a.campaign.as_str())
-            .bind(a.user.as_str())
-            .bind(seq)
-            .bind(&a.ticket)
-            .bind(&a.client_seed)
-            .bind(a.invited_by.clone())
-            .bind(a.price.get())
-            .bind(a.now.0),
-        )
-        .await
-        .map_err(crate::unique_violation_as("already_member"))?;
-    if let Some(claim) = &a.idempotency {
-        attach_resource(conn, claim, &member.id).await?;
+/// The first statements of every join, sent with the look for a seat: the idempotency key when there is one, then
+/// the participation.
+fn join_preamble(a: &Admission) -> Vec<Sql> {
+    let mut statements: Vec<Sql> = a.idempotency.iter().map(|claim| claim_sql(claim, a.now)).collect();
+    statements.push(count_participation(a));
+    statements
+}
+
+/// Reads what [`join_preamble`]'s statements did: `idempotency_key_exists`, `limit_reached`, or go on.
+fn check_preamble(ran: &mut Ran, a: &Admission) -> StoreResult<()> {
+    if a.idempotency.is_some() {
+        ran.next().map_err(crate::unique_violation_as("idempotency_key_exists"))?;
     }
-    Ok(member)
+    match ran.next_met()? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Conflict("limit_reached")),
+    }
+}
+
+/// The statements that admit a member to a group whose seat `seq` is taken: the price into the customer's hold,
+/// the membership, and the idempotency key's resource. See [`Admitted::check`].
+fn admit(backend: Backend, group: &str, seq: i64, a: &Admission) -> (Vec<Sql>, Admitted) {
+    let membership_id = new_id();
+    let (mut statements, posting) = Posting::of(backend, &[join_entry(&membership_id, &a.user, a.price)], a.now);
+    statements.push(
+        sql(format!(
+            "INSERT INTO memberships ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10)
+             RETURNING {MEMBER_COLUMNS}"
+        ))
+        .bind(&membership_id)
+        .bind(group)
+        .bind(a.campaign.as_str())
+        .bind(a.user.as_str())
+        .bind(seq)
+        .bind(&a.ticket)
+        .bind(&a.client_seed)
+        .bind(a.invited_by.clone())
+        .bind(a.price.get())
+        .bind(a.now.0),
+    );
+    if let Some(claim) = &a.idempotency {
+        statements.push(attach_resource_sql(claim, &membership_id));
+    }
+    (statements, Admitted { posting, keyed: a.idempotency.is_some() })
+}
+
+/// How to read [`admit`]'s statements' results.
+struct Admitted {
+    posting: Posting,
+    keyed: bool,
+}
+
+impl Admitted {
+    fn check(self, ran: &mut Ran) -> StoreResult<MemberRow> {
+        self.posting.check(ran)?;
+        let member = ran.next().map_err(crate::unique_violation_as("already_member"))?.row()?;
+        if self.keyed {
+            ran.next()?;
+        }
+        member.ok_or(StoreError::NotFound)
+    }
+}
+
+/// Runs [`admit`] on its own.
+async fn admit_alone(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> StoreResult<MemberRow> {
+    let (statements, admitted) = admit(conn.backend(), group, seq, a);
+    admitted.check(&mut conn.run(statements).await)
 }
 
 /// One more member: the group fills at N (`$2` = now, `$3` = when a filled group is due to be drawn). The seat
@@ -179,53 +216,43 @@ const TAKE_A_SEAT: &str = "UPDATE groups SET member_count = member_count + 1,
      full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
      draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END";
 
-/// Takes the next seat of an open group by one conditional update; `None` when there is none (full, closed,
-/// past its deadline, or the campaign is no longer live). Returns the group as it is with the seat taken (the new
-/// member's seq is its `member_count`).
-async fn take_seat(conn: &mut Conn<'_>, group: &str, a: &Admission) -> StoreResult<Option<GroupRow>> {
-    let seat: Option<GroupRow> = conn
-        .fetch_optional(
-            sql(format!(
-                "{TAKE_A_SEAT}
-                 WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
-                   AND expires_at > $2
-                   AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-                 RETURNING {GROUP_COLUMNS}"
-            ))
-            .bind(group)
-            .bind(a.now.0)
-            .bind(a.draw_due_if_full.0)
-            .bind(a.campaign.as_str()),
-        )
-        .await?;
-    Ok(seat)
+/// Takes the next seat of an open group by one conditional update; changes no row when there is none (full,
+/// closed, past its deadline, or the campaign is no longer live). Returns the group as it is with the seat taken
+/// (the new member's seq is its `member_count`).
+fn take_seat(group: &str, a: &Admission) -> Sql {
+    sql(format!(
+        "{TAKE_A_SEAT}
+         WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
+           AND expires_at > $2
+           AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
+         RETURNING {GROUP_COLUMNS}"
+    ))
+    .bind(group)
+    .bind(a.now.0)
+    .bind(a.draw_due_if_full.0)
+    .bind(a.campaign.as_str())
 }
 
 /// Takes a seat in the campaign's open group closest to full that the customer is not in, in one statement (the
-/// hot path of join-by-campaign); `None` when no seat was taken, for whatever reason (no such group, the
+/// hot path of join-by-campaign); no row when no seat was taken, for whatever reason (no such group, the
 /// campaign ended, or on PostgreSQL another join took the last seat between the look and the update).
-async fn take_closest_seat(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<GroupRow>> {
-    let seat: Option<GroupRow> = conn
-        .fetch_optional(
-            sql(format!(
-                "{TAKE_A_SEAT}
-                 WHERE id = (SELECT g.id FROM groups g
-                             WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
-                               AND g.expires_at > $2
-                               AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
-                             ORDER BY g.group_size - g.member_count, g.created_at, g.id
-                             LIMIT 1)
-                   AND campaign_id = $1 AND status = 'open' AND member_count < group_size AND expires_at > $2
-                   AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-                 RETURNING {GROUP_COLUMNS}"
-            ))
-            .bind(a.campaign.as_str())
-            .bind(a.now.0)
-            .bind(a.draw_due_if_full.0)
-            .bind(a.user.as_str()),
-        )
-        .await?;
-    Ok(seat)
+fn take_closest_seat(a: &Admission) -> Sql {
+    sql(format!(
+        "{TAKE_A_SEAT}
+         WHERE id = (SELECT g.id FROM groups g
+                     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
+                       AND g.expires_at > $2
+                       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
+                     ORDER BY g.group_size - g.member_count, g.created_at, g.id
+                     LIMIT 1)
+           AND campaign_id = $1 AND status = 'open' AND member_count < group_size AND expires_at > $2
+           AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
+         RETURNING {GROUP_COLUMNS}"
+    ))
+    .bind(a.campaign.as_str())
+    .bind(a.now.0)
+    .bind(a.draw_due_if_full.0)
+    .bind(a.user.as_str())
 }
 
 /// The open group of the campaign closest to full with a seat for the customer, if any.
@@ -245,19 +272,18 @@ async fn closest_to_full(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Opti
     Ok(row.map(|(id,)| id))
 }
 
-/// Reserves K units of stock and inserts the group with its first seat taken; `sold_out` or
-/// `campaign_not_live` when the stock update finds nothing. Returns the group's id.
-async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<String> {
-    let reserved: Option<(String,)> = conn
-        .fetch_optional(
+/// Reserves K units of stock for a new group; `sold_out` or `campaign_not_live` when the stock update finds
+/// nothing.
+async fn reserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<()> {
+    let reserved = conn
+        .execute(
             sql("UPDATE campaigns SET reserved_units = reserved_units + $2
-                 WHERE id = $1 AND status = 'live' AND reserved_units + won_units + $2 <= quantity
-                 RETURNING id")
+                 WHERE id = $1 AND status = 'live' AND reserved_units + won_units + $2 <= quantity")
             .bind(a.campaign.as_str())
             .bind(group.winners_per_group),
         )
         .await?;
-    if reserved.is_none() {
+    if reserved == 0 {
         let status: Option<(String,)> =
             conn.fetch_optional(sql("SELECT status FROM campaigns WHERE id = $1").bind(a.campaign.as_str())).await?;
         return Err(match status {
@@ -266,22 +292,30 @@ async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreR
             None => StoreError::NotFound,
         });
     }
+    Ok(())
+}
+
+/// Opens a group whose stock is reserved, with `a` in its first seat: the group and the admission in one batch.
+async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
     let id = new_id();
-    conn.execute(
-        sql("INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
-                 seed_commitment, created_at, expires_at)
-             VALUES ($1, $2, 'open', $3, $4, 1, $5, $6, $7, $8)")
-        .bind(&id)
-        .bind(a.campaign.as_str())
-        .bind(group.group_size)
-        .bind(group.winners_per_group)
-        .bind(&group.server_seed)
-        .bind(&group.seed_commitment)
-        .bind(a.now.0)
-        .bind(group.expires_at.0),
-    )
-    .await?;
-    Ok(id)
+    let insert = sql(format!(
+        "INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
+             seed_commitment, created_at, expires_at)
+         VALUES ($1, $2, 'open', $3, $4, 1, $5, $6, $7, $8)
+         RETURNING {GROUP_COLUMNS}"
+    ))
+    .bind(&id)
+    .bind(a.campaign.as_str())
+    .bind(group.group_size)
+    .bind(group.winners_per_group)
+    .bind(&group.server_seed)
+    .bind(&group.seed_commitment)
+    .bind(a.now.0)
+    .bind(group.expires_at.0);
+    let (admission, admitted) = admit(conn.backend(), &id, 1, a);
+    let mut ran = conn.run(std::iter::once(insert).chain(admission).collect()).await;
+    let row = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
+    Ok((row, admitted.check(&mut ran)?))
 }
 
 /// Why a conditional seat update found no seat: the first rule of API.md's order that fails.
@@ -305,15 +339,11 @@ impl Store {
     pub async fn open_group(&self, group: &NewGroup, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
-        if let Some(claim) = &admission.idempotency {
-            claim_in(&mut conn, claim, admission.now).await?;
-        }
-        count_participation(&mut conn, admission).await?;
-        let id = open_in(&mut conn, group, admission).await?;
-        let member = admit(&mut conn, &id, 1, admission).await?;
-        let row = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
+        check_preamble(&mut conn.run(join_preamble(admission)).await, admission)?;
+        reserve_stock(&mut conn, group, admission).await?;
+        let opened = open_in(&mut conn, group, admission).await?;
         tx.commit().await?;
-        Ok((row, member))
+        Ok(opened)
     }
 
     /// Joins an open group. Refusals name the first rule that fails, in API.md's order after the checks the app
@@ -322,24 +352,21 @@ impl Store {
     pub async fn join_group(&self, group: &GroupId, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
-        if let Some(claim) = &admission.idempotency {
-            claim_in(&mut conn, claim, admission.now).await?;
-        }
-        count_participation(&mut conn, admission).await?;
-        let member: Option<(i64,)> = conn
-            .fetch_optional(
-                sql("SELECT seq FROM memberships WHERE group_id = $1 AND user_id = $2")
-                    .bind(group.as_str())
-                    .bind(admission.user.as_str()),
-            )
-            .await?;
-        if member.is_some() {
+        let mut look = join_preamble(admission);
+        look.push(
+            sql("SELECT seq FROM memberships WHERE group_id = $1 AND user_id = $2")
+                .bind(group.as_str())
+                .bind(admission.user.as_str()),
+        );
+        let mut ran = conn.run(look).await;
+        check_preamble(&mut ran, admission)?;
+        if ran.next()?.row::<(i64,)>()?.is_some() {
             return Err(StoreError::Conflict("already_member"));
         }
-        let Some(row) = take_seat(&mut conn, group.as_str(), admission).await? else {
+        let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(group.as_str(), admission)).await? else {
             return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign).await?);
         };
-        let member = admit(&mut conn, group.as_str(), row.member_count, admission).await?;
+        let member = admit_alone(&mut conn, group.as_str(), row.member_count, admission).await?;
         tx.commit().await?;
         Ok((row, member))
     }
@@ -347,6 +374,9 @@ impl Store {
     /// Joins the open group of the campaign closest to full that has a seat for the customer, else opens one
     /// (`new_group`) — one transaction, so a seat that went while we looked costs a retried statement, not a
     /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
+    ///
+    /// The hot path is two batches ([`Conn::run`]): the key, the participation and the seat; then the hold and
+    /// the membership. On SQLite that is two round trips to the writer's thread for the whole join.
     pub async fn join_campaign(
         &self,
         new_group: &NewGroup,
@@ -354,30 +384,43 @@ impl Store {
     ) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
-        if let Some(claim) = &admission.idempotency {
-            claim_in(&mut conn, claim, admission.now).await?;
+        let mut first = join_preamble(admission);
+        first.push(take_closest_seat(admission));
+        let mut ran = conn.run(first).await;
+        check_preamble(&mut ran, admission)?;
+        if let Some(row) = ran.next()?.row::<GroupRow>()? {
+            let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
+            tx.commit().await?;
+            return Ok((row, member));
         }
-        count_participation(&mut conn, admission).await?;
         let mut stock_gone = false;
-        // Each look is a fresh statement (a fresh snapshot on PostgreSQL); SQLite's single writer never needs more
-        // than one. The bound only guards against a pathological storm.
-        for _ in 0..50 {
-            if !stock_gone && let Some(row) = take_closest_seat(&mut conn, admission).await? {
-                let member = admit(&mut conn, &row.id, row.member_count, admission).await?;
+        // Each look is a fresh statement (a fresh snapshot on PostgreSQL). On SQLite, whose one writer sees what is
+        // there, the one-statement look above finding no seat means there is no open group to look for. The
+        // bound only guards against a pathological storm.
+        for attempt in 0..50 {
+            if attempt > 0
+                && !stock_gone
+                && let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(admission)).await?
+            {
+                let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
                 tx.commit().await?;
                 return Ok((row, member));
             }
             // No seat taken in one go: look, and open a group, explain, or try again.
-            let Some(group) = closest_to_full(&mut conn, admission).await? else {
+            let look = if attempt == 0 && self.backend() == Backend::Sqlite {
+                None
+            } else {
+                closest_to_full(&mut conn, admission).await?
+            };
+            let Some(group) = look else {
                 if stock_gone {
                     return Err(StoreError::Conflict("sold_out"));
                 }
-                match open_in(&mut conn, new_group, admission).await {
-                    Ok(id) => {
-                        let member = admit(&mut conn, &id, 1, admission).await?;
-                        let row = group_in(&mut conn, &id).await?.ok_or(StoreError::NotFound)?;
+                match reserve_stock(&mut conn, new_group, admission).await {
+                    Ok(()) => {
+                        let opened = open_in(&mut conn, new_group, admission).await?;
                         tx.commit().await?;
-                        return Ok((row, member));
+                        return Ok(opened);
                     }
                     Err(StoreError::Conflict("sold_out")) => {
                         stock_gone = true;
@@ -386,8 +429,8 @@ impl Store {
                     Err(other) => return Err(other),
                 }
             };
-            if let Some(row) = take_seat(&mut conn, &group, admission).await? {
-                let member = admit(&mut conn, &group, row.member_count, admission).await?;
+            if let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(&group, admission)).await? {
+                let member = admit_alone(&mut conn, &group, row.member_count, admission).await?;
                 tx.commit().await?;
                 return Ok((row, member));
             }
@@ -476,51 +519,49 @@ impl Store {
         let mut tx = self.pools.begin().await?;
         let Some(id) = self.claim(&mut tx, group, ClaimFor::Draw, now).await? else { return Ok(None) };
         let mut conn = tx.conn();
-        let claimed: Option<GroupRow> = conn
-            .fetch_optional(
+        // One batch: leave `full`, and read what the plan needs (the reads run on SQLite even when the group was
+        // not full; nothing is written then).
+        let mut ran = conn
+            .run(vec![
                 sql(format!(
                     "UPDATE groups SET status = 'drawn', drawn_at = $2 WHERE id = $1 AND status = 'full'
                      RETURNING {GROUP_COLUMNS}"
                 ))
                 .bind(&id)
-                .bind(now.0),
-            )
-            .await?;
-        let Some(row) = claimed else {
+                .bind(now.0)
+                .must_change(1),
+                sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 ORDER BY seq")).bind(&id),
+                sql(format!(
+                    "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM groups WHERE id = $1)"
+                ))
+                .bind(&id),
+                // The members of the campaign whose tickets this group's members named as `invited_by`.
+                sql("SELECT m.ticket, m.user_id FROM memberships m
+                     WHERE m.campaign_id = (SELECT campaign_id FROM groups WHERE id = $1)
+                       AND m.ticket IN (SELECT invited_by FROM memberships WHERE group_id = $1)")
+                .bind(&id),
+            ])
+            .await;
+        let Some(claimed) = ran.next_met()? else {
             return match group_in(&mut conn, &id).await? {
                 Some(g) if g.status == "drawn" => Err(StoreError::Conflict("already_drawn")),
                 Some(_) => Err(StoreError::Conflict("not_full")),
                 None => Err(StoreError::NotFound),
             };
         };
-        let members = members_in(&mut conn, &id).await?;
-        let campaign = crate::campaigns::campaign_in(&mut conn, &row.campaign()).await?.ok_or(StoreError::NotFound)?;
-        let mut inviters = Inviters::new();
-        for ticket in members.iter().filter_map(|m| m.invited_by.as_deref()) {
-            let inviter: Option<(String,)> = conn
-                .fetch_optional(
-                    sql("SELECT user_id FROM memberships WHERE ticket = $1 AND campaign_id = $2")
-                        .bind(ticket)
-                        .bind(&row.campaign_id),
-                )
-                .await?;
-            if let Some((user,)) = inviter {
-                inviters.insert(ticket.to_owned(), UserId::from_trusted(user));
-            }
-        }
+        let row: GroupRow = claimed.row()?.ok_or(StoreError::NotFound)?;
+        let members: Vec<MemberRow> = ran.next()?.rows()?;
+        let campaign: CampaignRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
+        let inviters: Inviters = ran
+            .next()?
+            .rows::<(String, String)>()?
+            .into_iter()
+            .map(|(ticket, user)| (ticket, UserId::from_trusted(user)))
+            .collect();
         let decided = plan(&row, &members, &campaign, &inviters)?;
         let winners = decided.winners.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let drawn: GroupRow = conn
-            .fetch_one(
-                sql(format!(
-                    "UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1 RETURNING {GROUP_COLUMNS}"
-                ))
-                .bind(&id)
-                .bind(&decided.participants_digest)
-                .bind(&winners),
-            )
-            .await?;
-        // Every member's outcome in one statement (K ≥ 1, so the list is never empty).
+        // The outcome in one batch: the group's record, every member's outcome (K ≥ 1, so the list of winners is
+        // never empty), the stock (K units from reserved to won), the money and the vouchers.
         let seqs = (0..decided.winners.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
         let mut outcomes = sql(format!(
             "UPDATE memberships SET status = CASE WHEN seq IN ({seqs}) THEN 'won' ELSE 'lost' END WHERE group_id = $1"
@@ -529,21 +570,36 @@ impl Store {
         for seq in &decided.winners {
             outcomes = outcomes.bind(*seq);
         }
-        let decided_members = conn.execute(outcomes).await?;
-        if decided_members != members.len() as u64 {
-            return Err(StoreError::Inconsistent(format!(
-                "group {id}: {decided_members} outcomes for {} members",
-                members.len()
-            )));
-        }
-        conn.execute(
+        let mut statements = vec![
+            sql(format!(
+                "UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1 RETURNING {GROUP_COLUMNS}"
+            ))
+            .bind(&id)
+            .bind(&decided.participants_digest)
+            .bind(&winners),
+            outcomes.must_change(members.len() as u64),
             sql("UPDATE campaigns SET reserved_units = reserved_units - $2, won_units = won_units + $2 WHERE id = $1")
                 .bind(&row.campaign_id)
                 .bind(row.winners_per_group),
-        )
-        .await?;
-        post_all(&mut conn, &decided.entries, now).await?;
-        crate::vouchers::issue_all_in(&mut conn, &campaign.merchant_id, &campaign.id, &decided.vouchers, now).await?;
+        ];
+        let (posting_statements, posting) = Posting::of(conn.backend(), &decided.entries, now);
+        statements.extend(posting_statements);
+        let vouchers = crate::vouchers::issue_all(&campaign.merchant_id, &campaign.id, &decided.vouchers, now);
+        let voucher_statements = vouchers.len();
+        statements.extend(vouchers);
+        let mut ran = conn.run(statements).await;
+        let drawn: GroupRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
+        if ran.next_met()?.is_none() {
+            return Err(StoreError::Inconsistent(format!(
+                "group {id}: the outcomes do not cover its {} members",
+                members.len()
+            )));
+        }
+        ran.next()?;
+        posting.check(&mut ran)?;
+        for _ in 0..voucher_statements {
+            ran.next()?;
+        }
         tx.commit().await?;
         // The members as the outcome statement left them (nothing else of theirs changed).
         let members = members
@@ -632,8 +688,12 @@ impl Store {
             ClaimFor::Expiry => ("open", "expires_at"),
         };
         if let Some(group) = group {
+            if self.backend() == Backend::Sqlite {
+                // The one writer holds the only lock there is.
+                return Ok(Some(group.as_str().to_owned()));
+            }
             // A named group: lock it (waiting, not skipping) so the caller's answer is about its real state.
-            let wait = if lock.is_empty() { "" } else { " FOR UPDATE" };
+            let wait = " FOR UPDATE";
             let row: Option<(String,)> = conn
                 .fetch_optional(sql(format!("SELECT id FROM groups WHERE id = $1{wait}")).bind(group.as_str()))
                 .await?;

@@ -5,7 +5,7 @@
 //! that arrives while the first is running blocks on the key's unique index until the first commits — it
 //! waits for it, as API.md asks.
 
-use crate::db::{Conn, sql};
+use crate::db::{Sql, sql};
 use crate::{Store, StoreError, StoreResult};
 use tuangou_domain::time::Millis;
 
@@ -29,30 +29,23 @@ pub struct IdempotencyRecord {
     pub resource: Option<String>,
 }
 
-pub(crate) async fn claim_in(conn: &mut Conn<'_>, claim: &IdempotencyClaim, now: Millis) -> StoreResult<()> {
-    conn.execute(
-        sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&claim.caller)
-            .bind(&claim.endpoint)
-            .bind(&claim.key)
-            .bind(&claim.request_hash)
-            .bind(now.0),
-    )
-    .await
-    .map_err(crate::unique_violation_as("idempotency_key_exists"))?;
-    Ok(())
+/// Claims a key for the caller's transaction; fails with a unique violation when it is taken.
+pub(crate) fn claim_sql(claim: &IdempotencyClaim, now: Millis) -> Sql {
+    sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&claim.caller)
+        .bind(&claim.endpoint)
+        .bind(&claim.key)
+        .bind(&claim.request_hash)
+        .bind(now.0)
 }
 
-pub(crate) async fn attach_resource(conn: &mut Conn<'_>, claim: &IdempotencyClaim, resource: &str) -> StoreResult<()> {
-    conn.execute(
-        sql("UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3")
-            .bind(&claim.caller)
-            .bind(&claim.endpoint)
-            .bind(&claim.key)
-            .bind(resource),
-    )
-    .await?;
-    Ok(())
+/// Records what the claimed key's request created.
+pub(crate) fn attach_resource_sql(claim: &IdempotencyClaim, resource: &str) -> Sql {
+    sql("UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3")
+        .bind(&claim.caller)
+        .bind(&claim.endpoint)
+        .bind(&claim.key)
+        .bind(resource)
 }
 
 impl Store {

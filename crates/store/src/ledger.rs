@@ -1,6 +1,6 @@
 //! The ledger: balanced entries, their postings, and each account's running balance.
 
-use crate::db::{Conn, sql};
+use crate::db::{Backend, Conn, Ran, Sql, sql};
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::EntryId;
 use tuangou_domain::ledger::Entry;
@@ -37,23 +37,37 @@ pub(crate) async fn post(conn: &mut Conn<'_>, entry: &Entry, now: Millis) -> Sto
     ids.pop().ok_or(StoreError::NotFound)
 }
 
-/// Writes entries inside the caller's transaction. Debits are conditional (`balance + amount >= 0`) except on the
-/// external accounts, so an overdraft fails here with [`StoreError::InsufficientFunds`] and the caller's
-/// transaction rolls back. The balances of all the entries are changed in one order (by account key), so
-/// concurrent transactions lock balances in the same order and cannot deadlock each other on them.
+/// Writes entries inside the caller's transaction, in one batch of statements ([`Posting`]).
 pub(crate) async fn post_all(conn: &mut Conn<'_>, entries: &[Entry], now: Millis) -> StoreResult<Vec<EntryId>> {
-    let ids: Vec<String> = entries.iter().map(|_| new_id()).collect();
-    // Multi-row inserts: a draw writes hundreds of rows, a join three; each statement is a round trip.
-    for chunk in ids.iter().zip(entries).collect::<Vec<_>>().chunks(ROWS_PER_INSERT) {
-        let mut q =
-            sql(values_insert("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES", chunk.len()));
-        for (id, entry) in chunk {
-            q = q.bind(*id).bind(entry.cause().as_str()).bind(entry.reference()).bind(now.0);
+    let (statements, posting) = Posting::of(conn.backend(), entries, now);
+    posting.check(&mut conn.run(statements).await)
+}
+
+/// The statements that write some entries, and what their results mean. Debits are conditional
+/// (`balance + amount >= 0`) except on the external accounts, so an overdraft fails with
+/// [`StoreError::InsufficientFunds`] and the caller's transaction rolls back. Callers may send more statements
+/// after these in the same batch (a join sends its membership with its hold).
+pub(crate) struct Posting {
+    ids: Vec<EntryId>,
+    /// Per statement: the accounts a conditional debit names, for the refusal when it does not move them all.
+    debits: Vec<Option<String>>,
+}
+
+impl Posting {
+    pub(crate) fn of(backend: Backend, entries: &[Entry], now: Millis) -> (Vec<Sql>, Posting) {
+        let ids: Vec<String> = entries.iter().map(|_| new_id()).collect();
+        let mut statements = Vec::new();
+        // Multi-row inserts: a draw writes hundreds of rows, a join three.
+        for chunk in ids.iter().zip(entries).collect::<Vec<_>>().chunks(ROWS_PER_INSERT) {
+            let mut q =
+                sql(values_insert("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES", chunk.len()));
+            for (id, entry) in chunk {
+                q = q.bind(*id).bind(entry.cause().as_str()).bind(entry.reference()).bind(now.0);
+            }
+            statements.push(q);
         }
-        conn.execute(q).await?;
-    }
-    let postings: Vec<(&String, String, &'static str, i64, bool)> =
-        ids.iter()
+        let postings: Vec<(&String, String, &'static str, i64, bool)> = ids
+            .iter()
             .zip(entries)
             .flat_map(|(id, entry)| {
                 entry.postings().iter().map(move |p| {
@@ -61,55 +75,88 @@ pub(crate) async fn post_all(conn: &mut Conn<'_>, entries: &[Entry], now: Millis
                 })
             })
             .collect();
-    for chunk in postings.chunks(ROWS_PER_INSERT) {
-        let mut q =
-            sql(values_insert("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES", chunk.len()));
-        for (id, key, unit, amount, _) in chunk {
-            q = q.bind(*id).bind(key).bind(*unit).bind(*amount);
+        for chunk in postings.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                sql(values_insert("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES", chunk.len()));
+            for (id, key, unit, amount, _) in chunk {
+                q = q.bind(*id).bind(key).bind(*unit).bind(*amount);
+            }
+            statements.push(q);
         }
-        conn.execute(q).await?;
+        let mut debits = vec![None; statements.len()];
+        let changes = postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok));
+        for (statement, debit) in balance_changes(backend, net(changes.collect())) {
+            statements.push(statement);
+            debits.push(debit);
+        }
+        (statements, Posting { ids: ids.into_iter().map(EntryId::from_trusted).collect(), debits })
     }
-    let mut changes: Vec<(String, &'static str, i64, bool)> =
-        postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok)).collect();
-    let ids: Vec<EntryId> = ids.into_iter().map(EntryId::from_trusted).collect();
-    // One change per account: the net amount, so an account that is credited and debited in one go (a hold
-    // released and paid again) is checked on its result.
+
+    /// Reads this posting's statements' results from `ran`; returns the entries' ids.
+    pub(crate) fn check(self, ran: &mut Ran) -> StoreResult<Vec<EntryId>> {
+        for debit in self.debits {
+            if ran.next_met()?.is_none() {
+                return Err(StoreError::InsufficientFunds(debit.unwrap_or_default()));
+            }
+        }
+        Ok(self.ids)
+    }
+}
+
+/// A balance change: account key, unit, amount, whether the account may go below zero.
+type Change = (String, &'static str, i64, bool);
+
+/// One change per account: the net amount, so an account that is credited and debited in one go (a hold released
+/// and paid again) is checked on its result. Sorted by account key.
+fn net(mut changes: Vec<Change>) -> Vec<Change> {
     changes.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    let mut net: Vec<(String, &'static str, i64, bool)> = Vec::new();
+    let mut net: Vec<Change> = Vec::new();
     for change in changes {
         match net.last_mut() {
             Some(last) if last.0 == change.0 && last.1 == change.1 => last.2 += change.2,
             _ => net.push(change),
         }
     }
-    if conn.backend() == crate::Backend::Sqlite {
-        // One writer at a time on SQLite, so lock order does not matter: the conditional debits one by one (each
-        // must be checked), then all credits in one multi-row upsert.
-        let (debits, credits): (Vec<_>, Vec<_>) =
-            net.into_iter().partition(|(_, _, amount, may_go_negative)| *amount < 0 && !*may_go_negative);
-        debit_all(conn, &debits).await?;
-        let credits: Vec<_> =
-            credits.into_iter().filter(|(_, _, amount, negative_ok)| *amount != 0 || *negative_ok).collect();
-        for chunk in credits.chunks(ROWS_PER_INSERT) {
-            let rows = (0..chunk.len()).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3));
-            let mut q = sql(format!(
-                "INSERT INTO balances (account, unit, balance) VALUES {}
-                 ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance",
-                rows.collect::<Vec<_>>().join(", ")
-            ));
-            for (key, unit, amount, _) in chunk {
-                q = q.bind(key.as_str()).bind(*unit).bind(*amount);
-            }
-            conn.execute(q).await?;
-        }
-    } else {
+    net
+}
+
+/// The statements that apply `net` to the balances, each with the accounts it debits conditionally (if any).
+fn balance_changes(backend: Backend, net: Vec<Change>) -> Vec<(Sql, Option<String>)> {
+    let mut statements = Vec::new();
+    if backend == Backend::Postgres {
         // PostgreSQL: every balance row in one global order (by account key), so concurrent transactions queue
         // instead of deadlocking.
         for (key, unit, amount, may_go_negative) in net {
-            apply_to_balance(conn, &key, unit, amount, may_go_negative).await?;
+            statements.extend(balance_change(&key, unit, amount, may_go_negative));
+        }
+        return statements;
+    }
+    // SQLite: one writer at a time, so lock order does not matter: the conditional debits in one statement (a draw
+    // debits every member's hold), then all credits in one multi-row upsert.
+    let (debits, credits): (Vec<_>, Vec<_>) =
+        net.into_iter().partition(|(_, _, amount, may_go_negative)| *amount < 0 && !*may_go_negative);
+    if let [(key, unit, amount, may_go_negative)] = debits.as_slice() {
+        statements.extend(balance_change(key, unit, *amount, *may_go_negative));
+    } else {
+        for chunk in debits.chunks(ROWS_PER_INSERT) {
+            statements.push(debit_all(chunk));
         }
     }
-    Ok(ids)
+    let credits: Vec<_> =
+        credits.into_iter().filter(|(_, _, amount, negative_ok)| *amount != 0 || *negative_ok).collect();
+    for chunk in credits.chunks(ROWS_PER_INSERT) {
+        let rows = (0..chunk.len()).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3));
+        let mut q = sql(format!(
+            "INSERT INTO balances (account, unit, balance) VALUES {}
+             ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance",
+            rows.collect::<Vec<_>>().join(", ")
+        ));
+        for (key, unit, amount, _) in chunk {
+            q = q.bind(key.as_str()).bind(*unit).bind(*amount);
+        }
+        statements.push((q, None));
+    }
+    statements
 }
 
 /// Rows per multi-row insert: 4 parameters a row stays far below both engines' parameter limits.
@@ -122,68 +169,47 @@ fn values_insert(head: &str, rows: usize) -> String {
     format!("{head} {}", tuples.join(", "))
 }
 
-/// SQLite: the conditional debits of one post in one statement (a draw debits every member's hold). Each row
-/// moves only if it stays at or above zero; if any does not, the post fails (and its transaction is rolled back
-/// by the caller, so the rows that did move move back).
-async fn debit_all(conn: &mut Conn<'_>, debits: &[(String, &'static str, i64, bool)]) -> StoreResult<()> {
-    if let [(key, unit, amount, may_go_negative)] = debits {
-        return apply_to_balance(conn, key, unit, *amount, *may_go_negative).await;
+/// SQLite: several conditional debits in one statement. Each row moves only if it stays at or above zero; the
+/// statement must move them all, or the post fails (and its transaction is rolled back by the caller, so the
+/// rows that did move move back).
+fn debit_all(chunk: &[Change]) -> (Sql, Option<String>) {
+    let cases: Vec<String> = (0..chunk.len())
+        .map(|r| format!("WHEN account = ${} AND unit = ${} THEN ${}", 3 * r + 1, 3 * r + 2, 3 * r + 3))
+        .collect();
+    let conditions: Vec<String> = (0..chunk.len())
+        .map(|r| format!("(account = ${} AND unit = ${} AND balance + ${} >= 0)", 3 * r + 1, 3 * r + 2, 3 * r + 3))
+        .collect();
+    let mut q = sql(format!(
+        "UPDATE balances SET balance = balance + CASE {} END WHERE {}",
+        cases.join(" "),
+        conditions.join(" OR ")
+    ));
+    for (key, unit, amount, _) in chunk {
+        q = q.bind(key.as_str()).bind(*unit).bind(*amount);
     }
-    for chunk in debits.chunks(ROWS_PER_INSERT) {
-        let cases: Vec<String> = (0..chunk.len())
-            .map(|r| format!("WHEN account = ${} AND unit = ${} THEN ${}", 3 * r + 1, 3 * r + 2, 3 * r + 3))
-            .collect();
-        let conditions: Vec<String> = (0..chunk.len())
-            .map(|r| format!("(account = ${} AND unit = ${} AND balance + ${} >= 0)", 3 * r + 1, 3 * r + 2, 3 * r + 3))
-            .collect();
-        let mut q = sql(format!(
-            "UPDATE balances SET balance = balance + CASE {} END WHERE {}",
-            cases.join(" "),
-            conditions.join(" OR ")
-        ));
-        for (key, unit, amount, _) in chunk {
-            q = q.bind(key.as_str()).bind(*unit).bind(*amount);
-        }
-        if conn.execute(q).await? != chunk.len() as u64 {
-            let keys: Vec<&str> = chunk.iter().map(|(key, ..)| key.as_str()).collect();
-            return Err(StoreError::InsufficientFunds(keys.join(", ")));
-        }
-    }
-    Ok(())
+    let keys: Vec<&str> = chunk.iter().map(|(key, ..)| key.as_str()).collect();
+    (q.must_change(chunk.len() as u64), Some(keys.join(", ")))
 }
 
-async fn apply_to_balance(
-    conn: &mut Conn<'_>,
-    key: &str,
-    unit: &str,
-    amount: i64,
-    may_go_negative: bool,
-) -> StoreResult<()> {
+/// One account's change: a conditional debit, or an upsert (nothing for a zero change).
+fn balance_change(key: &str, unit: &str, amount: i64, may_go_negative: bool) -> Option<(Sql, Option<String>)> {
     if amount < 0 && !may_go_negative {
-        let changed = conn
-            .execute(
-                sql(
-                    "UPDATE balances SET balance = balance + $3 WHERE account = $1 AND unit = $2 AND balance + $3 >= 0",
-                )
+        let q =
+            sql("UPDATE balances SET balance = balance + $3 WHERE account = $1 AND unit = $2 AND balance + $3 >= 0")
                 .bind(key)
                 .bind(unit)
-                .bind(amount),
-            )
-            .await?;
-        if changed == 0 {
-            return Err(StoreError::InsufficientFunds(key.to_owned()));
-        }
+                .bind(amount);
+        Some((q.must_change(1), Some(key.to_owned())))
     } else if amount != 0 || may_go_negative {
-        conn.execute(
-            sql("INSERT INTO balances (account, unit, balance) VALUES ($1, $2, $3)
-                 ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance")
-            .bind(key)
-            .bind(unit)
-            .bind(amount),
-        )
-        .await?;
+        let q = sql("INSERT INTO balances (account, unit, balance) VALUES ($1, $2, $3)
+                     ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance")
+        .bind(key)
+        .bind(unit)
+        .bind(amount);
+        Some((q, None))
+    } else {
+        None
     }
-    Ok(())
 }
 
 pub(crate) async fn balance_in(conn: &mut Conn<'_>, account: &str, unit: &str) -> StoreResult<i64> {

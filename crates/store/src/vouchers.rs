@@ -1,7 +1,7 @@
 //! Vouchers (S4): issued at the draw, redeemed by staff of their merchant with one conditional update, undone by
 //! the owner within an hour, expired by the worker. Every attempt at the counter is logged.
 
-use crate::db::{Conn, sql};
+use crate::db::{Conn, Sql, sql};
 use crate::ledger::post_all;
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{MerchantId, UserId};
@@ -74,15 +74,10 @@ const VOUCHER_COLUMNS: &str =
     "id, kind, membership_id, user_id, merchant_id, campaign_id, amount, commission, status, issued_at, expires_at";
 const REDEMPTION_COLUMNS: &str = "id, voucher_id, merchant_id, staff_id, redeemed_at, undone_at";
 
-/// Issues a draw's vouchers, in multi-row inserts.
-pub(crate) async fn issue_all_in(
-    conn: &mut Conn<'_>,
-    merchant: &str,
-    campaign: &str,
-    vouchers: &[NewVoucher],
-    now: Millis,
-) -> StoreResult<()> {
+/// The statements that issue `vouchers` (multi-row inserts; none for none).
+pub(crate) fn issue_all(merchant: &str, campaign: &str, vouchers: &[NewVoucher], now: Millis) -> Vec<Sql> {
     // 11 parameters a row: 50 rows stay far below both engines' parameter limits.
+    let mut statements = Vec::new();
     for chunk in vouchers.chunks(50) {
         let rows = (0..chunk.len()).map(|r| {
             let p: Vec<String> = (1..=11).map(|c| format!("${}", 11 * r + c)).collect();
@@ -110,9 +105,9 @@ pub(crate) async fn issue_all_in(
                 .bind(now.0)
                 .bind(v.expires_at.0);
         }
-        conn.execute(q).await?;
+        statements.push(q);
     }
-    Ok(())
+    statements
 }
 
 async fn log_in(conn: &mut Conn<'_>, a: &Attempt<'_>) -> StoreResult<()> {
