@@ -127,31 +127,44 @@ impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, 
 
 /// One connection of either engine, inside or outside a transaction.
 pub(crate) enum Conn<'a> {
-    Sqlite(&'a mut SqliteConnection),
+    /// The second field is set on the SQLite writer's lent transaction: whether the request's savepoint is still
+    /// owed ([`crate::group_commit`]). The first statement the request sends takes it, in the same call.
+    Sqlite(&'a mut SqliteConnection, Option<&'a mut bool>),
     Postgres(&'a mut PgConnection),
 }
 
 impl Conn<'_> {
     pub(crate) fn backend(&self) -> Backend {
         match self {
-            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(..) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
         }
     }
 
+    /// Whether the next statement must first take the request's savepoint.
+    fn savepoint_owed(&self) -> bool {
+        matches!(self, Conn::Sqlite(_, Some(owed)) if **owed)
+    }
+
     /// Runs a statement; returns how many rows it changed.
     pub(crate) async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
+        if self.savepoint_owed() {
+            return Ok(self.run(vec![q]).await.next()?.changed);
+        }
         let text = AssertSqlSafe(q.text);
         Ok(match self {
-            Conn::Sqlite(c) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
+            Conn::Sqlite(c, _) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
             Conn::Postgres(c) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
         })
     }
 
     pub(crate) async fn fetch_all<T: Row>(&mut self, q: Sql) -> Result<Vec<T>, sqlx::Error> {
+        if self.savepoint_owed() {
+            return self.run(vec![q]).await.next()?.rows();
+        }
         let text = AssertSqlSafe(q.text);
         match self {
-            Conn::Sqlite(c) => {
+            Conn::Sqlite(c, _) => {
                 let rows = bind_all(sqlx::query(text), q.args).fetch_all(&mut **c).await?;
                 rows.iter().map(|r| T::from_row(r)).collect()
             }
@@ -163,9 +176,12 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn fetch_optional<T: Row>(&mut self, q: Sql) -> Result<Option<T>, sqlx::Error> {
+        if self.savepoint_owed() {
+            return self.run(vec![q]).await.next()?.row();
+        }
         let text = AssertSqlSafe(q.text);
         match self {
-            Conn::Sqlite(c) => match bind_all(sqlx::query(text), q.args).fetch_optional(&mut **c).await? {
+            Conn::Sqlite(c, _) => match bind_all(sqlx::query(text), q.args).fetch_optional(&mut **c).await? {
                 Some(row) => T::from_row(&row).map(Some),
                 None => Ok(None),
             },
@@ -188,15 +204,27 @@ impl Conn<'_> {
     pub(crate) async fn run(&mut self, statements: Vec<Sql>) -> Ran {
         let mut ran = Ran { done: VecDeque::new(), error: None };
         match self {
-            Conn::Sqlite(c) => {
-                let (text, args) = one_text(&statements);
-                let mut expected = statements.iter().map(|s| s.must_change);
+            Conn::Sqlite(c, savepoint) => {
+                let mut expected = statements.iter().map(|s| s.must_change).collect::<Vec<_>>().into_iter();
+                // The owed savepoint goes first, in the same call; it is taken once its own result arrives.
+                let mut owed = savepoint.as_deref_mut().filter(|owed| **owed);
+                let (text, args) = match owed {
+                    Some(_) => one_text(
+                        &[sql(crate::group_commit::SAVEPOINT)].into_iter().chain(statements).collect::<Vec<_>>(),
+                    ),
+                    None => one_text(&statements),
+                };
                 let query = bind_all(sqlx::query(AssertSqlSafe(text)), args);
                 let mut results = sqlx::Executor::fetch_many(&mut **c, query);
                 let mut rows = Vec::new();
                 while let Some(result) = results.next().await {
                     match result {
                         Ok(Either::Right(row)) => rows.push(row),
+                        Ok(Either::Left(_)) if owed.is_some() => {
+                            if let Some(owed) = owed.take() {
+                                *owed = false;
+                            }
+                        }
                         Ok(Either::Left(done)) => {
                             let rows = Rows::Sqlite(std::mem::take(&mut rows));
                             let must_change = expected.next().flatten();
@@ -333,7 +361,7 @@ pub(crate) enum Tx {
 impl Tx {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(lent) => Conn::Sqlite(lent.connection()),
+            Tx::Sqlite(lent) => lent.conn(),
             Tx::Postgres(tx) => Conn::Postgres(tx),
         }
     }
@@ -355,7 +383,7 @@ pub(crate) enum Pooled {
 impl Pooled {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Pooled::Sqlite(c) => Conn::Sqlite(c),
+            Pooled::Sqlite(c) => Conn::Sqlite(c, None),
             Pooled::Postgres(c) => Conn::Postgres(c),
         }
     }

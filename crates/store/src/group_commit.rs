@@ -18,6 +18,7 @@
 //! The lent transaction always comes back: [`Lent`] returns it on commit, on rollback and when dropped (a request
 //! cancelled or failed half way), so a batch can never be left open or lose its connection silently.
 
+use crate::db::Conn;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,21 +36,30 @@ enum Outcome {
 struct Returned {
     tx: Transaction<'static, Sqlite>,
     outcome: Outcome,
+    /// Whether the request took its savepoint (it did not if it sent no statement).
+    savepoint_taken: bool,
 }
+
+/// A request's savepoint. Kept savepoints are not released: the next request's nests inside, and the batch's
+/// `COMMIT` commits them all (a batch nests at most [`MAX_BATCH`] deep).
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT tuangou_request";
 
 /// A request for the writer: answered with the transaction, lent.
 type Request = oneshot::Sender<Result<Lent, String>>;
 
 /// The batch's transaction, lent to one request. Give it back with [`Lent::commit`]; dropping it undoes the
-/// request's statements.
+/// request's statements. The request's savepoint is owed until its first statement, which takes it in the same
+/// call to the connection (one round trip less per request).
 pub(crate) struct Lent {
     tx: Option<Transaction<'static, Sqlite>>,
     back: Option<oneshot::Sender<Returned>>,
+    savepoint_owed: bool,
 }
 
 impl Lent {
-    pub(crate) fn connection(&mut self) -> &mut sqlx::SqliteConnection {
-        self.tx.as_mut().expect("a lent transaction is present until it is given back")
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        let tx = self.tx.as_mut().expect("a lent transaction is present until it is given back");
+        Conn::Sqlite(tx, Some(&mut self.savepoint_owed))
     }
 
     /// Keeps the request's statements and waits until the batch holding them has committed. The savepoint is
@@ -59,7 +69,7 @@ impl Lent {
         let tx = self.tx.take().expect("present until given back");
         let (done, committed) = oneshot::channel();
         if let Some(back) = self.back.take() {
-            let _ = back.send(Returned { tx, outcome: Outcome::Keep(done) });
+            let _ = back.send(Returned { tx, outcome: Outcome::Keep(done), savepoint_taken: !self.savepoint_owed });
         }
         match committed.await {
             Ok(Ok(())) => Ok(()),
@@ -72,7 +82,7 @@ impl Lent {
 impl Drop for Lent {
     fn drop(&mut self) {
         if let (Some(tx), Some(back)) = (self.tx.take(), self.back.take()) {
-            let _ = back.send(Returned { tx, outcome: Outcome::Undo });
+            let _ = back.send(Returned { tx, outcome: Outcome::Undo, savepoint_taken: !self.savepoint_owed });
         }
     }
 }
@@ -149,31 +159,29 @@ async fn batch(
     let mut served = 0;
     while let Some(request) = next.take() {
         served += 1;
-        if let Err(error) = sqlx::query("SAVEPOINT tuangou_request").execute(&mut *tx).await {
-            let _ = request.send(Err(error.to_string()));
-        } else {
-            let (back, returned) = oneshot::channel();
-            let lent = Lent { tx: Some(tx), back: Some(back) };
-            // A requester that gave up meanwhile hands the transaction straight back (its `Lent` is dropped).
-            let _ = request.send(Ok(lent));
-            let Ok(Returned { tx: back_tx, outcome }) = returned.await else {
-                // The transaction was lost with its connection (dropped by sqlx, rolled back): so is the batch.
-                fail(waiting_for_commit, "the writer's connection was lost");
-                return false;
-            };
-            tx = back_tx;
-            match outcome {
-                Outcome::Keep(done) => waiting_for_commit.push(done),
-                Outcome::Undo => {
-                    // Back to this request's savepoint (the innermost of that name), then drop it: the requests
-                    // kept before it stay.
-                    let undo = "ROLLBACK TO SAVEPOINT tuangou_request; RELEASE SAVEPOINT tuangou_request";
-                    if let Err(error) = sqlx::raw_sql(undo).execute(&mut *tx).await {
-                        // The batch can no longer be trusted: undo all of it.
-                        let _ = tx.rollback().await;
-                        fail(waiting_for_commit, &error.to_string());
-                        return false;
-                    }
+        let (back, returned) = oneshot::channel();
+        let lent = Lent { tx: Some(tx), back: Some(back), savepoint_owed: true };
+        // A requester that gave up meanwhile hands the transaction straight back (its `Lent` is dropped).
+        let _ = request.send(Ok(lent));
+        let Ok(Returned { tx: back_tx, outcome, savepoint_taken }) = returned.await else {
+            // The transaction was lost with its connection (dropped by sqlx, rolled back): so is the batch.
+            fail(waiting_for_commit, "the writer's connection was lost");
+            return false;
+        };
+        tx = back_tx;
+        match outcome {
+            Outcome::Keep(done) => waiting_for_commit.push(done),
+            // A request that sent no statement took no savepoint and changed nothing.
+            Outcome::Undo if !savepoint_taken => {}
+            Outcome::Undo => {
+                // Back to this request's savepoint (the innermost of that name), then drop it: the requests kept
+                // before it stay.
+                let undo = "ROLLBACK TO SAVEPOINT tuangou_request; RELEASE SAVEPOINT tuangou_request";
+                if let Err(error) = sqlx::raw_sql(undo).execute(&mut *tx).await {
+                    // The batch can no longer be trusted: undo all of it.
+                    let _ = tx.rollback().await;
+                    fail(waiting_for_commit, &error.to_string());
+                    return false;
                 }
             }
         }
@@ -204,6 +212,7 @@ fn fail(waiting: Vec<oneshot::Sender<Result<(), String>>>, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::sql;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
     use std::str::FromStr;
 
@@ -221,25 +230,38 @@ mod tests {
     }
 
     /// 300 concurrent transactions of two statements: those that commit are all there, those rolled back (by an
-    /// error, a drop, or a cancelled task) left nothing, and the commits came in batches.
+    /// error, a drop, or a cancelled task) left nothing, and the commits came in batches. Some fail at their very
+    /// first statement (sent with the savepoint), some send nothing at all (no savepoint to undo or keep).
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn batches_keep_exactly_what_committed() {
         let (pool, _dir) = writer().await;
+        sqlx::query("INSERT INTO t (id, n) VALUES (-1, 1)").execute(&pool).await.unwrap();
         let commits = GroupCommit::start(pool.clone());
         let mut tasks = Vec::new();
         for i in 0..300_i64 {
             let commits = commits.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lent = commits.begin().await.unwrap();
-                sqlx::query("INSERT INTO t (id, n) VALUES ($1, 0)").bind(i).execute(lent.connection()).await.unwrap();
-                sqlx::query("UPDATE t SET n = n + 1 WHERE id = $1").bind(i).execute(lent.connection()).await.unwrap();
-                match i % 3 {
+                match i % 6 {
+                    // The first statement fails (the savepoint went with it), then the request gives up.
+                    3 => {
+                        let taken = lent.conn().execute(sql("INSERT INTO t (id, n) VALUES (-1, 0)")).await;
+                        assert!(taken.is_err(), "row -1 is there");
+                        return false;
+                    }
+                    // Nothing sent: given back, or kept.
+                    4 => return false,
+                    5 => return lent.commit().await.map(|()| false).unwrap(),
+                    _ => {}
+                }
+                lent.conn().execute(sql("INSERT INTO t (id, n) VALUES ($1, 0)").bind(i)).await.unwrap();
+                lent.conn().execute(sql("UPDATE t SET n = n + 1 WHERE id = $1").bind(i)).await.unwrap();
+                match i % 6 {
                     0 => lent.commit().await.map(|()| true).unwrap(),
                     // A failing statement, then the request gives up (its `Lent` is dropped).
                     1 => {
-                        let dup =
-                            sqlx::query("INSERT INTO t (id, n) VALUES ($1, 0)").bind(i).execute(lent.connection());
-                        assert!(dup.await.is_err(), "the primary key refuses a second row");
+                        let dup = lent.conn().execute(sql("INSERT INTO t (id, n) VALUES ($1, 0)").bind(i)).await;
+                        assert!(dup.is_err(), "the primary key refuses a second row");
                         false
                     }
                     _ => {
@@ -255,7 +277,7 @@ mod tests {
             let commits = commits.clone();
             async move {
                 let mut lent = commits.begin().await.unwrap();
-                sqlx::query("INSERT INTO t (id, n) VALUES (9999, 0)").execute(lent.connection()).await.unwrap();
+                lent.conn().execute(sql("INSERT INTO t (id, n) VALUES (9999, 0)")).await.unwrap();
                 let _ = inserted.send(());
                 std::future::pending::<()>().await;
             }
@@ -263,7 +285,7 @@ mod tests {
         holding.await.unwrap();
         cancelled.abort();
         assert!(cancelled.await.unwrap_err().is_cancelled());
-        let mut kept = Vec::new();
+        let mut kept = vec![-1];
         for (i, task) in tasks.into_iter().enumerate() {
             if task.await.unwrap() {
                 kept.push(i as i64);
@@ -271,7 +293,7 @@ mod tests {
         }
         // A last transaction after the cancelled one: the writer carried on.
         let mut last = commits.begin().await.unwrap();
-        sqlx::query("INSERT INTO t (id, n) VALUES (10000, 1)").execute(last.connection()).await.unwrap();
+        last.conn().execute(sql("INSERT INTO t (id, n) VALUES (10000, 1)")).await.unwrap();
         last.commit().await.unwrap();
         kept.push(10_000);
 
