@@ -346,9 +346,15 @@ impl App {
         }
         self.publish(events).await;
         if group.status == "full" && rules.draw_mode() == DrawMode::Instant {
-            match self.draw_one(Some(&group.group_id())).await {
+            match self.draw(Some(&group.group_id())).await {
+                // The draw answers with the group and its members as it left them.
+                Ok(Some(drawn)) => {
+                    if let Some(membership) = drawn.members.iter().find(|m| m.id == membership.id).cloned() {
+                        return Ok(Joined { group: drawn, membership });
+                    }
+                }
                 // Drawn meanwhile by the worker or another instance: exactly once either way.
-                Ok(_) | Err(AppError::Conflict("already_drawn", _)) => {}
+                Ok(None) | Err(AppError::Conflict("already_drawn", _)) => {}
                 Err(error) => tracing::warn!(%error, group = %group.id, "instant draw failed; the worker retries"),
             }
             // The draw changed the group and this membership: answer with them as they are now.
@@ -396,11 +402,16 @@ impl App {
 
     /// One draw: the named group, or the next due one. Returns whether a group was drawn.
     pub(crate) async fn draw_one(&self, group: Option<&GroupId>) -> AppResult<bool> {
+        Ok(self.draw(group).await?.is_some())
+    }
+
+    /// [`App::draw_one`], answering with the drawn group and its members as the draw left them.
+    async fn draw(&self, group: Option<&GroupId>) -> AppResult<Option<GroupView>> {
         let (now, secret) = (self.clock.now(), self.settings.secret.clone());
         let drawn = self.store.draw_group(group, now, |g, m, c, i| plan_draw(g, m, c, i, &secret, now)).await?;
-        let Some((group, _members)) = drawn else { return Ok(false) };
+        let Some((group, members)) = drawn else { return Ok(None) };
         self.publish(vec![event("drawn", &group)]).await;
-        Ok(true)
+        Ok(Some(GroupView { group, members }))
     }
 
     /// Expires one overdue open group, if any. Returns whether it did.
