@@ -6,6 +6,8 @@
 //! it guards (`member_count < group_size`, `reserved + won + K <= quantity`), never by read-then-write.
 
 use crate::campaigns::CAMPAIGN_COLUMNS;
+mod one_call;
+
 use crate::db::{Backend, Conn, Ran, Sql, Tx, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
 use crate::ledger::{Posting, post_all};
@@ -375,8 +377,8 @@ impl Store {
     /// (`new_group`) — one transaction, so a seat that went while we looked costs a retried statement, not a
     /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
     ///
-    /// The hot path is two batches ([`Conn::run`]): the key, the participation and the seat; then the hold and
-    /// the membership. On SQLite that is two round trips to the writer's thread for the whole join.
+    /// The hot path is one call on SQLite ([`one_call`]); on PostgreSQL two batches ([`Conn::run`]): the key, the
+    /// participation and the seat; then the hold and the membership.
     pub async fn join_campaign(
         &self,
         new_group: &NewGroup,
@@ -384,14 +386,21 @@ impl Store {
     ) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
-        let mut first = join_preamble(admission);
-        first.push(take_closest_seat(admission));
-        let mut ran = conn.run(first).await;
-        check_preamble(&mut ran, admission)?;
-        if let Some(row) = ran.next()?.row::<GroupRow>()? {
-            let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
-            tx.commit().await?;
-            return Ok((row, member));
+        if self.backend() == Backend::Sqlite {
+            if let Some(joined) = one_call::join_closest(&mut conn, admission).await? {
+                tx.commit().await?;
+                return Ok(joined);
+            }
+        } else {
+            let mut first = join_preamble(admission);
+            first.push(take_closest_seat(admission));
+            let mut ran = conn.run(first).await;
+            check_preamble(&mut ran, admission)?;
+            if let Some(row) = ran.next()?.row::<GroupRow>()? {
+                let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
+                tx.commit().await?;
+                return Ok((row, member));
+            }
         }
         let mut stock_gone = false;
         // Each look is a fresh statement (a fresh snapshot on PostgreSQL). On SQLite, whose one writer sees what is

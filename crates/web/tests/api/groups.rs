@@ -142,6 +142,9 @@ async fn joins_are_checked_in_api_order(backend: Backend) {
     let (status, body) = join(&app, &poor, &group, json!({})).await;
     assert_eq!((status, code(&body)), (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"));
     assert_eq!(app.db.fingerprint().await, before, "a refused join changes nothing");
+    let (status, body) = app.post(&format!("/api/v1/campaigns/{campaign}/join"), Some(&poor.token), json!({})).await;
+    assert_eq!((status, code(&body)), (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"));
+    assert_eq!(app.db.fingerprint().await, before, "nor does one by campaign that found a seat");
 
     // invited_by keeps a fellow member's ticket, and ignores unknown tickets.
     let (status, second) = join(&app, &people[1], &group, json!({"invited_by": ticket})).await;
