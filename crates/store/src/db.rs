@@ -437,7 +437,10 @@ impl Pools {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    // Savepoint journals stay in memory: a batch nests one savepoint per request (group_commit.rs),
+                    // and a journal spilled to a temporary file costs a file write per page.
+                    .pragma("temp_store", "memory");
                 let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
                 let readers = SqlitePoolOptions::new()
                     .max_connections(settings.sqlite_readers.max(1))
