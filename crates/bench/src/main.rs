@@ -7,7 +7,9 @@
 //!
 //! - **A. joins**: C customers, each on a keep-alive connection of its own, `POST /api/v1/campaigns/{id}/join`
 //!   back to back for S seconds over a few instant-draw campaigns (N 5, K 2), so every fifth join also draws a
-//!   group. Every answer but 201 is an error, counted by status and code.
+//!   group. Every answer but 201 is an error, counted by status and code. It runs once per client count (16 and
+//!   64 by default): clients that join back to back queue up behind each other once the service is saturated,
+//!   so more clients add latency, not joins; the smaller count shows the latency at that load.
 //! - **raw engine rate**: two-statement write transactions (insert + counter update) on the same database through
 //!   sqlx, configured as the store configures itself, with a counter row per task (the ceiling DESIGN.md pitfall
 //!   11 quotes) and then all on one hot row. joins/s ÷ the ceiling says how many raw transactions' worth of work
@@ -49,9 +51,10 @@ struct Args {
     /// Which backends to measure.
     #[arg(long, value_enum, default_value_t = Which::Both)]
     backend: Which,
-    /// Scenario A: concurrent customers, each with a connection of its own.
-    #[arg(long, default_value_t = 64)]
-    clients: usize,
+    /// Scenario A: concurrent customers, each with a connection of its own; a list runs A once per count, so the
+    /// table shows latency at a load that does not queue (16) and under a deep queue (64).
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64])]
+    clients: Vec<usize>,
     /// Scenario A: how long the load lasts, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -113,7 +116,8 @@ impl Args {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        ensure!(self.clients > 0 && self.campaigns > 0 && self.race_clients > 0, "counts must be positive");
+        ensure!(!self.clients.is_empty() && !self.clients.contains(&0), "--clients: positive counts");
+        ensure!(self.campaigns > 0 && self.race_clients > 0, "counts must be positive");
         ensure!(self.race_winners > 0 && self.race_quantity % self.race_winners == 0, "Q must be a multiple of K");
         Ok(())
     }
@@ -171,14 +175,20 @@ async fn run_backend(args: &Args, backend: Backend) -> anyhow::Result<report::Ou
 async fn scenarios(args: &Args, db: &TestDb, server: &server::Server) -> anyhow::Result<report::Outcome> {
     let scene = set_up(args, server).await?;
 
-    let customers = &scene.customers[..args.clients];
-    let joins =
-        joins::run(&scene.api.base, &scene.joins_campaigns, customers, Duration::from_secs(args.seconds)).await?;
-    report::joins(&joins, args.clients);
+    let mut joins = Vec::new();
+    for &clients in &args.clients {
+        let customers = &scene.customers[..clients];
+        let summary =
+            joins::run(&scene.api.base, &scene.joins_campaigns, customers, Duration::from_secs(args.seconds)).await?;
+        report::joins(&summary, clients);
+        joins.push((clients, summary));
+    }
 
     let raw = raw::measure(db, args.raw_tasks(db.backend), Duration::from_secs(args.raw_seconds)).await?;
     report::raw(&raw);
-    report::ratio(&joins, &raw);
+    for (clients, summary) in &joins {
+        report::ratio(*clients, summary, &raw);
+    }
 
     let max_groups = (args.race_quantity / args.race_winners) as usize;
     let customers = &scene.customers[..args.race_clients];
@@ -203,7 +213,8 @@ async fn set_up(args: &Args, server: &server::Server) -> anyhow::Result<Scene> {
         joins_campaigns.push(api.live_campaign(&owner, &merchant, &JOINS_SHAPE).await?);
     }
     let race_campaign = api.live_campaign(&owner, &merchant, &race_shape).await?;
-    let customers = api.customers(&operator, args.clients.max(args.race_clients), CUSTOMER_CREDIT).await?;
+    let most = args.clients.iter().copied().max().unwrap_or(0).max(args.race_clients);
+    let customers = api.customers(&operator, most, CUSTOMER_CREDIT).await?;
     println!(
         "  setup: {} customers signed up and credited, {} + 1 campaigns live ({:.1} s, untimed)",
         customers.len(),

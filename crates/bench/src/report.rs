@@ -8,16 +8,11 @@ use tuangou_app::Violation;
 /// Everything one backend came to.
 pub struct Outcome {
     pub backend: &'static str,
-    pub joins: Summary,
+    /// Scenario A, per client count.
+    pub joins: Vec<(usize, Summary)>,
     pub raw: RawRates,
     pub race: Race,
     pub violations: Vec<Violation>,
-}
-
-impl Outcome {
-    pub fn ratio(&self) -> f64 {
-        ratio_of(&self.joins, &self.raw.spread)
-    }
 }
 
 /// Joins per second over the engine's raw transactions per second.
@@ -50,9 +45,12 @@ fn raw_run(what: &str, rate: &RawRate) {
     }
 }
 
-pub fn ratio(joins: &Summary, raw: &RawRates) {
+pub fn ratio(clients: usize, joins: &Summary, raw: &RawRates) {
     let ratio = ratio_of(joins, &raw.spread);
-    println!("  joins/s ÷ raw tx/s = {ratio:.3} (a join costs about {:.1} raw transactions)", 1.0 / ratio.max(1e-9));
+    println!(
+        "  {clients} clients: joins/s ÷ raw tx/s = {ratio:.3} (a join costs about {:.1} raw transactions)",
+        1.0 / ratio.max(1e-9)
+    );
 }
 
 pub fn race(race: &Race, clients: usize) {
@@ -114,8 +112,9 @@ fn truncate(text: &str, max: usize) -> String {
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(
-        "{:<9}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}  | race:{:>9}{:>8}{:>8}{:>10}  check",
+        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}  | race:{:>9}{:>8}{:>8}{:>10}  check",
         "backend",
+        "clients",
         "joins/s",
         "p50ms",
         "p99ms",
@@ -130,21 +129,24 @@ pub fn summary(outcomes: &[Outcome]) {
     );
     for o in outcomes {
         let race = &o.race.summary;
-        println!(
-            "{:<9}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}",
-            o.backend,
-            o.joins.joins_per_second(),
-            o.joins.percentile_ms(50.0),
-            o.joins.percentile_ms(99.0),
-            o.joins.error_count(),
-            o.raw.spread.per_second(),
-            o.raw.hot.per_second(),
-            o.ratio(),
-            race.joins_per_second(),
-            race.percentile_ms(99.0),
-            race.error_count(),
-            o.race.groups.overfilled(),
-            if o.violations.is_empty() { "ok" } else { "BROKEN" },
-        );
+        for (clients, joins) in &o.joins {
+            println!(
+                "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}",
+                o.backend,
+                clients,
+                joins.joins_per_second(),
+                joins.percentile_ms(50.0),
+                joins.percentile_ms(99.0),
+                joins.error_count(),
+                o.raw.spread.per_second(),
+                o.raw.hot.per_second(),
+                ratio_of(joins, &o.raw.spread),
+                race.joins_per_second(),
+                race.percentile_ms(99.0),
+                race.error_count(),
+                o.race.groups.overfilled(),
+                if o.violations.is_empty() { "ok" } else { "BROKEN" },
+            );
+        }
     }
 }
