@@ -278,25 +278,43 @@ fn one_text(statements: &[Sql]) -> (String, Vec<Arg>) {
         if i > 0 {
             text.push_str(";\n");
         }
-        let offset = args.len();
-        let mut chars = statement.text.chars().peekable();
-        while let Some(c) = chars.next() {
-            text.push(c);
-            if c != '$' || offset == 0 {
-                continue;
-            }
-            let mut digits = String::new();
-            while let Some(d) = chars.next_if(char::is_ascii_digit) {
-                digits.push(d);
-            }
-            match digits.parse::<usize>() {
-                Ok(n) => text.push_str(&(n + offset).to_string()),
-                Err(_) => text.push_str(&digits),
-            }
-        }
+        push_shifted(&mut text, &statement.text, args.len());
         args.extend(statement.args.iter().cloned());
     }
     (text, args)
+}
+
+/// Appends `statement` to `text` with every `$n` made `$(n + offset)`.
+fn push_shifted(text: &mut String, statement: &str, offset: usize) {
+    let mut chars = statement.chars().peekable();
+    while let Some(c) = chars.next() {
+        text.push(c);
+        if c != '$' || offset == 0 {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.next_if(char::is_ascii_digit) {
+            digits.push(d);
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => text.push_str(&(n + offset).to_string()),
+            Err(_) => text.push_str(&digits),
+        }
+    }
+}
+
+impl Sql {
+    /// PostgreSQL: `first` as a data-modifying `WITH` clause of `then`, so both run in one statement (one round
+    /// trip). Only for statements that do not read each other's rows.
+    pub(crate) fn with_first(first: Sql, then: Sql) -> Sql {
+        let mut text = String::from("WITH first AS (");
+        text.push_str(&first.text);
+        text.push_str(") ");
+        push_shifted(&mut text, &then.text, first.args.len());
+        let mut args = first.args;
+        args.extend(then.args);
+        Sql { text, args, must_change: then.must_change }
+    }
 }
 
 /// Rows a statement of a batch returned, of either engine.
@@ -522,6 +540,12 @@ mod tests {
             "INSERT INTO t VALUES ($1, $2);\nUPDATE t SET n = $4 WHERE id = $3 AND $3 > 0;\nSELECT $5, $14"
         );
         assert_eq!(args.len(), 6);
+        let both = Sql::with_first(
+            sql("INSERT INTO a VALUES ($1)").bind(1),
+            sql("INSERT INTO b VALUES ($1, $2)").bind(2).bind(3),
+        );
+        assert_eq!(both.text, "WITH first AS (INSERT INTO a VALUES ($1)) INSERT INTO b VALUES ($2, $3)");
+        assert_eq!(both.args.len(), 3);
     }
 
     async fn scratch(store: &Store) -> Tx {

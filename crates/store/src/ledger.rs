@@ -83,6 +83,12 @@ impl Posting {
             }
             statements.push(q);
         }
+        if let (Backend::Postgres, [_, _]) = (backend, statements.as_slice()) {
+            // The entries and their postings in one statement (a round trip less per post).
+            let postings_insert = statements.pop().expect("two statements");
+            let entries_insert = statements.pop().expect("two statements");
+            statements.push(Sql::with_first(entries_insert, postings_insert));
+        }
         let mut debits = vec![None; statements.len()];
         let changes = postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok));
         for (statement, debit) in balance_changes(backend, net(changes.collect())) {
