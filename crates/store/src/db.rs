@@ -201,6 +201,9 @@ impl Conn<'_> {
     /// PostgreSQL one after another. The batch stops at the first statement that fails; on PostgreSQL also after
     /// the first whose [`Sql::must_change`] is not met (SQLite has run the rest by then; the caller's transaction
     /// undoes them when it refuses).
+    ///
+    /// sqlx's SQLite driver runs every statement of a text it is given, binding `$n` to the n-th argument of the
+    /// whole text; sqlx calls that behaviour deprecated, so `db::tests` pins it (a change would fail them).
     pub(crate) async fn run(&mut self, statements: Vec<Sql>) -> Ran {
         let mut ran = Ran { done: VecDeque::new(), error: None };
         match self {
