@@ -3,12 +3,15 @@
 //! Use cases publish after their transaction commits. On SQLite (one instance) events go straight to this
 //! process's watchers. On PostgreSQL they go out as `NOTIFY` and come back to every instance, this one included,
 //! through its one listener, which hands them to its watchers; when the listener loses its connection it tells
-//! them to refetch (`Resync`), since notifications are never replayed.
+//! them to refetch (`Resync`), since notifications are never replayed. One task per instance sends them, in the
+//! order they were published, coalescing whatever queued while its last `NOTIFY` was in flight into the next one:
+//! under load one transaction carries many events instead of each join paying for a transaction of its own.
 
 use crate::App;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tuangou_store::Heard;
 
 /// One thing that happened to a group. Small on purpose: watchers refetch the group for details.
@@ -30,17 +33,22 @@ pub enum BusMessage {
     Resync,
 }
 
-/// This process's fan-out to its watchers.
+/// This process's fan-out to its watchers, and (on PostgreSQL) its queue of events to send.
 #[derive(Clone)]
 pub struct Events {
     sender: broadcast::Sender<BusMessage>,
+    /// The sending task's queue, started with the first event.
+    outbox: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Self { sender: broadcast::channel(4_096).0 }
+        Self { sender: broadcast::channel(4_096).0, outbox: Arc::default() }
     }
 }
+
+/// The most events one `NOTIFY` statement carries.
+const EVENTS_PER_NOTIFY: usize = 100;
 
 impl Events {
     fn deliver(&self, message: BusMessage) {
@@ -55,8 +63,8 @@ impl App {
         self.events.sender.subscribe()
     }
 
-    /// Publishes events after their transaction committed. Never fails the use case: a lost event is healed by
-    /// watchers refetching.
+    /// Publishes events after their transaction committed (on PostgreSQL: queues them for the sending task, so
+    /// the answer does not wait for them). Never fails the use case: a lost event is healed by watchers refetching.
     pub(crate) async fn publish(&self, events: Vec<GroupEvent>) {
         if !self.store.shares_events() {
             for event in events {
@@ -64,10 +72,27 @@ impl App {
             }
             return;
         }
-        let payloads: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap_or_default()).collect();
-        if let Err(error) = self.store.notify(&payloads).await {
-            tracing::warn!(%error, "could not send events to the other instances");
+        let outbox = self.events.outbox.get_or_init(|| self.start_sending());
+        for event in &events {
+            let _ = outbox.send(serde_json::to_string(event).unwrap_or_default());
         }
+    }
+
+    /// Starts the task that sends this instance's events, in order, as few `NOTIFY`s as the load allows. It ends
+    /// when the last handle to the app is gone.
+    fn start_sending(&self) -> mpsc::UnboundedSender<String> {
+        let (outbox, mut queue) = mpsc::unbounded_channel::<String>();
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut payloads = Vec::with_capacity(EVENTS_PER_NOTIFY);
+            while queue.recv_many(&mut payloads, EVENTS_PER_NOTIFY).await > 0 {
+                if let Err(error) = store.notify(&payloads).await {
+                    tracing::warn!(%error, events = payloads.len(), "could not send events to the other instances");
+                }
+                payloads.clear();
+            }
+        });
+        outbox
     }
 
     /// On PostgreSQL, connects the listener (returning once it listens) and keeps it running until `shutdown`;

@@ -25,8 +25,13 @@ impl Watcher {
     }
 
     async fn wait_for(&mut self, text: &str) {
+        self.wait_for_times(text, 1).await;
+    }
+
+    /// Waits until `text` has arrived `times` times.
+    async fn wait_for_times(&mut self, text: &str, times: usize) {
         let read = async {
-            while !self.seen.contains(text) {
+            while self.seen.matches(text).count() < times {
                 let chunk = self.stream.next().await.expect("the stream stays open").expect("a chunk");
                 self.seen.push_str(&String::from_utf8_lossy(&chunk));
             }
@@ -67,7 +72,19 @@ async fn watchers_see_joins_the_fill_and_the_draw(backend: Backend) {
     group_watcher.wait_for("event: full").await;
     group_watcher.wait_for("event: drawn").await;
     assert!(group_watcher.seen.contains("\"member_count\":2"));
+    let at = |kind: &str| group_watcher.seen.find(kind).unwrap();
+    assert!(at("event: joined") < at("event: full") && at("event: full") < at("event: drawn"), "in order");
     campaign_watcher.wait_for("event: drawn").await;
+
+    // A burst of joins at once: every join's event arrives (several may share one NOTIFY on PostgreSQL). How many
+    // groups they fill depends on the race (concurrent joiners may each open a group), so only joins are counted.
+    let burst = first.customers(&operator, 12, 1_000).await;
+    let join_path = format!("/api/v1/campaigns/{campaign}/join");
+    let joins = burst.iter().map(|c| first.post(&join_path, Some(&c.token), json!({})));
+    for (status, body) in futures::future::join_all(joins).await {
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    campaign_watcher.wait_for_times("event: joined", 2 + burst.len()).await;
 
     let response = first.client.get(format!("{}/api/v1/groups/nope/events", first.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
