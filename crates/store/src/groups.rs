@@ -297,6 +297,39 @@ async fn reserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> 
     Ok(())
 }
 
+/// PostgreSQL, for a joiner about to open a group: holding the campaign's row (the stock reservation), looks
+/// again, in a fresh snapshot, for an open group with a seat, one that no one holds, and takes the seat. Groups
+/// that another transaction holds are skipped, not waited for: this transaction holds the campaign's row, and
+/// waiting for a group's row here would take the two locks in the opposite order to a group's expiry.
+fn take_unlocked_seat(a: &Admission) -> Sql {
+    sql(format!(
+        "{TAKE_A_SEAT}
+         WHERE id = (SELECT g.id FROM groups g
+                     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
+                       AND g.expires_at > $2
+                       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
+                     ORDER BY g.group_size - g.member_count, g.created_at, g.id
+                     LIMIT 1
+                     FOR UPDATE SKIP LOCKED)
+         RETURNING {GROUP_COLUMNS}"
+    ))
+    .bind(a.campaign.as_str())
+    .bind(a.now.0)
+    .bind(a.draw_due_if_full.0)
+    .bind(a.user.as_str())
+}
+
+/// Gives back the K units [`reserve_stock`] took (the joiner found a seat after all).
+async fn unreserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<()> {
+    conn.execute(
+        sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1")
+            .bind(a.campaign.as_str())
+            .bind(group.winners_per_group),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Opens a group whose stock is reserved, with `a` in its first seat: the group and the admission in one batch.
 async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
     let id = new_id();
@@ -427,6 +460,16 @@ impl Store {
                 }
                 match reserve_stock(&mut conn, new_group, admission).await {
                     Ok(()) => {
+                        if self.backend() == Backend::Postgres
+                            && let Some(row) = conn.fetch_optional::<GroupRow>(take_unlocked_seat(admission)).await?
+                        {
+                            // Another opener held the stock's row and opened a group meanwhile: join it instead,
+                            // so a burst of joiners fills groups rather than opening one each.
+                            unreserve_stock(&mut conn, new_group, admission).await?;
+                            let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
+                            tx.commit().await?;
+                            return Ok((row, member));
+                        }
                         let opened = open_in(&mut conn, new_group, admission).await?;
                         tx.commit().await?;
                         return Ok(opened);
