@@ -235,18 +235,25 @@ fn take_seat(group: &str, a: &Admission) -> Sql {
     .bind(a.campaign.as_str())
 }
 
+/// The campaign's open group closest to full that the customer is not in (`$1` campaign, `$2` now, `$4` user).
+const CLOSEST_GROUP: &str = "SELECT g.id FROM groups g
+     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size AND g.expires_at > $2
+       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
+     ORDER BY g.group_size - g.member_count, g.created_at, g.id
+     LIMIT 1";
+
 /// Takes a seat in the campaign's open group closest to full that the customer is not in, in one statement (the
 /// hot path of join-by-campaign); no row when no seat was taken, for whatever reason (no such group, the
 /// campaign ended, or on PostgreSQL another join took the last seat between the look and the update).
 fn take_closest_seat(a: &Admission) -> Sql {
+    seat_in(&format!("({CLOSEST_GROUP})"), a)
+}
+
+/// A seat in the group `candidate` (a subquery) picks, re-checked on the row the update sees.
+fn seat_in(candidate: &str, a: &Admission) -> Sql {
     sql(format!(
         "{TAKE_A_SEAT}
-         WHERE id = (SELECT g.id FROM groups g
-                     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
-                       AND g.expires_at > $2
-                       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
-                     ORDER BY g.group_size - g.member_count, g.created_at, g.id
-                     LIMIT 1)
+         WHERE id = {candidate}
            AND campaign_id = $1 AND status = 'open' AND member_count < group_size AND expires_at > $2
            AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
          RETURNING {GROUP_COLUMNS}"
@@ -261,14 +268,7 @@ fn take_closest_seat(a: &Admission) -> Sql {
 async fn closest_to_full(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<String>> {
     let row: Option<(String,)> = conn
         .fetch_optional(
-            sql("SELECT g.id FROM groups g
-                 WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size AND g.expires_at > $3
-                   AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $2)
-                 ORDER BY g.group_size - g.member_count, g.created_at, g.id
-                 LIMIT 1")
-            .bind(a.campaign.as_str())
-            .bind(a.user.as_str())
-            .bind(a.now.0),
+            sql(CLOSEST_GROUP).bind(a.campaign.as_str()).bind(a.now.0).bind(None::<i64>).bind(a.user.as_str()),
         )
         .await?;
     Ok(row.map(|(id,)| id))
@@ -302,21 +302,7 @@ async fn reserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> 
 /// that another transaction holds are skipped, not waited for: this transaction holds the campaign's row, and
 /// waiting for a group's row here would take the two locks in the opposite order to a group's expiry.
 fn take_unlocked_seat(a: &Admission) -> Sql {
-    sql(format!(
-        "{TAKE_A_SEAT}
-         WHERE id = (SELECT g.id FROM groups g
-                     WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size
-                       AND g.expires_at > $2
-                       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
-                     ORDER BY g.group_size - g.member_count, g.created_at, g.id
-                     LIMIT 1
-                     FOR UPDATE SKIP LOCKED)
-         RETURNING {GROUP_COLUMNS}"
-    ))
-    .bind(a.campaign.as_str())
-    .bind(a.now.0)
-    .bind(a.draw_due_if_full.0)
-    .bind(a.user.as_str())
+    seat_in(&format!("({CLOSEST_GROUP} FOR UPDATE SKIP LOCKED)"), a)
 }
 
 /// Gives back the K units [`reserve_stock`] took (the joiner found a seat after all).
