@@ -551,7 +551,10 @@ mod tests {
         assert_eq!(both.args.len(), 3);
     }
 
-    async fn scratch(store: &Store) -> Tx {
+    /// A fresh database with a scratch table, and a write transaction on it (kept with its database and store).
+    async fn scratch(backend: tuangou_testkit::Backend) -> (tuangou_testkit::TestDb, Store, Tx) {
+        let db = tuangou_testkit::TestDb::new(backend).await;
+        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
         let mut tx = store.pools.begin().await.unwrap();
         let created = tx
             .conn()
@@ -562,14 +565,12 @@ mod tests {
             .await
             .next();
         assert!(created.is_ok(), "{:?}", created.err());
-        tx
+        (db, store, tx)
     }
 
     /// A batch answers statement by statement: rows, changes, and each statement's own arguments.
     async fn a_batch_reads_back_each_statement(backend: tuangou_testkit::Backend) {
-        let db = tuangou_testkit::TestDb::new(backend).await;
-        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
-        let mut tx = scratch(&store).await;
+        let (_db, store, mut tx) = scratch(backend).await;
         let mut ran = tx
             .conn()
             .run(vec![
@@ -593,9 +594,7 @@ mod tests {
     /// A batch stops at a failing statement and says so at that statement; an unmet `must_change` is reported,
     /// and on PostgreSQL nothing after it runs.
     async fn a_batch_stops_where_it_fails(backend: tuangou_testkit::Backend) {
-        let db = tuangou_testkit::TestDb::new(backend).await;
-        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
-        let mut tx = scratch(&store).await;
+        let (_db, store, mut tx) = scratch(backend).await;
         let mut ran = tx
             .conn()
             .run(vec![

@@ -222,21 +222,12 @@ const TAKE_A_SEAT: &str = "UPDATE groups SET member_count = member_count + 1,
 /// closed, past its deadline, or the campaign is no longer live). Returns the group as it is with the seat taken
 /// (the new member's seq is its `member_count`).
 fn take_seat(group: &str, a: &Admission) -> Sql {
-    sql(format!(
-        "{TAKE_A_SEAT}
-         WHERE id = $1 AND campaign_id = $4 AND status = 'open' AND member_count < group_size
-           AND expires_at > $2
-           AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-         RETURNING {GROUP_COLUMNS}"
-    ))
-    .bind(group)
-    .bind(a.now.0)
-    .bind(a.draw_due_if_full.0)
-    .bind(a.campaign.as_str())
+    seat_in("$5", a).bind(group)
 }
 
-/// The campaign's open group closest to full that the customer is not in (`$1` campaign, `$2` now, `$4` user).
-const CLOSEST_GROUP: &str = "SELECT g.id FROM groups g
+/// Where the campaign's open group closest to full that the customer is not in is found (`$1` campaign, `$2` now,
+/// `$4` user); each look selects from it what it needs.
+const FROM_CLOSEST_GROUP: &str = "FROM groups g
      WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size AND g.expires_at > $2
        AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
      ORDER BY g.group_size - g.member_count, g.created_at, g.id
@@ -246,10 +237,11 @@ const CLOSEST_GROUP: &str = "SELECT g.id FROM groups g
 /// hot path of join-by-campaign); no row when no seat was taken, for whatever reason (no such group, the
 /// campaign ended, or on PostgreSQL another join took the last seat between the look and the update).
 fn take_closest_seat(a: &Admission) -> Sql {
-    seat_in(&format!("({CLOSEST_GROUP})"), a)
+    seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP})"), a)
 }
 
-/// A seat in the group `candidate` (a subquery) picks, re-checked on the row the update sees.
+/// A seat in the group `candidate` (a subquery, or a placeholder after the four this binds) picks, re-checked on
+/// the row the update sees.
 fn seat_in(candidate: &str, a: &Admission) -> Sql {
     sql(format!(
         "{TAKE_A_SEAT}
@@ -268,7 +260,11 @@ fn seat_in(candidate: &str, a: &Admission) -> Sql {
 async fn closest_to_full(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<String>> {
     let row: Option<(String,)> = conn
         .fetch_optional(
-            sql(CLOSEST_GROUP).bind(a.campaign.as_str()).bind(a.now.0).bind(None::<i64>).bind(a.user.as_str()),
+            sql(format!("SELECT g.id {FROM_CLOSEST_GROUP}"))
+                .bind(a.campaign.as_str())
+                .bind(a.now.0)
+                .bind(None::<i64>)
+                .bind(a.user.as_str()),
         )
         .await?;
     Ok(row.map(|(id,)| id))
@@ -302,7 +298,7 @@ async fn reserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> 
 /// that another transaction holds are skipped, not waited for: this transaction holds the campaign's row, and
 /// waiting for a group's row here would take the two locks in the opposite order to a group's expiry.
 fn take_unlocked_seat(a: &Admission) -> Sql {
-    seat_in(&format!("({CLOSEST_GROUP} FOR UPDATE SKIP LOCKED)"), a)
+    seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP} FOR UPDATE SKIP LOCKED)"), a)
 }
 
 /// Gives back the K units [`reserve_stock`] took (the joiner found a seat after all).

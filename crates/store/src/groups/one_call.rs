@@ -10,8 +10,8 @@
 //! to open a group, with the key and the participation already counted. PostgreSQL keeps the two-batch path
 //! (it cannot take several statements with arguments in one message).
 
-use super::{Admission, Admitted, GROUP_COLUMNS, GroupRow, MEMBER_COLUMNS, MemberRow, TAKE_A_SEAT};
-use super::{check_preamble, join_preamble};
+use super::{Admission, Admitted, FROM_CLOSEST_GROUP, GroupRow, MEMBER_COLUMNS, MemberRow};
+use super::{check_preamble, join_preamble, seat_in};
 use crate::db::{Backend, Conn, Sql, sql};
 use crate::idempotency::attach_resource_sql;
 use crate::ledger::Posting;
@@ -32,27 +32,14 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
         sql(SEAT_TABLE),
         sql("DELETE FROM temp.tuangou_seat"),
         sql("SAVEPOINT tuangou_seat"),
-        sql("INSERT INTO temp.tuangou_seat (group_id, seq)
-             SELECT g.id, g.member_count + 1 FROM groups g
-             WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size AND g.expires_at > $2
-               AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $3)
-             ORDER BY g.group_size - g.member_count, g.created_at, g.id
-             LIMIT 1")
-        .bind(a.campaign.as_str())
-        .bind(a.now.0)
-        .bind(a.user.as_str()),
         sql(format!(
-            "{TAKE_A_SEAT}
-             WHERE id = (SELECT group_id FROM temp.tuangou_seat)
-               AND campaign_id = $4 AND status = 'open' AND member_count < group_size AND expires_at > $2
-               AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-             RETURNING {GROUP_COLUMNS}"
+            "INSERT INTO temp.tuangou_seat (group_id, seq) SELECT g.id, g.member_count + 1 {FROM_CLOSEST_GROUP}"
         ))
-        .bind(None::<i64>)
-        .bind(a.now.0)
-        .bind(a.draw_due_if_full.0)
         .bind(a.campaign.as_str())
-        .must_change(1),
+        .bind(a.now.0)
+        .bind(None::<i64>)
+        .bind(a.user.as_str()),
+        seat_in("(SELECT group_id FROM temp.tuangou_seat)", a).must_change(1),
     ]);
     statements.extend(posting_statements);
     statements.push(membership(&membership_id, a));
