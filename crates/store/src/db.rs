@@ -307,16 +307,28 @@ fn push_shifted(text: &mut String, statement: &str, offset: usize) {
 }
 
 impl Sql {
-    /// PostgreSQL: `first` as a data-modifying `WITH` clause of `then`, so both run in one statement (one round
-    /// trip). Only for statements that do not read each other's rows.
-    pub(crate) fn with_first(first: Sql, then: Sql) -> Sql {
-        let mut text = String::from("WITH first AS (");
-        text.push_str(&first.text);
-        text.push_str(") ");
-        push_shifted(&mut text, &then.text, first.args.len());
-        let mut args = first.args;
-        args.extend(then.args);
-        Sql { text, args, must_change: then.must_change }
+    /// PostgreSQL: every statement but the last as a data-modifying `WITH` clause of the last, so all run in one
+    /// statement (one round trip); the last one's rows and `must_change` are the chain's. Only for statements that
+    /// do not read each other's rows (they all see the same snapshot).
+    pub(crate) fn chain(mut statements: Vec<Sql>) -> Option<Sql> {
+        let last = statements.pop()?;
+        if statements.is_empty() {
+            return Some(last);
+        }
+        let (mut text, mut args) = (String::from("WITH "), Vec::new());
+        for (i, statement) in statements.into_iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("s{i} AS ("));
+            push_shifted(&mut text, &statement.text, args.len());
+            text.push(')');
+            args.extend(statement.args);
+        }
+        text.push(' ');
+        push_shifted(&mut text, &last.text, args.len());
+        args.extend(last.args);
+        Some(Sql { text, args, must_change: last.must_change })
     }
 }
 
@@ -543,12 +555,18 @@ mod tests {
             "INSERT INTO t VALUES ($1, $2);\nUPDATE t SET n = $4 WHERE id = $3 AND $3 > 0;\nSELECT $5, $14"
         );
         assert_eq!(args.len(), 6);
-        let both = Sql::with_first(
+        let all = Sql::chain(vec![
             sql("INSERT INTO a VALUES ($1)").bind(1),
             sql("INSERT INTO b VALUES ($1, $2)").bind(2).bind(3),
+            sql("INSERT INTO c VALUES ($1)").bind(4).must_change(1),
+        ])
+        .unwrap();
+        assert_eq!(
+            all.text,
+            "WITH s0 AS (INSERT INTO a VALUES ($1)), s1 AS (INSERT INTO b VALUES ($2, $3)) INSERT INTO c VALUES ($4)"
         );
-        assert_eq!(both.text, "WITH first AS (INSERT INTO a VALUES ($1)) INSERT INTO b VALUES ($2, $3)");
-        assert_eq!(both.args.len(), 3);
+        assert_eq!((all.args.len(), all.must_change), (4, Some(1)));
+        assert!(Sql::chain(Vec::new()).is_none());
     }
 
     /// A fresh database with a scratch table, and a write transaction on it (kept with its database and store).

@@ -83,17 +83,16 @@ impl Posting {
             }
             statements.push(q);
         }
-        if let (Backend::Postgres, [_, _]) = (backend, statements.as_slice()) {
-            // The entries and their postings in one statement (a round trip less per post).
-            let postings_insert = statements.pop().expect("two statements");
-            let entries_insert = statements.pop().expect("two statements");
-            statements.push(Sql::with_first(entries_insert, postings_insert));
-        }
-        let mut debits = vec![None; statements.len()];
         let changes = postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok));
-        for (statement, debit) in balance_changes(backend, net(changes.collect())) {
+        let mut debits = vec![None; statements.len()];
+        for (statement, debit) in balance_changes(net(changes.collect())) {
             statements.push(statement);
             debits.push(debit);
+        }
+        if backend == Backend::Postgres && statements.len() == 3 {
+            // The entries, their postings and the balances in one statement (one round trip per post).
+            statements = Sql::chain(statements).into_iter().collect();
+            debits = vec![debits.pop().flatten()];
         }
         (statements, Posting { ids: ids.into_iter().map(EntryId::from_trusted).collect(), debits })
     }
@@ -126,96 +125,66 @@ fn net(mut changes: Vec<Change>) -> Vec<Change> {
     net
 }
 
-/// The statements that apply `net` to the balances, each with the accounts it debits conditionally (if any).
-fn balance_changes(backend: Backend, net: Vec<Change>) -> Vec<(Sql, Option<String>)> {
+/// The statements that apply `net` to the balances, each with the accounts it debits conditionally (if any): one
+/// upsert per [`ROWS_PER_UPSERT`] accounts, rows in account-key order, so concurrent posts on PostgreSQL take the
+/// balance rows' locks in one global order and queue instead of deadlocking (and SQLite's one writer makes a single
+/// round trip of it).
+///
+/// A debit of an account that may not go below zero moves only if the balance covers it (a missing row is a zero
+/// balance and is not inserted); the statement must move every row, or the post fails and the caller's
+/// transaction rolls back whatever did move.
+fn balance_changes(net: Vec<Change>) -> Vec<(Sql, Option<String>)> {
+    let changes: Vec<Change> =
+        net.into_iter().filter(|(_, _, amount, may_go_negative)| *amount != 0 || *may_go_negative).collect();
     let mut statements = Vec::new();
-    if backend == Backend::Postgres {
-        // PostgreSQL: every balance row in one global order (by account key), so concurrent transactions queue
-        // instead of deadlocking.
-        for (key, unit, amount, may_go_negative) in net {
-            statements.extend(balance_change(&key, unit, amount, may_go_negative));
-        }
-        return statements;
-    }
-    // SQLite: one writer at a time, so lock order does not matter: the conditional debits in one statement (a draw
-    // debits every member's hold), then all credits in one multi-row upsert.
-    let (debits, credits): (Vec<_>, Vec<_>) =
-        net.into_iter().partition(|(_, _, amount, may_go_negative)| *amount < 0 && !*may_go_negative);
-    if let [(key, unit, amount, may_go_negative)] = debits.as_slice() {
-        statements.extend(balance_change(key, unit, *amount, *may_go_negative));
-    } else {
-        for chunk in debits.chunks(ROWS_PER_INSERT) {
-            statements.push(debit_all(chunk));
-        }
-    }
-    let credits: Vec<_> =
-        credits.into_iter().filter(|(_, _, amount, negative_ok)| *amount != 0 || *negative_ok).collect();
-    for chunk in credits.chunks(ROWS_PER_INSERT) {
+    for chunk in changes.chunks(ROWS_PER_UPSERT) {
         let rows = (0..chunk.len()).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3));
+        let may_go_negative: Vec<&str> =
+            chunk.iter().filter(|(.., negative_ok)| *negative_ok).map(|(key, ..)| key.as_str()).collect();
+        let (free_new, free_old) = if may_go_negative.is_empty() {
+            (String::new(), String::new())
+        } else {
+            let first = 3 * chunk.len() + 1;
+            let list = (first..first + may_go_negative.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+            (format!(" OR v.column1 IN ({list})"), format!(" OR balances.account IN ({list})"))
+        };
         let mut q = sql(format!(
-            "INSERT INTO balances (account, unit, balance) VALUES {}
-             ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance",
+            "INSERT INTO balances (account, unit, balance)
+             SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v
+             WHERE v.column3 >= 0{free_new}
+                OR EXISTS (SELECT 1 FROM balances b WHERE b.account = v.column1 AND b.unit = v.column2)
+             ORDER BY v.column1, v.column2
+             ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance
+             WHERE excluded.balance >= 0 OR balances.balance + excluded.balance >= 0{free_old}",
             rows.collect::<Vec<_>>().join(", ")
         ));
         for (key, unit, amount, _) in chunk {
             q = q.bind(key.as_str()).bind(*unit).bind(*amount);
         }
-        statements.push((q, None));
+        for key in may_go_negative {
+            q = q.bind(key);
+        }
+        let debited: Vec<&str> = chunk
+            .iter()
+            .filter(|(_, _, amount, negative_ok)| *amount < 0 && !*negative_ok)
+            .map(|(key, ..)| key.as_str())
+            .collect();
+        let debited = (!debited.is_empty()).then(|| debited.join(", "));
+        statements.push((q.must_change(chunk.len() as u64), debited));
     }
     statements
 }
 
 /// Rows per multi-row insert: 4 parameters a row stays far below both engines' parameter limits.
 const ROWS_PER_INSERT: usize = 200;
+/// Accounts per balance upsert: 3 parameters each, and as many again at most for the accounts that may go negative.
+const ROWS_PER_UPSERT: usize = 200;
 
 /// `{head} ($1, $2, $3, $4), ($5, …)` for `rows` rows of four values.
 fn values_insert(head: &str, rows: usize) -> String {
     let tuples: Vec<String> =
         (0..rows).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
     format!("{head} {}", tuples.join(", "))
-}
-
-/// SQLite: several conditional debits in one statement. Each row moves only if it stays at or above zero; the
-/// statement must move them all, or the post fails (and its transaction is rolled back by the caller, so the
-/// rows that did move move back).
-fn debit_all(chunk: &[Change]) -> (Sql, Option<String>) {
-    let cases: Vec<String> = (0..chunk.len())
-        .map(|r| format!("WHEN account = ${} AND unit = ${} THEN ${}", 3 * r + 1, 3 * r + 2, 3 * r + 3))
-        .collect();
-    let conditions: Vec<String> = (0..chunk.len())
-        .map(|r| format!("(account = ${} AND unit = ${} AND balance + ${} >= 0)", 3 * r + 1, 3 * r + 2, 3 * r + 3))
-        .collect();
-    let mut q = sql(format!(
-        "UPDATE balances SET balance = balance + CASE {} END WHERE {}",
-        cases.join(" "),
-        conditions.join(" OR ")
-    ));
-    for (key, unit, amount, _) in chunk {
-        q = q.bind(key.as_str()).bind(*unit).bind(*amount);
-    }
-    let keys: Vec<&str> = chunk.iter().map(|(key, ..)| key.as_str()).collect();
-    (q.must_change(chunk.len() as u64), Some(keys.join(", ")))
-}
-
-/// One account's change: a conditional debit, or an upsert (nothing for a zero change).
-fn balance_change(key: &str, unit: &str, amount: i64, may_go_negative: bool) -> Option<(Sql, Option<String>)> {
-    if amount < 0 && !may_go_negative {
-        let q =
-            sql("UPDATE balances SET balance = balance + $3 WHERE account = $1 AND unit = $2 AND balance + $3 >= 0")
-                .bind(key)
-                .bind(unit)
-                .bind(amount);
-        Some((q.must_change(1), Some(key.to_owned())))
-    } else if amount != 0 || may_go_negative {
-        let q = sql("INSERT INTO balances (account, unit, balance) VALUES ($1, $2, $3)
-                     ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance")
-        .bind(key)
-        .bind(unit)
-        .bind(amount);
-        Some((q, None))
-    } else {
-        None
-    }
 }
 
 pub(crate) async fn balance_in(conn: &mut Conn<'_>, account: &str, unit: &str) -> StoreResult<i64> {
@@ -334,8 +303,8 @@ mod tests {
         expiry_refunds(&holds)
     }
 
-    /// A post's debits (SQLite applies them in one statement, PostgreSQL one by one in key order): all move when
-    /// every one is covered; when one is not, the post fails and nothing moves.
+    /// A post's debits (one upsert in key order): all move when every one is covered; when one is not, the post
+    /// fails and nothing moves.
     async fn several_debits_move_together_or_not_at_all(backend: tuangou_testkit::Backend) {
         let db = tuangou_testkit::TestDb::new(backend).await;
         let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
@@ -360,5 +329,60 @@ mod tests {
         store.close().await;
     }
 
-    tuangou_testkit::on_both_backends!(several_debits_move_together_or_not_at_all);
+    /// A debit of an account that never moved is a debit of zero: refused, and no row is made for it. The accounts
+    /// that may go negative do, in the same upsert as the others.
+    async fn missing_accounts_have_nothing_and_external_ones_go_negative(backend: tuangou_testkit::Backend) {
+        use tuangou_domain::ledger::{Account, Cause};
+        let db = tuangou_testkit::TestDb::new(backend).await;
+        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
+        let (rich, poor) = (UserId::from_trusted("rich"), UserId::from_trusted("poor"));
+        let fen = |n| Fen::parse_positive("amount", n).unwrap();
+
+        let mut tx = store.pools.begin().await.unwrap();
+        let funded = [
+            Entry::transfer(
+                Cause::Credit,
+                Account::ExternalFunding,
+                Account::CustomerAvailable(rich.clone()),
+                fen(500),
+            ),
+            Entry::points(Cause::Reward, rich.clone(), 30),
+        ];
+        post_all(&mut tx.conn(), &funded, Millis(1)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.balance("external:funding", "fen").await.unwrap(), -500);
+        assert_eq!(store.balance("platform:points_issued", "points").await.unwrap(), -30);
+        assert_eq!(store.balance("customer:rich:available", "fen").await.unwrap(), 500);
+
+        let mut tx = store.pools.begin().await.unwrap();
+        let from_nothing = [
+            Entry::transfer(
+                Cause::Join,
+                Account::CustomerAvailable(rich.clone()),
+                Account::CustomerHeld(rich),
+                fen(100),
+            ),
+            Entry::transfer(Cause::Join, Account::CustomerAvailable(poor.clone()), Account::CustomerHeld(poor), fen(1)),
+        ];
+        let refused = post_all(&mut tx.conn(), &from_nothing, Millis(2)).await;
+        assert!(
+            matches!(&refused, Err(StoreError::InsufficientFunds(keys)) if keys.contains("customer:poor:available"))
+        );
+        drop(tx);
+        assert_eq!(store.balance("customer:rich:available", "fen").await.unwrap(), 500, "nothing moved");
+        let mut pooled = store.pools.read().await.unwrap();
+        let rows: (i64,) = pooled
+            .conn()
+            .fetch_one(sql("SELECT COUNT(*) FROM balances WHERE account LIKE 'customer:poor:%'"))
+            .await
+            .unwrap();
+        assert_eq!(rows.0, 0, "no balance row for the refused debit");
+        drop(pooled);
+        store.close().await;
+    }
+
+    tuangou_testkit::on_both_backends!(
+        several_debits_move_together_or_not_at_all,
+        missing_accounts_have_nothing_and_external_ones_go_negative
+    );
 }
