@@ -95,6 +95,12 @@ impl Sql {
 
     /// In a batch, the statement must change exactly `rows` rows, or the rest of the batch is pointless: on
     /// PostgreSQL it stops there; [`Ran::next_met`] reports it on both engines.
+    /// The statement with `text` appended (a `RETURNING` clause, say).
+    pub(crate) fn followed_by(mut self, text: &str) -> Self {
+        self.text.push_str(text);
+        self
+    }
+
     pub(crate) fn must_change(mut self, rows: u64) -> Self {
         self.must_change = Some(rows);
         self
@@ -312,23 +318,31 @@ impl Sql {
     /// do not read each other's rows (they all see the same snapshot).
     pub(crate) fn chain(mut statements: Vec<Sql>) -> Option<Sql> {
         let last = statements.pop()?;
-        if statements.is_empty() {
-            return Some(last);
+        let named = statements.into_iter().enumerate().map(|(i, s)| (format!("s{i}"), s)).collect();
+        Some(Sql::with(named, last))
+    }
+
+    /// PostgreSQL: `ctes` as the named `WITH` clauses of `main`, in one statement. A clause reads another's
+    /// `RETURNING` rows by its name (never its table's new rows: all see the statement's snapshot); a
+    /// data-modifying clause runs to completion whether or not anything reads it, and runs once something does.
+    pub(crate) fn with(ctes: Vec<(String, Sql)>, main: Sql) -> Sql {
+        if ctes.is_empty() {
+            return main;
         }
         let (mut text, mut args) = (String::from("WITH "), Vec::new());
-        for (i, statement) in statements.into_iter().enumerate() {
+        for (i, (name, statement)) in ctes.into_iter().enumerate() {
             if i > 0 {
                 text.push_str(", ");
             }
-            text.push_str(&format!("s{i} AS ("));
+            text.push_str(&format!("{name} AS ("));
             push_shifted(&mut text, &statement.text, args.len());
             text.push(')');
             args.extend(statement.args);
         }
         text.push(' ');
-        push_shifted(&mut text, &last.text, args.len());
-        args.extend(last.args);
-        Some(Sql { text, args, must_change: last.must_change })
+        push_shifted(&mut text, &main.text, args.len());
+        args.extend(main.args);
+        Sql { text, args, must_change: main.must_change }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::campaigns::CAMPAIGN_COLUMNS;
 mod one_call;
+mod one_statement;
 
 use crate::db::{Backend, Conn, Ran, Sql, Tx, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
@@ -186,6 +187,23 @@ fn admit(backend: Backend, group: &str, seq: i64, a: &Admission) -> (Vec<Sql>, A
         statements.push(attach_resource_sql(claim, &membership_id));
     }
     (statements, Admitted { posting, keyed: a.idempotency.is_some() })
+}
+
+/// The membership of `a` in a seat that another part of the same call chose: `group` and `seq` select the group's
+/// id and the seat's seq from `from` (a `FROM …` clause).
+fn membership_in_chosen_seat(id: &str, a: &Admission, [group, seq]: [&str; 2], from: &str) -> Sql {
+    sql(format!(
+        "INSERT INTO memberships ({MEMBER_COLUMNS})
+         SELECT $1, {group}, $2, $3, {seq}, $4, $5, $6, $7, 'waiting', $8 {from}"
+    ))
+    .bind(id)
+    .bind(a.campaign.as_str())
+    .bind(a.user.as_str())
+    .bind(&a.ticket)
+    .bind(&a.client_seed)
+    .bind(a.invited_by.clone())
+    .bind(a.price.get())
+    .bind(a.now.0)
 }
 
 /// How to read [`admit`]'s statements' results.
@@ -392,8 +410,8 @@ impl Store {
     /// (`new_group`) — one transaction, so a seat that went while we looked costs a retried statement, not a
     /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
     ///
-    /// The hot path is one call on SQLite ([`one_call`]); on PostgreSQL two batches ([`Conn::run`]): the key, the
-    /// participation and the seat; then the hold and the membership.
+    /// The hot path is one call on SQLite ([`one_call`]) and one statement after the key on PostgreSQL
+    /// ([`one_statement`]).
     pub async fn join_campaign(
         &self,
         new_group: &NewGroup,
@@ -401,21 +419,13 @@ impl Store {
     ) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
-        if self.backend() == Backend::Sqlite {
-            if let Some(joined) = one_call::join_closest(&mut conn, admission).await? {
-                tx.commit().await?;
-                return Ok(joined);
-            }
-        } else {
-            let mut first = join_preamble(admission);
-            first.push(take_closest_seat(admission));
-            let mut ran = conn.run(first).await;
-            check_preamble(&mut ran, admission)?;
-            if let Some(row) = ran.next()?.row::<GroupRow>()? {
-                let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
-                tx.commit().await?;
-                return Ok((row, member));
-            }
+        let joined = match self.backend() {
+            Backend::Sqlite => one_call::join_closest(&mut conn, admission).await?,
+            Backend::Postgres => one_statement::join_closest(&mut conn, admission).await?,
+        };
+        if let Some(joined) = joined {
+            tx.commit().await?;
+            return Ok(joined);
         }
         let mut stock_gone = false;
         // Each look is a fresh statement (a fresh snapshot on PostgreSQL). On SQLite, whose one writer sees what is

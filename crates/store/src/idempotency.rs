@@ -41,11 +41,18 @@ pub(crate) fn claim_sql(claim: &IdempotencyClaim, now: Millis) -> Sql {
 
 /// Records what the claimed key's request created.
 pub(crate) fn attach_resource_sql(claim: &IdempotencyClaim, resource: &str) -> Sql {
-    sql("UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3")
-        .bind(&claim.caller)
-        .bind(&claim.endpoint)
-        .bind(&claim.key)
-        .bind(resource)
+    attach_resource_when(claim, resource, "1 = 1")
+}
+
+/// [`attach_resource_sql`] only when `condition` holds (a clause of a larger PostgreSQL statement).
+pub(crate) fn attach_resource_when(claim: &IdempotencyClaim, resource: &str, condition: &str) -> Sql {
+    sql(format!(
+        "UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3 AND {condition}"
+    ))
+    .bind(&claim.caller)
+    .bind(&claim.endpoint)
+    .bind(&claim.key)
+    .bind(resource)
 }
 
 impl Store {

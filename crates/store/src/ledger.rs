@@ -51,16 +51,34 @@ pub(crate) struct Posting {
     ids: Vec<EntryId>,
     /// Per statement: the accounts a conditional debit names, for the refusal when it does not move them all.
     debits: Vec<Option<String>>,
+    /// How many balance rows the posting moves in all.
+    moves: u64,
 }
 
 impl Posting {
     pub(crate) fn of(backend: Backend, entries: &[Entry], now: Millis) -> (Vec<Sql>, Posting) {
+        let (mut statements, mut posting) = Self::build(entries, now, None);
+        if backend == Backend::Postgres && statements.len() == 3 {
+            // The entries, their postings and the balances in one statement (one round trip per post).
+            statements = Sql::chain(statements).into_iter().collect();
+            posting.debits = vec![posting.debits.pop().flatten()];
+        }
+        (statements, posting)
+    }
+
+    /// PostgreSQL: the statements as clauses of a larger statement ([`Sql::with`]), each writing only when
+    /// `guard` (a condition over the other clauses) holds. The balance upserts return a row per account moved;
+    /// the larger statement reports their count to [`Posting::check_moved`].
+    pub(crate) fn guarded(entries: &[Entry], now: Millis, guard: &str) -> (Vec<Sql>, Posting) {
+        Self::build(entries, now, Some(guard))
+    }
+
+    fn build(entries: &[Entry], now: Millis, guard: Option<&str>) -> (Vec<Sql>, Posting) {
         let ids: Vec<String> = entries.iter().map(|_| new_id()).collect();
         let mut statements = Vec::new();
         // Multi-row inserts: a draw writes hundreds of rows, a join three.
         for chunk in ids.iter().zip(entries).collect::<Vec<_>>().chunks(ROWS_PER_INSERT) {
-            let mut q =
-                sql(values_insert("INSERT INTO ledger_entries (id, cause, reference, created_at) VALUES", chunk.len()));
+            let mut q = sql(values_insert("ledger_entries (id, cause, reference, created_at)", chunk.len(), guard));
             for (id, entry) in chunk {
                 q = q.bind(*id).bind(entry.cause().as_str()).bind(entry.reference()).bind(now.0);
             }
@@ -76,8 +94,7 @@ impl Posting {
             })
             .collect();
         for chunk in postings.chunks(ROWS_PER_INSERT) {
-            let mut q =
-                sql(values_insert("INSERT INTO ledger_postings (entry_id, account, unit, amount) VALUES", chunk.len()));
+            let mut q = sql(values_insert("ledger_postings (entry_id, account, unit, amount)", chunk.len(), guard));
             for (id, key, unit, amount, _) in chunk {
                 q = q.bind(*id).bind(key).bind(*unit).bind(*amount);
             }
@@ -85,16 +102,13 @@ impl Posting {
         }
         let changes = postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok));
         let mut debits = vec![None; statements.len()];
-        for (statement, debit) in balance_changes(net(changes.collect())) {
+        let mut moves = 0;
+        for (statement, rows, debit) in balance_changes(net(changes.collect()), guard) {
             statements.push(statement);
             debits.push(debit);
+            moves += rows;
         }
-        if backend == Backend::Postgres && statements.len() == 3 {
-            // The entries, their postings and the balances in one statement (one round trip per post).
-            statements = Sql::chain(statements).into_iter().collect();
-            debits = vec![debits.pop().flatten()];
-        }
-        (statements, Posting { ids: ids.into_iter().map(EntryId::from_trusted).collect(), debits })
+        (statements, Posting { ids: ids.into_iter().map(EntryId::from_trusted).collect(), debits, moves })
     }
 
     /// Reads this posting's statements' results from `ran`; returns the entries' ids.
@@ -103,6 +117,15 @@ impl Posting {
             if ran.next_met()?.is_none() {
                 return Err(StoreError::InsufficientFunds(debit.unwrap_or_default()));
             }
+        }
+        Ok(self.ids)
+    }
+
+    /// For [`Posting::guarded`]: `moved` balance rows must be all of them, or a debit was not covered.
+    pub(crate) fn check_moved(self, moved: i64) -> StoreResult<Vec<EntryId>> {
+        if u64::try_from(moved).ok() != Some(self.moves) {
+            let debited: Vec<String> = self.debits.into_iter().flatten().collect();
+            return Err(StoreError::InsufficientFunds(debited.join(", ")));
         }
         Ok(self.ids)
     }
@@ -133,7 +156,7 @@ fn net(mut changes: Vec<Change>) -> Vec<Change> {
 /// A debit of an account that may not go below zero moves only if the balance covers it (a missing row is a zero
 /// balance and is not inserted); the statement must move every row, or the post fails and the caller's
 /// transaction rolls back whatever did move.
-fn balance_changes(net: Vec<Change>) -> Vec<(Sql, Option<String>)> {
+fn balance_changes(net: Vec<Change>, guard: Option<&str>) -> Vec<(Sql, u64, Option<String>)> {
     let changes: Vec<Change> =
         net.into_iter().filter(|(_, _, amount, may_go_negative)| *amount != 0 || *may_go_negative).collect();
     let mut statements = Vec::new();
@@ -148,14 +171,18 @@ fn balance_changes(net: Vec<Change>) -> Vec<(Sql, Option<String>)> {
             let list = (first..first + may_go_negative.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
             (format!(" OR v.column1 IN ({list})"), format!(" OR balances.account IN ({list})"))
         };
+        let (only_if, returning) = match guard {
+            Some(guard) => (format!("({guard}) AND "), " RETURNING 1"),
+            None => (String::new(), ""),
+        };
         let mut q = sql(format!(
             "INSERT INTO balances (account, unit, balance)
              SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v
-             WHERE v.column3 >= 0{free_new}
-                OR EXISTS (SELECT 1 FROM balances b WHERE b.account = v.column1 AND b.unit = v.column2)
+             WHERE {only_if}(v.column3 >= 0{free_new}
+                OR EXISTS (SELECT 1 FROM balances b WHERE b.account = v.column1 AND b.unit = v.column2))
              ORDER BY v.column1, v.column2
              ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance
-             WHERE excluded.balance >= 0 OR balances.balance + excluded.balance >= 0{free_old}",
+             WHERE excluded.balance >= 0 OR balances.balance + excluded.balance >= 0{free_old}{returning}",
             rows.collect::<Vec<_>>().join(", ")
         ));
         for (key, unit, amount, _) in chunk {
@@ -170,7 +197,7 @@ fn balance_changes(net: Vec<Change>) -> Vec<(Sql, Option<String>)> {
             .map(|(key, ..)| key.as_str())
             .collect();
         let debited = (!debited.is_empty()).then(|| debited.join(", "));
-        statements.push((q.must_change(chunk.len() as u64), debited));
+        statements.push((q.must_change(chunk.len() as u64), chunk.len() as u64, debited));
     }
     statements
 }
@@ -180,11 +207,15 @@ const ROWS_PER_INSERT: usize = 200;
 /// Accounts per balance upsert: 3 parameters each, and as many again at most for the accounts that may go negative.
 const ROWS_PER_UPSERT: usize = 200;
 
-/// `{head} ($1, $2, $3, $4), ($5, …)` for `rows` rows of four values.
-fn values_insert(head: &str, rows: usize) -> String {
+/// `INSERT INTO {into} VALUES ($1, $2, $3, $4), ($5, …)` for `rows` rows of four values; with a guard, the rows
+/// are only inserted when it holds.
+fn values_insert(into: &str, rows: usize, guard: Option<&str>) -> String {
     let tuples: Vec<String> =
         (0..rows).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
-    format!("{head} {}", tuples.join(", "))
+    match guard {
+        None => format!("INSERT INTO {into} VALUES {}", tuples.join(", ")),
+        Some(guard) => format!("INSERT INTO {into} SELECT * FROM (VALUES {}) AS v WHERE {guard}", tuples.join(", ")),
+    }
 }
 
 pub(crate) async fn balance_in(conn: &mut Conn<'_>, account: &str, unit: &str) -> StoreResult<i64> {

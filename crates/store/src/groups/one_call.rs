@@ -10,7 +10,7 @@
 //! to open a group, with the key and the participation already counted. PostgreSQL keeps the two-batch path
 //! (it cannot take several statements with arguments in one message).
 
-use super::{Admission, Admitted, FROM_CLOSEST_GROUP, GroupRow, MEMBER_COLUMNS, MemberRow};
+use super::{Admission, Admitted, FROM_CLOSEST_GROUP, GroupRow, MEMBER_COLUMNS, MemberRow, membership_in_chosen_seat};
 use super::{check_preamble, join_preamble, seat_in};
 use crate::db::{Backend, Conn, Sql, sql};
 use crate::idempotency::attach_resource_sql;
@@ -66,18 +66,13 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
 
 /// The membership in the seat the look chose, written only if the seat update took it.
 fn membership(id: &str, a: &Admission) -> Sql {
-    sql(format!(
-        "INSERT INTO memberships ({MEMBER_COLUMNS})
-         SELECT $1, s.group_id, $2, $3, s.seq, $4, $5, $6, $7, 'waiting', $8
-         FROM temp.tuangou_seat s JOIN groups g ON g.id = s.group_id AND g.member_count = s.seq
-         RETURNING {MEMBER_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(a.campaign.as_str())
-    .bind(a.user.as_str())
-    .bind(&a.ticket)
-    .bind(&a.client_seed)
-    .bind(a.invited_by.clone())
-    .bind(a.price.get())
-    .bind(a.now.0)
+    membership_in_chosen_seat(
+        id,
+        a,
+        ["s.group_id", "s.seq"],
+        &format!(
+            "FROM temp.tuangou_seat s JOIN groups g ON g.id = s.group_id AND g.member_count = s.seq
+             RETURNING {MEMBER_COLUMNS}"
+        ),
+    )
 }

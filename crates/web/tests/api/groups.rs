@@ -329,6 +329,28 @@ async fn overdue_groups_expire_once_and_release_everything(backend: Backend) {
     app.finish().await;
 }
 
+/// A join straight into the store, as the app would admit it at 9.90 (a limit of one, an instant draw).
+fn admission_at_990(
+    campaign: &str,
+    user: &str,
+    ticket: &str,
+    now: tuangou_domain::time::Millis,
+    idempotency: Option<tuangou_app::IdempotencyClaim>,
+) -> tuangou_app::Admission {
+    tuangou_app::Admission {
+        campaign: tuangou_domain::ids::CampaignId::from_trusted(campaign),
+        user: tuangou_domain::ids::UserId::from_trusted(user),
+        ticket: ticket.into(),
+        client_seed: "seed".into(),
+        invited_by: None,
+        price: tuangou_domain::money::Fen::from_stored(990).unwrap(),
+        per_customer_limit: 1,
+        draw_due_if_full: now,
+        now,
+        idempotency,
+    }
+}
+
 /// The N-th member committed, then the process died before the draw: after a restart the worker draws the group,
 /// exactly once.
 async fn an_instant_group_is_drawn_after_a_crash(backend: Backend) {
@@ -343,19 +365,7 @@ async fn an_instant_group_is_drawn_after_a_crash(backend: Backend) {
     let group = first["group"]["id"].as_str().unwrap().to_owned();
 
     // The filling join, straight into the store: what a process that died right after its commit leaves behind.
-    let now = app.app.clock().now();
-    let admission = tuangou_app::Admission {
-        campaign: tuangou_domain::ids::CampaignId::from_trusted(&campaign),
-        user: tuangou_domain::ids::UserId::from_trusted(&people[1].id),
-        ticket: "t-crash".into(),
-        client_seed: "seed".into(),
-        invited_by: None,
-        price: tuangou_domain::money::Fen::from_stored(990).unwrap(),
-        per_customer_limit: 1,
-        draw_due_if_full: now,
-        now,
-        idempotency: None,
-    };
+    let admission = admission_at_990(&campaign, &people[1].id, "t-crash", app.app.clock().now(), None);
     let gid = tuangou_domain::ids::GroupId::from_trusted(&group);
     let (row, _) = app.app.store().join_group(&gid, &admission).await.unwrap();
     assert_eq!(row.status, "full");
@@ -368,6 +378,47 @@ async fn an_instant_group_is_drawn_after_a_crash(backend: Backend) {
     assert_eq!(record["status"], "drawn");
     assert!(verifies(&record));
     restarted.finish().await;
+}
+
+/// A keyed join by campaign records with its key the membership it made (what answers a retry whose first
+/// request died before storing its answer), whether it took a seat in an open group or opened one; the membership
+/// it answers with is the one stored.
+async fn a_keyed_join_records_its_membership_with_its_key(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138062").await;
+    let (_, campaign) =
+        live_campaign_with(&app, &operator, &owner, campaign_with(json!({"group_size": 2, "winners_per_group": 1})))
+            .await;
+    let people = app.customers(&operator, 3, 1_000).await;
+    let store = app.app.store();
+    let now = app.app.clock().now();
+    let mut groups = Vec::new();
+    for (i, person) in people.iter().enumerate() {
+        let claim = tuangou_app::IdempotencyClaim {
+            caller: person.id.clone(),
+            endpoint: "join".into(),
+            key: format!("k-{i}"),
+            request_hash: "h".into(),
+        };
+        let admission = admission_at_990(&campaign, &person.id, &format!("t-key-{i}"), now, Some(claim.clone()));
+        let new_group = tuangou_store::NewGroup {
+            group_size: 2,
+            winners_per_group: 1,
+            server_seed: "00".repeat(32),
+            seed_commitment: "11".repeat(32),
+            expires_at: tuangou_domain::time::Millis(now.0 + 3_600_000),
+        };
+        let (group, member) = store.join_campaign(&new_group, &admission).await.unwrap();
+        assert_eq!(member.seq, [1, 2, 1][i], "open, take the second seat, open");
+        let record = store.idempotency_record(&claim).await.unwrap().expect("the key is stored");
+        assert_eq!(record.resource.as_deref(), Some(member.id.as_str()));
+        let stored = store.membership(&member.id).await.unwrap().expect("stored");
+        assert_eq!(format!("{stored:?}"), format!("{member:?}"), "answered as stored");
+        groups.push(group.id);
+    }
+    assert_eq!((&groups[0], groups[1] != groups[2]), (&groups[1], true));
+    app.finish().await;
 }
 
 async fn scheduled_groups_wait_for_staff_or_their_window(backend: Backend) {
@@ -418,6 +469,7 @@ async fn scheduled_groups_wait_for_staff_or_their_window(backend: Backend) {
 
 on_both_backends!(
     a_group_fills_and_is_drawn_fairly,
+    a_keyed_join_records_its_membership_with_its_key,
     joins_are_checked_in_api_order,
     an_idempotency_key_charges_once,
     two_hundred_clients_race_for_one_group,
