@@ -8,6 +8,7 @@
 use crate::campaigns::CAMPAIGN_COLUMNS;
 mod one_call;
 mod one_statement;
+mod outcome;
 
 use crate::db::{Backend, Conn, Ran, Sql, Tx, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
@@ -561,7 +562,14 @@ impl Store {
         F: FnOnce(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
     {
         let mut tx = self.pools.begin().await?;
-        let Some(id) = self.claim(&mut tx, group, ClaimFor::Draw, now).await? else { return Ok(None) };
+        // A named group is not claimed first: the batch's first statement waits for its row and re-checks it.
+        let id = match group {
+            Some(group) => group.as_str().to_owned(),
+            None => match self.claim(&mut tx, None, ClaimFor::Draw, now).await? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
+        };
         let mut conn = tx.conn();
         // One batch: leave `full`, and read what the plan needs (the reads run on SQLite even when the group was
         // not full; nothing is written then).
@@ -603,47 +611,7 @@ impl Store {
             .map(|(ticket, user)| (ticket, UserId::from_trusted(user)))
             .collect();
         let decided = plan(&row, &members, &campaign, &inviters)?;
-        let winners = decided.winners.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        // The outcome in one batch: the group's record, every member's outcome (K ≥ 1, so the list of winners is
-        // never empty), the stock (K units from reserved to won), the money and the vouchers.
-        let seqs = (0..decided.winners.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
-        let mut outcomes = sql(format!(
-            "UPDATE memberships SET status = CASE WHEN seq IN ({seqs}) THEN 'won' ELSE 'lost' END WHERE group_id = $1"
-        ))
-        .bind(&id);
-        for seq in &decided.winners {
-            outcomes = outcomes.bind(*seq);
-        }
-        let mut statements = vec![
-            sql(format!(
-                "UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1 RETURNING {GROUP_COLUMNS}"
-            ))
-            .bind(&id)
-            .bind(&decided.participants_digest)
-            .bind(&winners),
-            outcomes.must_change(members.len() as u64),
-            sql("UPDATE campaigns SET reserved_units = reserved_units - $2, won_units = won_units + $2 WHERE id = $1")
-                .bind(&row.campaign_id)
-                .bind(row.winners_per_group),
-        ];
-        let (posting_statements, posting) = Posting::of(conn.backend(), &decided.entries, now);
-        statements.extend(posting_statements);
-        let vouchers = crate::vouchers::issue_all(&campaign.merchant_id, &campaign.id, &decided.vouchers, now);
-        let voucher_statements = vouchers.len();
-        statements.extend(vouchers);
-        let mut ran = conn.run(statements).await;
-        let drawn: GroupRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
-        if ran.next_met()?.is_none() {
-            return Err(StoreError::Inconsistent(format!(
-                "group {id}: the outcomes do not cover its {} members",
-                members.len()
-            )));
-        }
-        ran.next()?;
-        posting.check(&mut ran)?;
-        for _ in 0..voucher_statements {
-            ran.next()?;
-        }
+        let drawn = outcome::write(&mut conn, &row, members.len(), &campaign, &decided, now).await?;
         tx.commit().await?;
         // The members as the outcome statement left them (nothing else of theirs changed).
         let members = members

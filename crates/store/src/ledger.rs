@@ -53,6 +53,8 @@ pub(crate) struct Posting {
     debits: Vec<Option<String>>,
     /// How many balance rows the posting moves in all.
     moves: u64,
+    /// How many of its statements (the last ones) are balance upserts.
+    upserts: usize,
 }
 
 impl Posting {
@@ -102,13 +104,15 @@ impl Posting {
         }
         let changes = postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok));
         let mut debits = vec![None; statements.len()];
-        let mut moves = 0;
+        let (mut moves, mut upserts) = (0, 0);
         for (statement, rows, debit) in balance_changes(net(changes.collect()), guard) {
             statements.push(statement);
             debits.push(debit);
             moves += rows;
+            upserts += 1;
         }
-        (statements, Posting { ids: ids.into_iter().map(EntryId::from_trusted).collect(), debits, moves })
+        let ids = ids.into_iter().map(EntryId::from_trusted).collect();
+        (statements, Posting { ids, debits, moves, upserts })
     }
 
     /// Reads this posting's statements' results from `ran`; returns the entries' ids.
@@ -119,6 +123,11 @@ impl Posting {
             }
         }
         Ok(self.ids)
+    }
+
+    /// How many of the statements, the last ones, are balance upserts.
+    pub(crate) fn upserts(&self) -> usize {
+        self.upserts
     }
 
     /// For [`Posting::guarded`]: `moved` balance rows must be all of them, or a debit was not covered.

@@ -7,8 +7,8 @@
 //! writer's connection, which the seat update and the membership read; the membership is only written when the
 //! seat update took that very seat (`member_count = seq`). Everything after the participation runs inside a
 //! nested savepoint, so when no seat was taken the money and the membership are undone and the caller goes on
-//! to open a group, with the key and the participation already counted. PostgreSQL keeps the two-batch path
-//! (it cannot take several statements with arguments in one message).
+//! to open a group, with the key and the participation already counted. PostgreSQL, which cannot take several
+//! statements with arguments in one message, does the same in one statement ([`super::one_statement`]).
 
 use super::{Admission, Admitted, FROM_CLOSEST_GROUP, GroupRow, MEMBER_COLUMNS, MemberRow, membership_in_chosen_seat};
 use super::{check_preamble, join_preamble, seat_in};

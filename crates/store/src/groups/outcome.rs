@@ -1,0 +1,111 @@
+//! Writing what a draw decided: the group's record, every member's outcome (K ≥ 1, so the list of winners is
+//! never empty), the stock (K units from reserved to won), the money and the vouchers.
+//!
+//! One batch on SQLite. On PostgreSQL one statement (clauses of a data-modifying `WITH`): the draw holds the
+//! campaign's row from its stock update to its commit, and joiners opening groups of that campaign queue on that
+//! row, so nothing but the commit follows it. The money's clauses require the stock's, so the balances are still
+//! locked after the campaign (the global order).
+
+use super::{DrawPlan, GROUP_COLUMNS, GroupRow};
+use crate::db::{Backend, Conn, Sql, sql};
+use crate::ledger::Posting;
+use crate::{CampaignRow, StoreError, StoreResult};
+use tuangou_domain::time::Millis;
+
+/// Writes `decided` for the group `row` (just moved to `drawn`, with `members` members); returns its record.
+pub(super) async fn write(
+    conn: &mut Conn<'_>,
+    row: &GroupRow,
+    members: usize,
+    campaign: &CampaignRow,
+    decided: &DrawPlan,
+    now: Millis,
+) -> StoreResult<GroupRow> {
+    let vouchers = crate::vouchers::issue_all(&campaign.merchant_id, &campaign.id, &decided.vouchers, now);
+    let drawn = match conn.backend() {
+        Backend::Sqlite => {
+            let mut statements =
+                vec![record(row, decided), outcomes(row, decided).must_change(members as u64), stock(row)];
+            let (posting_statements, posting) = Posting::of(Backend::Sqlite, &decided.entries, now);
+            statements.extend(posting_statements);
+            let voucher_statements = vouchers.len();
+            statements.extend(vouchers);
+            let mut ran = conn.run(statements).await;
+            let drawn: GroupRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
+            let covered = ran.next_met()?.is_some();
+            ran.next()?;
+            if covered {
+                posting.check(&mut ran)?;
+                for _ in 0..voucher_statements {
+                    ran.next()?;
+                }
+            }
+            (drawn, covered)
+        }
+        Backend::Postgres => {
+            let (posting_statements, posting) = Posting::guarded(&decided.entries, now, "EXISTS (SELECT 1 FROM stock)");
+            let upserts = posting.upserts();
+            let first_upsert = posting_statements.len() - upserts;
+            let mut clauses = vec![
+                ("outcomes".to_owned(), outcomes(row, decided).followed_by(" RETURNING 1")),
+                ("stock".to_owned(), stock(row).followed_by(" RETURNING 1")),
+            ];
+            let mut moved = Vec::new();
+            for (i, statement) in posting_statements.into_iter().enumerate() {
+                let name = if i >= first_upsert { format!("moves{i}") } else { format!("money{i}") };
+                if i >= first_upsert {
+                    moved.push(format!("(SELECT COUNT(*) FROM {name})"));
+                }
+                clauses.push((name, statement));
+            }
+            clauses.extend(vouchers.into_iter().enumerate().map(|(i, v)| (format!("vouchers{i}"), v)));
+            clauses.push(("record".to_owned(), record(row, decided)));
+            let moved = if moved.is_empty() { "0".to_owned() } else { moved.join(" + ") };
+            let main = sql(format!(
+                "SELECT (SELECT COUNT(*) FROM outcomes) AS covered, CAST({moved} AS BIGINT) AS moved, record.* FROM record"
+            ));
+            let done = conn.run(vec![Sql::with(clauses, main)]).await.next()?;
+            let (covered, moved): (i64, i64) = done.row()?.ok_or(StoreError::NotFound)?;
+            let drawn: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
+            if covered == members as i64 {
+                posting.check_moved(moved)?;
+            }
+            (drawn, covered == members as i64)
+        }
+    };
+    match drawn {
+        (drawn, true) => Ok(drawn),
+        (_, false) => {
+            Err(StoreError::Inconsistent(format!("group {}: the outcomes do not cover its {members} members", row.id)))
+        }
+    }
+}
+
+/// The group's record: the digest of its participants and the winners' seqs.
+fn record(row: &GroupRow, decided: &DrawPlan) -> Sql {
+    let winners = decided.winners.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    sql(format!("UPDATE groups SET participants_digest = $2, winners = $3 WHERE id = $1 RETURNING {GROUP_COLUMNS}"))
+        .bind(&row.id)
+        .bind(&decided.participants_digest)
+        .bind(winners)
+}
+
+/// Every member's outcome.
+fn outcomes(row: &GroupRow, decided: &DrawPlan) -> Sql {
+    let seqs = (0..decided.winners.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+    let mut outcomes = sql(format!(
+        "UPDATE memberships SET status = CASE WHEN seq IN ({seqs}) THEN 'won' ELSE 'lost' END WHERE group_id = $1"
+    ))
+    .bind(&row.id);
+    for seq in &decided.winners {
+        outcomes = outcomes.bind(*seq);
+    }
+    outcomes
+}
+
+/// K units from reserved to won.
+fn stock(row: &GroupRow) -> Sql {
+    sql("UPDATE campaigns SET reserved_units = reserved_units - $2, won_units = won_units + $2 WHERE id = $1")
+        .bind(&row.campaign_id)
+        .bind(row.winners_per_group)
+}
