@@ -373,6 +373,10 @@ impl Store {
     /// Opens a group with `admission` as its first member: reserves K units of stock (409 `sold_out` when they
     /// are not there), commits the seed, and takes the price into the hold — all or nothing.
     pub async fn open_group(&self, group: &NewGroup, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
+        self.retrying_deadlocks(|| self.open_group_once(group, admission)).await
+    }
+
+    async fn open_group_once(&self, group: &NewGroup, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
         check_preamble(&mut conn.run(join_preamble(admission)).await, admission)?;
@@ -386,6 +390,10 @@ impl Store {
     /// makes first: `limit_reached`, `already_member`, `group_full` / `group_closed` (or `campaign_not_live`),
     /// then insufficient funds. The seat is taken by one conditional update, so a group never over-fills.
     pub async fn join_group(&self, group: &GroupId, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
+        self.retrying_deadlocks(|| self.join_group_once(group, admission)).await
+    }
+
+    async fn join_group_once(&self, group: &GroupId, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
         let mut tx = self.pools.begin().await?;
         let mut conn = tx.conn();
         let mut look = join_preamble(admission);
@@ -414,6 +422,14 @@ impl Store {
     /// The hot path is one call on SQLite ([`one_call`]) and one statement after the key on PostgreSQL
     /// ([`one_statement`]).
     pub async fn join_campaign(
+        &self,
+        new_group: &NewGroup,
+        admission: &Admission,
+    ) -> StoreResult<(GroupRow, MemberRow)> {
+        self.retrying_deadlocks(|| self.join_campaign_once(new_group, admission)).await
+    }
+
+    async fn join_campaign_once(
         &self,
         new_group: &NewGroup,
         admission: &Admission,
@@ -559,7 +575,19 @@ impl Store {
         plan: F,
     ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
     where
-        F: FnOnce(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
+        F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
+    {
+        self.retrying_deadlocks(|| self.draw_group_once(group, now, &plan)).await
+    }
+
+    async fn draw_group_once<F>(
+        &self,
+        group: Option<&GroupId>,
+        now: Millis,
+        plan: &F,
+    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
+    where
+        F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
     {
         let mut tx = self.pools.begin().await?;
         // A named group is not claimed first: the batch's first statement waits for its row and re-checks it.
@@ -628,6 +656,14 @@ impl Store {
     /// is released in full, its K units return to stock, its members' participations stop counting — exactly
     /// once, whichever instance gets there first.
     pub async fn expire_group(
+        &self,
+        group: Option<&GroupId>,
+        now: Millis,
+    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
+        self.retrying_deadlocks(|| self.expire_group_once(group, now)).await
+    }
+
+    async fn expire_group_once(
         &self,
         group: Option<&GroupId>,
         now: Millis,

@@ -58,6 +58,17 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// PostgreSQL broke a cycle of transactions waiting for each other's locks by rolling this one back, whole
+    /// (SQLSTATE 40P01).
+    fn is_deadlock_victim(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40P01"))
+    }
+}
+
+/// How many times a transaction runs at most when PostgreSQL keeps choosing it as a deadlock's victim.
+const DEADLOCK_ATTEMPTS: usize = 5;
+
 /// Turns a unique-constraint violation into a [`StoreError::Conflict`] with `code`; other errors pass through.
 pub(crate) fn unique_violation_as(code: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |error| match &error {
@@ -78,6 +89,24 @@ pub struct Store {
 }
 
 impl Store {
+    /// Runs `transaction` (one whole transaction each time) again when PostgreSQL rolled it back to break a lock
+    /// cycle. Transactions take their locks in one global order, but a conditional update that waited for a row
+    /// and then found it changed keeps that row locked to the end of its transaction (READ COMMITTED), so a joiner
+    /// that went on to open a group can still meet an opener in a cycle. The victim changed nothing, so running it
+    /// again is safe; its answer is as if it had come a moment later.
+    pub(crate) async fn retrying_deadlocks<T, Fut>(&self, mut transaction: impl FnMut() -> Fut) -> StoreResult<T>
+    where
+        Fut: std::future::Future<Output = StoreResult<T>>,
+    {
+        for _ in 1..DEADLOCK_ATTEMPTS {
+            match transaction().await {
+                Err(error) if error.is_deadlock_victim() => tracing::info!("deadlock victim, running it again"),
+                other => return other,
+            }
+        }
+        transaction().await
+    }
+
     /// Opens the database at `url` and brings its schema up to date (every command migrates first).
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
         let pools = Pools::connect(url, settings).await?;

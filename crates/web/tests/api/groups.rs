@@ -329,6 +329,63 @@ async fn overdue_groups_expire_once_and_release_everything(backend: Backend) {
     app.finish().await;
 }
 
+/// PostgreSQL, where transactions can wait for each other in a cycle: the server breaks it by rolling one back
+/// whole, and a join that is the victim runs again instead of answering 500. Here the cycle is made on purpose:
+/// another transaction holds the campaign's row while the joiner, about to open a group, waits for it; then that
+/// transaction waits for the joiner's new participation row. The joiner waited first, so its deadlock check runs
+/// first (after `deadlock_timeout`) and it is the victim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_join_chosen_as_a_deadlock_victim_runs_again() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138063").await;
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(json!({}))).await;
+    let joiner = app.customers(&operator, 1, 1_000).await.remove(0);
+
+    let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let mut other_tx = other.begin().await.unwrap();
+    sqlx::query("UPDATE campaigns SET quantity = quantity WHERE id = $1")
+        .bind(&campaign)
+        .execute(&mut *other_tx)
+        .await
+        .unwrap();
+    let url = format!("/api/v1/campaigns/{campaign}/join");
+    let join = tokio::spawn({
+        let (client, base, token) = (app.client.clone(), app.base.clone(), joiner.token.clone());
+        async move {
+            TestApp::read(client.post(format!("{base}{url}")).bearer_auth(token).json(&json!({})).send().await.unwrap())
+                .await
+        }
+    });
+    // Until the joiner waits for the campaign's row (it holds its participation row by then).
+    let mut watcher = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // Now wait for the joiner's participation row: a cycle.
+    let ours = sqlx::query("INSERT INTO participations (campaign_id, user_id, active) VALUES ($1, $2, 0)")
+        .bind(&campaign)
+        .bind(&joiner.id)
+        .execute(&mut *other_tx)
+        .await;
+    assert!(ours.is_ok(), "the joiner was the victim, so this went on: {ours:?}");
+    other_tx.rollback().await.unwrap();
+    let (status, body) = join.await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["membership"]["seq"], 1, "it opened a group on its second run");
+    app.finish().await;
+}
+
 /// A join straight into the store, as the app would admit it at 9.90 (a limit of one, an instant draw).
 fn admission_at_990(
     campaign: &str,
