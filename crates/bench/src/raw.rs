@@ -63,7 +63,12 @@ pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::R
             Ok(rates)
         }
         Backend::Postgres => {
-            let pool = PgPoolOptions::new().max_connections(POSTGRES_CONNECTIONS).connect(&db.url).await?;
+            // No ping per acquire, as the store's pool (crates/store/src/db.rs).
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_CONNECTIONS)
+                .test_before_acquire(false)
+                .connect(&db.url)
+                .await?;
             for statement in scratch_tables("BIGSERIAL PRIMARY KEY", tasks) {
                 sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await?;
             }
@@ -85,7 +90,7 @@ async fn sqlite_writer(url: &str) -> anyhow::Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    Ok(SqlitePoolOptions::new().max_connections(1).connect_with(options).await?)
+    Ok(SqlitePoolOptions::new().max_connections(1).test_before_acquire(false).connect_with(options).await?)
 }
 
 /// The scratch tables, with `counters` counter rows numbered from 1. `id_type` is the engine's auto-increment key.

@@ -18,6 +18,9 @@ use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
+/// A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -489,8 +492,10 @@ impl Pools {
                     // and a journal spilled to a temporary file costs a file write per page.
                     .pragma("temp_store", "memory");
                 let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                // An in-process connection does not break while idle: no ping (a hop to its thread) per read.
                 let readers = SqlitePoolOptions::new()
                     .max_connections(settings.sqlite_readers.max(1))
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 let commits = GroupCommit::start(writer.clone());
@@ -498,9 +503,21 @@ impl Pools {
             }
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url)?;
+                // A busy pool hands out connections that were idle for microseconds; pinging each first (sqlx's
+                // default) cost a round trip per use, several per join. Only a connection idle long enough to
+                // have been dropped by a server restart or a network hiccup is pinged.
                 let pool = PgPoolOptions::new()
                     .max_connections(settings.postgres_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_WHEN_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 Ok(Pools::Postgres(pool))

@@ -312,46 +312,37 @@ async fn reserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> 
     Ok(())
 }
 
-/// PostgreSQL, for a joiner about to open a group: holding the campaign's row (the stock reservation), looks
-/// again, in a fresh snapshot, for an open group with a seat, one that no one holds, and takes the seat. Groups
-/// that another transaction holds are skipped, not waited for: this transaction holds the campaign's row, and
-/// waiting for a group's row here would take the two locks in the opposite order to a group's expiry.
-fn take_unlocked_seat(a: &Admission) -> Sql {
-    seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP} FOR UPDATE SKIP LOCKED)"), a)
-}
-
-/// Gives back the K units [`reserve_stock`] took (the joiner found a seat after all).
-async fn unreserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<()> {
-    conn.execute(
-        sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1")
-            .bind(a.campaign.as_str())
-            .bind(group.winners_per_group),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Opens a group whose stock is reserved, with `a` in its first seat: the group and the admission in one batch.
 async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
     let id = new_id();
-    let insert = sql(format!(
+    let (admission, admitted) = admit(conn.backend(), &id, 1, a);
+    let mut ran = conn.run(std::iter::once(insert_group(&id, group, a, None)).chain(admission).collect()).await;
+    let row = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
+    Ok((row, admitted.check(&mut ran)?))
+}
+
+/// The new group `id` with `a` as its first member (the count only: the membership is written separately),
+/// returning the group; with `only_if`, only when that condition holds.
+fn insert_group(id: &str, group: &NewGroup, a: &Admission, only_if: Option<&str>) -> Sql {
+    let values = "$1, $2, 'open', $3, $4, 1, $5, $6, $7, $8";
+    let source = match only_if {
+        None => format!("VALUES ({values})"),
+        Some(condition) => format!("SELECT {values} WHERE {condition}"),
+    };
+    sql(format!(
         "INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
              seed_commitment, created_at, expires_at)
-         VALUES ($1, $2, 'open', $3, $4, 1, $5, $6, $7, $8)
+         {source}
          RETURNING {GROUP_COLUMNS}"
     ))
-    .bind(&id)
+    .bind(id)
     .bind(a.campaign.as_str())
     .bind(group.group_size)
     .bind(group.winners_per_group)
     .bind(&group.server_seed)
     .bind(&group.seed_commitment)
     .bind(a.now.0)
-    .bind(group.expires_at.0);
-    let (admission, admitted) = admit(conn.backend(), &id, 1, a);
-    let mut ran = conn.run(std::iter::once(insert).chain(admission).collect()).await;
-    let row = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
-    Ok((row, admitted.check(&mut ran)?))
+    .bind(group.expires_at.0)
 }
 
 /// Why a conditional seat update found no seat: the first rule of API.md's order that fails.
@@ -445,9 +436,22 @@ impl Store {
             return Ok(joined);
         }
         let mut stock_gone = false;
-        // Each look is a fresh statement (a fresh snapshot on PostgreSQL). On SQLite, whose one writer sees what is
-        // there, the one-statement look above finding no seat means there is no open group to look for. The
-        // bound only guards against a pathological storm.
+        if self.backend() == Backend::Postgres {
+            // No seat in the look's snapshot: take the stock's row, then look again in a fresh one, and take a seat
+            // or open a group in one statement ([`one_statement::take_unlocked_or_open`]).
+            match reserve_stock(&mut conn, new_group, admission).await {
+                Ok(()) => {
+                    let joined = one_statement::take_unlocked_or_open(&mut conn, new_group, admission).await?;
+                    tx.commit().await?;
+                    return Ok(joined);
+                }
+                Err(StoreError::Conflict("sold_out")) => stock_gone = true,
+                Err(other) => return Err(other),
+            }
+        }
+        // Each look is a fresh statement (a fresh snapshot on PostgreSQL, where only seats are left to look for by
+        // now). On SQLite, whose one writer sees what is there, the one-call look above finding no seat means there
+        // is no open group to look for. The bound only guards against a pathological storm.
         for attempt in 0..50 {
             if attempt > 0
                 && !stock_gone
@@ -469,16 +473,6 @@ impl Store {
                 }
                 match reserve_stock(&mut conn, new_group, admission).await {
                     Ok(()) => {
-                        if self.backend() == Backend::Postgres
-                            && let Some(row) = conn.fetch_optional::<GroupRow>(take_unlocked_seat(admission)).await?
-                        {
-                            // Another opener held the stock's row and opened a group meanwhile: join it instead,
-                            // so a burst of joiners fills groups rather than opening one each.
-                            unreserve_stock(&mut conn, new_group, admission).await?;
-                            let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
-                            tx.commit().await?;
-                            return Ok((row, member));
-                        }
                         let opened = open_in(&mut conn, new_group, admission).await?;
                         tx.commit().await?;
                         return Ok(opened);

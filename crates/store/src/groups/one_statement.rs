@@ -1,46 +1,33 @@
-//! PostgreSQL's join-by-campaign: the participation, the seat, the hold and the membership in one statement.
+//! PostgreSQL's join-by-campaign: a seat (or a new group) with the hold and the membership in one statement.
 //!
-//! Joins of one group queue on the group's row, which a seat holds until its transaction commits, so every round
-//! trip between the seat and the commit is one that every other joiner of that group waits for. Here they are the
-//! clauses of one data-modifying `WITH`, and only the commit follows the seat. The clauses take their locks in
-//! the global order: the participation first (the seat requires its row), then the group, then the balances (the
-//! money requires the seat). When no seat was taken only the participation was written, and the caller goes on to
-//! open a group in the same transaction.
+//! Joins of one group queue on the group's row, which a seat holds until its transaction commits, and openers of
+//! one campaign queue on the campaign's row; every round trip between taking such a row and the commit is one
+//! that everyone queued behind it waits for. Here the writes that follow a hot lock are the clauses of one
+//! data-modifying `WITH`, and only the commit follows. The clauses take their locks in the global order: each
+//! requires the clause whose lock must come first (the seat requires the participation, the money requires the
+//! seat), and a clause that requires another runs after it.
 
-use super::{Admission, FROM_CLOSEST_GROUP, GroupRow, MemberRow, membership_in_chosen_seat};
-use super::{count_participation, seat_in};
+use super::{Admission, FROM_CLOSEST_GROUP, GROUP_COLUMNS, GroupRow, MemberRow, NewGroup};
+use super::{count_participation, insert_group, membership_in_chosen_seat, seat_in};
 use crate::db::{Conn, Sql, sql};
 use crate::idempotency::{attach_resource_when, claim_sql};
 use crate::ledger::Posting;
-use crate::{StoreError, StoreResult, new_id};
+use crate::{StoreError, StoreResult, new_id, unique_violation_as};
 use tuangou_domain::ledger::join_entry;
 
-/// What every clause after the seat requires.
-const SEATED: &str = "EXISTS (SELECT 1 FROM seat)";
-
 /// Takes the key (when there is one) and the participation, then, in the open group closest to full that has a
-/// seat for the customer, the seat with the hold and the membership. `Ok(None)`: no open group had a seat (the key
-/// and the participation are written, nothing else). Refusals: `idempotency_key_exists`, `limit_reached`,
-/// insufficient funds, `already_member` (the customer's own concurrent join took a seat in that group first).
+/// seat for the customer, the seat with the hold and the membership. `Ok(None)`: no open group had a seat in the
+/// statement's snapshot (the key and the participation are written, nothing else). Refusals:
+/// `idempotency_key_exists`, `limit_reached`, insufficient funds, `already_member` (the customer's own concurrent
+/// join took a seat in that group first).
 pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<(GroupRow, MemberRow)>> {
     let membership_id = new_id();
-    let (posting_statements, posting) =
-        Posting::guarded(&[join_entry(&membership_id, &a.user, a.price)], a.now, SEATED);
-    let [entries, postings, moves]: [Sql; 3] = posting_statements
-        .try_into()
-        .map_err(|_| StoreError::Inconsistent("a join's hold is one entry of two postings".into()))?;
     let mut clauses = vec![
         ("p".to_owned(), count_participation(a).followed_by(" RETURNING 1")),
         // The seat's candidate carries the condition that orders the locks: no seat before the participation.
         ("seat".to_owned(), seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP}) AND EXISTS (SELECT 1 FROM p)"), a)),
-        ("entries".to_owned(), entries),
-        ("postings".to_owned(), postings),
-        ("moves".to_owned(), moves),
-        ("member".to_owned(), membership(&membership_id, a)),
     ];
-    if let Some(claim) = &a.idempotency {
-        clauses.push(("resource".to_owned(), attach_resource_when(claim, &membership_id, SEATED)));
-    }
+    let posting = admission_clauses(&mut clauses, "seat", &membership_id, a)?;
     let main = sql("SELECT (SELECT COUNT(*) FROM p) AS counted, (SELECT COUNT(*) FROM seat) AS seated,
                 (SELECT COUNT(*) FROM moves) AS moved, seat.*
          FROM (SELECT 1) AS one LEFT JOIN seat ON TRUE");
@@ -48,9 +35,9 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
     statements.push(Sql::with(clauses, main));
     let mut ran = conn.run(statements).await;
     if a.idempotency.is_some() {
-        ran.next().map_err(crate::unique_violation_as("idempotency_key_exists"))?;
+        ran.next().map_err(unique_violation_as("idempotency_key_exists"))?;
     }
-    let done = ran.next().map_err(crate::unique_violation_as("already_member"))?;
+    let done = ran.next().map_err(unique_violation_as("already_member"))?;
     let (counted, seated, moved): (i64, i64, i64) = done.row()?.ok_or(StoreError::NotFound)?;
     if counted == 0 {
         return Err(StoreError::Conflict("limit_reached"));
@@ -60,8 +47,86 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
     }
     posting.check_moved(moved)?;
     let group: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
-    let member = MemberRow {
-        id: membership_id,
+    let member = member_row(membership_id, &group, a);
+    Ok(Some((group, member)))
+}
+
+/// For a joiner that found no seat and then reserved the stock of a new group (so it holds the campaign's row):
+/// looks again, in this statement's fresh snapshot, for an open group with a seat that no one holds, and takes
+/// the seat, giving the stock back; else opens the group. Then the hold and the membership. Groups that another
+/// transaction holds are skipped, not waited for: waiting for a group while holding the campaign would take the
+/// two locks in the opposite order to a group's expiry. So a burst of joiners fills groups, one opener at a time,
+/// rather than opening one each.
+pub(super) async fn take_unlocked_or_open(
+    conn: &mut Conn<'_>,
+    group: &NewGroup,
+    a: &Admission,
+) -> StoreResult<(GroupRow, MemberRow)> {
+    let membership_id = new_id();
+    let mut clauses = vec![
+        (
+            "seat".to_owned(),
+            seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP} FOR NO KEY UPDATE SKIP LOCKED)"), a),
+        ),
+        (
+            "give_back".to_owned(),
+            sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1 AND EXISTS (SELECT 1 FROM seat)")
+                .bind(a.campaign.as_str())
+                .bind(group.winners_per_group),
+        ),
+        ("opened".to_owned(), insert_group(&new_id(), group, a, Some("NOT EXISTS (SELECT 1 FROM seat)"))),
+        (
+            "chosen".to_owned(),
+            sql(format!("SELECT {GROUP_COLUMNS} FROM seat UNION ALL SELECT {GROUP_COLUMNS} FROM opened")),
+        ),
+    ];
+    let posting = admission_clauses(&mut clauses, "chosen", &membership_id, a)?;
+    let main = sql("SELECT (SELECT COUNT(*) FROM moves) AS moved, chosen.* FROM chosen");
+    let done = conn.run(vec![Sql::with(clauses, main)]).await.next().map_err(unique_violation_as("already_member"))?;
+    let (moved,): (i64,) = done.row()?.ok_or(StoreError::NotFound)?;
+    posting.check_moved(moved)?;
+    let joined: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
+    let member = member_row(membership_id, &joined, a);
+    Ok((joined, member))
+}
+
+/// Adds the clauses that admit `a` to the seat the clause `seat` names (a row with the group's columns, its
+/// `member_count` the new member's seq): the hold (its balance upsert named `moves`), the membership, and the
+/// idempotency key's resource. Each writes only when that seat exists.
+fn admission_clauses(
+    clauses: &mut Vec<(String, Sql)>,
+    seat: &str,
+    membership_id: &str,
+    a: &Admission,
+) -> StoreResult<Posting> {
+    let seated = format!("EXISTS (SELECT 1 FROM {seat})");
+    let (posting_statements, posting) =
+        Posting::guarded(&[join_entry(membership_id, &a.user, a.price)], a.now, &seated);
+    let [entries, postings, moves]: [Sql; 3] = posting_statements
+        .try_into()
+        .map_err(|_| StoreError::Inconsistent("a join's hold is one entry of two postings".into()))?;
+    let member = membership_in_chosen_seat(
+        membership_id,
+        a,
+        [&format!("{seat}.id"), &format!("{seat}.member_count")],
+        &format!("FROM {seat}"),
+    );
+    clauses.extend([
+        ("entries".to_owned(), entries),
+        ("postings".to_owned(), postings),
+        ("moves".to_owned(), moves),
+        ("member".to_owned(), member),
+    ]);
+    if let Some(claim) = &a.idempotency {
+        clauses.push(("resource".to_owned(), attach_resource_when(claim, membership_id, &seated)));
+    }
+    Ok(posting)
+}
+
+/// The membership the clauses wrote, as stored (every field is known before the statement but the group and seq).
+fn member_row(id: String, group: &GroupRow, a: &Admission) -> MemberRow {
+    MemberRow {
+        id,
         group_id: group.id.clone(),
         campaign_id: a.campaign.as_str().to_owned(),
         user_id: a.user.as_str().to_owned(),
@@ -72,11 +137,5 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
         price: a.price.get(),
         status: "waiting".into(),
         created_at: a.now.0,
-    };
-    Ok(Some((group, member)))
-}
-
-/// The membership in the seat the `seat` clause took (its seq is the group's new count).
-fn membership(id: &str, a: &Admission) -> Sql {
-    membership_in_chosen_seat(id, a, ["seat.id", "seat.member_count"], "FROM seat")
+    }
 }
