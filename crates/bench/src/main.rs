@@ -58,6 +58,10 @@ struct Args {
     /// Scenario A: how long the load lasts, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// How many times to run everything, each time on a fresh database; with more than one, the table ends with
+    /// the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Scenario A: how many campaigns the customers spread over.
     #[arg(long, default_value_t = 4)]
     campaigns: usize,
@@ -117,7 +121,7 @@ impl Args {
 
     fn check(&self) -> anyhow::Result<()> {
         ensure!(!self.clients.is_empty() && !self.clients.contains(&0), "--clients: positive counts");
-        ensure!(self.campaigns > 0 && self.race_clients > 0, "counts must be positive");
+        ensure!(self.campaigns > 0 && self.race_clients > 0 && self.repeat > 0, "counts must be positive");
         ensure!(self.race_winners > 0 && self.race_quantity % self.race_winners == 0, "Q must be a multiple of K");
         Ok(())
     }
@@ -136,10 +140,12 @@ async fn main() -> anyhow::Result<()> {
     args.check()?;
     init_logs();
     let mut outcomes = Vec::new();
-    for backend in args.backend.backends() {
-        println!("== {} ==", name(backend));
-        outcomes.push(run_backend(&args, backend).await.with_context(|| format!("on {}", name(backend)))?);
-        println!();
+    for run in 1..=args.repeat {
+        for backend in args.backend.backends() {
+            println!("== {} (run {run} of {}) ==", name(backend), args.repeat);
+            outcomes.push(run_backend(&args, backend).await.with_context(|| format!("on {}", name(backend)))?);
+            println!();
+        }
     }
     report::summary(&outcomes);
     Ok(())

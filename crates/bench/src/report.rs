@@ -107,8 +107,105 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// The table over all backends. `raw tx/s` is the engine's ceiling (a counter row per task), `hot tx/s` the same
-/// on one row, and `ratio` joins/s ÷ raw tx/s.
+/// The middle value (the mean of the two middle ones for an even count); `NaN` for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    match values.len() {
+        0 => f64::NAN,
+        n if n.is_multiple_of(2) => (values[middle - 1] + values[middle]) / 2.0,
+        _ => values[middle],
+    }
+}
+
+/// One line of the table: a backend at one client count, from one run (or the medians over several runs).
+struct Row {
+    backend: &'static str,
+    clients: usize,
+    joins_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+    raw: f64,
+    hot: f64,
+    ratio: f64,
+    race_joins_per_second: f64,
+    race_p99_ms: f64,
+    race_errors: usize,
+    overfilled: usize,
+    holds: bool,
+}
+
+impl Row {
+    fn of(o: &Outcome) -> Vec<Row> {
+        let race = &o.race.summary;
+        o.joins
+            .iter()
+            .map(|(clients, joins)| Row {
+                backend: o.backend,
+                clients: *clients,
+                joins_per_second: joins.joins_per_second(),
+                p50_ms: joins.percentile_ms(50.0),
+                p99_ms: joins.percentile_ms(99.0),
+                errors: joins.error_count(),
+                raw: o.raw.spread.per_second(),
+                hot: o.raw.hot.per_second(),
+                ratio: ratio_of(joins, &o.raw.spread),
+                race_joins_per_second: race.joins_per_second(),
+                race_p99_ms: race.percentile_ms(99.0),
+                race_errors: race.error_count(),
+                overfilled: o.race.groups.overfilled(),
+                holds: o.violations.is_empty(),
+            })
+            .collect()
+    }
+
+    /// The median of each figure over `rows` (one backend and client count); counts are summed, and the check
+    /// holds only if it held every time.
+    fn median_of(rows: &[&Row]) -> Row {
+        let median = |figure: fn(&Row) -> f64| median(rows.iter().map(|r| figure(r)).collect());
+        Row {
+            backend: rows[0].backend,
+            clients: rows[0].clients,
+            joins_per_second: median(|r| r.joins_per_second),
+            p50_ms: median(|r| r.p50_ms),
+            p99_ms: median(|r| r.p99_ms),
+            errors: rows.iter().map(|r| r.errors).sum(),
+            raw: median(|r| r.raw),
+            hot: median(|r| r.hot),
+            ratio: median(|r| r.ratio),
+            race_joins_per_second: median(|r| r.race_joins_per_second),
+            race_p99_ms: median(|r| r.race_p99_ms),
+            race_errors: rows.iter().map(|r| r.race_errors).sum(),
+            overfilled: rows.iter().map(|r| r.overfilled).sum(),
+            holds: rows.iter().all(|r| r.holds),
+        }
+    }
+
+    fn print(&self, label: &str) {
+        println!(
+            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
+            self.backend,
+            self.clients,
+            self.joins_per_second,
+            self.p50_ms,
+            self.p99_ms,
+            self.errors,
+            self.raw,
+            self.hot,
+            self.ratio,
+            self.race_joins_per_second,
+            self.race_p99_ms,
+            self.race_errors,
+            self.overfilled,
+            if self.holds { "ok" } else { "BROKEN" },
+        );
+    }
+}
+
+/// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (a counter row per task), `hot
+/// tx/s` the same on one row, and `ratio` joins/s ÷ raw tx/s. With several runs per backend, a line per backend
+/// and client count follows with the median of each figure (this machine's figures vary from run to run).
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(
@@ -127,26 +224,30 @@ pub fn summary(outcomes: &[Outcome]) {
         "errors",
         "overfill"
     );
-    for o in outcomes {
-        let race = &o.race.summary;
-        for (clients, joins) in &o.joins {
-            println!(
-                "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}",
-                o.backend,
-                clients,
-                joins.joins_per_second(),
-                joins.percentile_ms(50.0),
-                joins.percentile_ms(99.0),
-                joins.error_count(),
-                o.raw.spread.per_second(),
-                o.raw.hot.per_second(),
-                ratio_of(joins, &o.raw.spread),
-                race.joins_per_second(),
-                race.percentile_ms(99.0),
-                race.error_count(),
-                o.race.groups.overfilled(),
-                if o.violations.is_empty() { "ok" } else { "BROKEN" },
-            );
+    let rows: Vec<Row> = outcomes.iter().flat_map(Row::of).collect();
+    for row in &rows {
+        row.print("");
+    }
+    let mut groups: Vec<(&str, usize)> = rows.iter().map(|r| (r.backend, r.clients)).collect();
+    groups.sort();
+    groups.dedup();
+    for (backend, clients) in groups {
+        let runs: Vec<&Row> = rows.iter().filter(|r| r.backend == backend && r.clients == clients).collect();
+        if runs.len() > 1 {
+            Row::median_of(&runs).print(&format!("  (median of {} runs)", runs.len()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.0]), 7.0);
+        assert!(median(Vec::new()).is_nan());
     }
 }
