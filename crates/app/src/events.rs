@@ -65,7 +65,7 @@ impl App {
 
     /// Publishes events after their transaction committed (on PostgreSQL: queues them for the sending task, so
     /// the answer does not wait for them). Never fails the use case: a lost event is healed by watchers refetching.
-    pub(crate) async fn publish(&self, events: Vec<GroupEvent>) {
+    pub(crate) fn publish(&self, events: Vec<GroupEvent>) {
         if !self.store.shares_events() {
             for event in events {
                 self.events.deliver(BusMessage::Event(event));

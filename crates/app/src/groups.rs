@@ -344,7 +344,7 @@ impl App {
         if group.status == "full" {
             events.push(event("full", &group));
         }
-        self.publish(events).await;
+        self.publish(events);
         if group.status == "full" && rules.draw_mode() == DrawMode::Instant {
             match self.draw(Some(&group.group_id())).await {
                 // The draw answers with the group and its members as it left them.
@@ -410,14 +410,14 @@ impl App {
         let (now, secret) = (self.clock.now(), self.settings.secret.clone());
         let drawn = self.store.draw_group(group, now, |g, m, c, i| plan_draw(g, m, c, i, &secret, now)).await?;
         let Some((group, members)) = drawn else { return Ok(None) };
-        self.publish(vec![event("drawn", &group)]).await;
+        self.publish(vec![event("drawn", &group)]);
         Ok(Some(GroupView { group, members }))
     }
 
     /// Expires one overdue open group, if any. Returns whether it did.
     pub(crate) async fn expire_one(&self) -> AppResult<bool> {
-        let Some((group, _)) = self.store.expire_group(None, self.clock.now()).await? else { return Ok(false) };
-        self.publish(vec![event("expired", &group)]).await;
+        let Some((group, _)) = self.store.expire_group(self.clock.now()).await? else { return Ok(false) };
+        self.publish(vec![event("expired", &group)]);
         Ok(true)
     }
 }

@@ -96,14 +96,14 @@ impl Sql {
         self
     }
 
-    /// In a batch, the statement must change exactly `rows` rows, or the rest of the batch is pointless: on
-    /// PostgreSQL it stops there; [`Ran::next_met`] reports it on both engines.
     /// The statement with `text` appended (a `RETURNING` clause, say).
     pub(crate) fn followed_by(mut self, text: &str) -> Self {
         self.text.push_str(text);
         self
     }
 
+    /// In a batch, the statement must change exactly `rows` rows, or the rest of the batch is pointless: on
+    /// PostgreSQL it stops there; [`Ran::next_met`] reports it on both engines.
     pub(crate) fn must_change(mut self, rows: u64) -> Self {
         self.must_change = Some(rows);
         self

@@ -5,11 +5,11 @@
 //! serializes on the campaign's row; a seat or a unit is taken by a conditional update that re-checks the rule
 //! it guards (`member_count < group_size`, `reserved + won + K <= quantity`), never by read-then-write.
 
-use crate::campaigns::CAMPAIGN_COLUMNS;
 mod one_call;
 mod one_statement;
 mod outcome;
 
+use crate::campaigns::CAMPAIGN_COLUMNS;
 use crate::db::{Backend, Conn, Ran, Sql, Tx, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
 use crate::ledger::{Posting, post_all};
@@ -168,34 +168,21 @@ fn check_preamble(ran: &mut Ran, a: &Admission) -> StoreResult<()> {
 fn admit(backend: Backend, group: &str, seq: i64, a: &Admission) -> (Vec<Sql>, Admitted) {
     let membership_id = new_id();
     let (mut statements, posting) = Posting::of(backend, &[join_entry(&membership_id, &a.user, a.price)], a.now);
-    statements.push(
-        sql(format!(
-            "INSERT INTO memberships ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'waiting', $10)
-             RETURNING {MEMBER_COLUMNS}"
-        ))
-        .bind(&membership_id)
-        .bind(group)
-        .bind(a.campaign.as_str())
-        .bind(a.user.as_str())
-        .bind(seq)
-        .bind(&a.ticket)
-        .bind(&a.client_seed)
-        .bind(a.invited_by.clone())
-        .bind(a.price.get())
-        .bind(a.now.0),
-    );
+    let returning = format!("RETURNING {MEMBER_COLUMNS}");
+    statements.push(membership_insert(&membership_id, a, ["$9", "$10"], &returning).bind(group).bind(seq));
     if let Some(claim) = &a.idempotency {
-        statements.push(attach_resource_sql(claim, &membership_id));
+        statements.push(attach_resource_sql(claim, &membership_id, None));
     }
     (statements, Admitted { posting, keyed: a.idempotency.is_some() })
 }
 
-/// The membership of `a` in a seat that another part of the same call chose: `group` and `seq` select the group's
-/// id and the seat's seq from `from` (a `FROM …` clause).
-fn membership_in_chosen_seat(id: &str, a: &Admission, [group, seq]: [&str; 2], from: &str) -> Sql {
+/// The membership `id` of `a`: `group` and `seq` are the SQL of the group's id and the seat's seq (placeholders
+/// after the eight this binds, or columns of a seat another part of the same call chose), `rest` what follows the
+/// select list (a `FROM …` clause, `RETURNING …`).
+fn membership_insert(id: &str, a: &Admission, [group, seq]: [&str; 2], rest: &str) -> Sql {
     sql(format!(
         "INSERT INTO memberships ({MEMBER_COLUMNS})
-         SELECT $1, {group}, $2, $3, {seq}, $4, $5, $6, $7, 'waiting', $8 {from}"
+         SELECT $1, {group}, $2, $3, {seq}, $4, $5, $6, $7, 'waiting', $8 {rest}"
     ))
     .bind(id)
     .bind(a.campaign.as_str())
@@ -587,7 +574,7 @@ impl Store {
         // A named group is not claimed first: the batch's first statement waits for its row and re-checks it.
         let id = match group {
             Some(group) => group.as_str().to_owned(),
-            None => match self.claim(&mut tx, None, ClaimFor::Draw, now).await? {
+            None => match self.claim(&mut tx, ClaimFor::Draw, now).await? {
                 Some(id) => id,
                 None => return Ok(None),
             },
@@ -649,21 +636,13 @@ impl Store {
     /// Expires one open group that is past its deadline (or whose campaign ended), if there is one: every hold
     /// is released in full, its K units return to stock, its members' participations stop counting — exactly
     /// once, whichever instance gets there first.
-    pub async fn expire_group(
-        &self,
-        group: Option<&GroupId>,
-        now: Millis,
-    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
-        self.retrying_deadlocks(|| self.expire_group_once(group, now)).await
+    pub async fn expire_group(&self, now: Millis) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
+        self.retrying_deadlocks(|| self.expire_group_once(now)).await
     }
 
-    async fn expire_group_once(
-        &self,
-        group: Option<&GroupId>,
-        now: Millis,
-    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
+    async fn expire_group_once(&self, now: Millis) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
         let mut tx = self.pools.begin().await?;
-        let Some(id) = self.claim(&mut tx, group, ClaimFor::Expiry, now).await? else { return Ok(None) };
+        let Some(id) = self.claim(&mut tx, ClaimFor::Expiry, now).await? else { return Ok(None) };
         let mut conn = tx.conn();
         let members = members_in(&mut conn, &id).await?;
         let expired: Option<GroupRow> = conn
@@ -711,15 +690,9 @@ impl Store {
         Ok(Some((row, members)))
     }
 
-    /// Picks the group a worker step acts on, inside its transaction. On PostgreSQL the row is locked with
+    /// Picks the due group a worker step acts on, inside its transaction. On PostgreSQL the row is locked with
     /// `FOR UPDATE SKIP LOCKED`, so instances running the same job pick different groups instead of queueing.
-    async fn claim(
-        &self,
-        tx: &mut Tx,
-        group: Option<&GroupId>,
-        purpose: ClaimFor,
-        now: Millis,
-    ) -> StoreResult<Option<String>> {
+    async fn claim(&self, tx: &mut Tx, purpose: ClaimFor, now: Millis) -> StoreResult<Option<String>> {
         let mut conn = tx.conn();
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -729,18 +702,6 @@ impl Store {
             ClaimFor::Draw => ("full", "draw_due_at"),
             ClaimFor::Expiry => ("open", "expires_at"),
         };
-        if let Some(group) = group {
-            if self.backend() == Backend::Sqlite {
-                // The one writer holds the only lock there is.
-                return Ok(Some(group.as_str().to_owned()));
-            }
-            // A named group: lock it (waiting, not skipping) so the caller's answer is about its real state.
-            let wait = " FOR UPDATE";
-            let row: Option<(String,)> = conn
-                .fetch_optional(sql(format!("SELECT id FROM groups WHERE id = $1{wait}")).bind(group.as_str()))
-                .await?;
-            return Ok(row.map(|(id,)| id));
-        }
         let row: Option<(String,)> = conn
             .fetch_optional(
                 sql(format!(

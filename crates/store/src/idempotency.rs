@@ -39,15 +39,12 @@ pub(crate) fn claim_sql(claim: &IdempotencyClaim, now: Millis) -> Sql {
         .bind(now.0)
 }
 
-/// Records what the claimed key's request created.
-pub(crate) fn attach_resource_sql(claim: &IdempotencyClaim, resource: &str) -> Sql {
-    attach_resource_when(claim, resource, "1 = 1")
-}
-
-/// [`attach_resource_sql`] only when `condition` holds (a clause of a larger PostgreSQL statement).
-pub(crate) fn attach_resource_when(claim: &IdempotencyClaim, resource: &str, condition: &str) -> Sql {
+/// Records what the claimed key's request created; with `only_if`, only when that condition holds (a clause of a
+/// larger PostgreSQL statement).
+pub(crate) fn attach_resource_sql(claim: &IdempotencyClaim, resource: &str, only_if: Option<&str>) -> Sql {
+    let condition = only_if.map(|c| format!(" AND {c}")).unwrap_or_default();
     sql(format!(
-        "UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3 AND {condition}"
+        "UPDATE idempotency_keys SET resource = $4 WHERE caller = $1 AND endpoint = $2 AND key = $3{condition}"
     ))
     .bind(&claim.caller)
     .bind(&claim.endpoint)

@@ -53,13 +53,11 @@ pub(crate) struct Posting {
     debits: Vec<Option<String>>,
     /// How many balance rows the posting moves in all.
     moves: u64,
-    /// How many of its statements (the last ones) are balance upserts.
-    upserts: usize,
 }
 
 impl Posting {
     pub(crate) fn of(backend: Backend, entries: &[Entry], now: Millis) -> (Vec<Sql>, Posting) {
-        let (mut statements, mut posting) = Self::build(backend, entries, now, None);
+        let (mut statements, _, mut posting) = Self::build(backend, entries, now, None);
         if backend == Backend::Postgres && statements.len() == 3 {
             // The entries, their postings and the balances in one statement (one round trip per post).
             statements = Sql::chain(statements).into_iter().collect();
@@ -68,14 +66,21 @@ impl Posting {
         (statements, posting)
     }
 
-    /// PostgreSQL: the statements as clauses of a larger statement ([`Sql::with`]), each writing only when
-    /// `guard` (a condition over the other clauses) holds. The balance upserts return a row per account moved;
-    /// the larger statement reports their count to [`Posting::check_moved`].
-    pub(crate) fn guarded(entries: &[Entry], now: Millis, guard: &str) -> (Vec<Sql>, Posting) {
-        Self::build(Backend::Postgres, entries, now, Some(guard))
+    /// PostgreSQL: the posting as named clauses of a larger statement ([`Sql::with`]), each writing only when
+    /// `guard` (a condition over the other clauses) holds, and the SQL that counts the balance rows they moved;
+    /// the larger statement selects that count for [`Posting::check_moved`].
+    pub(crate) fn clauses(entries: &[Entry], now: Millis, guard: &str) -> (Vec<(String, Sql)>, String, Posting) {
+        let (statements, upserts, posting) = Self::build(Backend::Postgres, entries, now, Some(guard));
+        let first_upsert = statements.len() - upserts;
+        let names: Vec<String> = (0..statements.len()).map(|i| format!("posting{i}")).collect();
+        let moved = names[first_upsert..].iter().map(|name| format!("(SELECT COUNT(*) FROM {name})"));
+        let moved =
+            format!("CAST({} AS BIGINT)", std::iter::once("0".to_owned()).chain(moved).collect::<Vec<_>>().join(" + "));
+        (names.into_iter().zip(statements).collect(), moved, posting)
     }
 
-    fn build(backend: Backend, entries: &[Entry], now: Millis, guard: Option<&str>) -> (Vec<Sql>, Posting) {
+    /// The statements, how many of them (the last ones) apply the balances, and how to read them.
+    fn build(backend: Backend, entries: &[Entry], now: Millis, guard: Option<&str>) -> (Vec<Sql>, usize, Posting) {
         let ids: Vec<String> = entries.iter().map(|_| new_id()).collect();
         let mut statements = Vec::new();
         // Multi-row inserts: a draw writes hundreds of rows, a join three.
@@ -104,7 +109,7 @@ impl Posting {
         }
         let changes = postings.into_iter().map(|(_, key, unit, amount, negative_ok)| (key, unit, amount, negative_ok));
         let mut debits = vec![None; statements.len()];
-        let (mut moves, mut upserts) = (0, 0);
+        let (mut moves, mut upserts) = (0, 0_usize);
         let net = net(changes.collect());
         let changes = match backend {
             Backend::Sqlite => sqlite_balance_changes(net),
@@ -117,7 +122,7 @@ impl Posting {
             upserts += 1;
         }
         let ids = ids.into_iter().map(EntryId::from_trusted).collect();
-        (statements, Posting { ids, debits, moves, upserts })
+        (statements, upserts, Posting { ids, debits, moves })
     }
 
     /// Reads this posting's statements' results from `ran`; returns the entries' ids.
@@ -130,12 +135,7 @@ impl Posting {
         Ok(self.ids)
     }
 
-    /// How many of the statements, the last ones, are balance upserts.
-    pub(crate) fn upserts(&self) -> usize {
-        self.upserts
-    }
-
-    /// For [`Posting::guarded`]: `moved` balance rows must be all of them, or a debit was not covered.
+    /// For [`Posting::clauses`]: `moved` balance rows must be all of them, or a debit was not covered.
     pub(crate) fn check_moved(self, moved: i64) -> StoreResult<Vec<EntryId>> {
         if u64::try_from(moved).ok() != Some(self.moves) {
             let debited: Vec<String> = self.debits.into_iter().flatten().collect();
@@ -174,7 +174,7 @@ fn balance_upserts(net: Vec<Change>, guard: Option<&str>) -> Vec<(Sql, u64, Opti
         net.into_iter().filter(|(_, _, amount, may_go_negative)| *amount != 0 || *may_go_negative).collect();
     let mut statements = Vec::new();
     for chunk in changes.chunks(ROWS_PER_UPSERT) {
-        let rows = (0..chunk.len()).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3));
+        let rows = placeholder_rows(chunk.len(), 3);
         let may_go_negative: Vec<&str> =
             chunk.iter().filter(|(.., negative_ok)| *negative_ok).map(|(key, ..)| key.as_str()).collect();
         let (free_new, free_old) = if may_go_negative.is_empty() {
@@ -190,13 +190,12 @@ fn balance_upserts(net: Vec<Change>, guard: Option<&str>) -> Vec<(Sql, u64, Opti
         };
         let mut q = sql(format!(
             "INSERT INTO balances (account, unit, balance)
-             SELECT v.column1, v.column2, v.column3 FROM (VALUES {}) AS v
+             SELECT v.column1, v.column2, v.column3 FROM (VALUES {rows}) AS v
              WHERE {only_if}(v.column3 >= 0{free_new}
                 OR EXISTS (SELECT 1 FROM balances b WHERE b.account = v.column1 AND b.unit = v.column2))
              ORDER BY v.column1, v.column2
              ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance
-             WHERE excluded.balance >= 0 OR balances.balance + excluded.balance >= 0{free_old}{returning}",
-            rows.collect::<Vec<_>>().join(", ")
+             WHERE excluded.balance >= 0 OR balances.balance + excluded.balance >= 0{free_old}{returning}"
         ));
         for (key, unit, amount, _) in chunk {
             q = q.bind(key.as_str()).bind(*unit).bind(*amount);
@@ -242,11 +241,10 @@ fn sqlite_balance_changes(net: Vec<Change>) -> Vec<(Sql, u64, Option<String>)> {
     let credits: Vec<_> =
         credits.into_iter().filter(|(_, _, amount, negative_ok)| *amount != 0 || *negative_ok).collect();
     for chunk in credits.chunks(ROWS_PER_UPSERT) {
-        let rows = (0..chunk.len()).map(|r| format!("(${}, ${}, ${})", 3 * r + 1, 3 * r + 2, 3 * r + 3));
+        let rows = placeholder_rows(chunk.len(), 3);
         let mut q = sql(format!(
-            "INSERT INTO balances (account, unit, balance) VALUES {}
-             ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance",
-            rows.collect::<Vec<_>>().join(", ")
+            "INSERT INTO balances (account, unit, balance) VALUES {rows}
+             ON CONFLICT (account, unit) DO UPDATE SET balance = balances.balance + excluded.balance"
         ));
         for (key, unit, amount, _) in chunk {
             q = q.bind(key.as_str()).bind(*unit).bind(*amount);
@@ -264,12 +262,17 @@ const ROWS_PER_UPSERT: usize = 200;
 /// `INSERT INTO {into} VALUES ($1, $2, $3, $4), ($5, …)` for `rows` rows of four values; with a guard, the rows
 /// are only inserted when it holds.
 fn values_insert(into: &str, rows: usize, guard: Option<&str>) -> String {
-    let tuples: Vec<String> =
-        (0..rows).map(|r| format!("(${}, ${}, ${}, ${})", 4 * r + 1, 4 * r + 2, 4 * r + 3, 4 * r + 4)).collect();
+    let tuples = placeholder_rows(rows, 4);
     match guard {
-        None => format!("INSERT INTO {into} VALUES {}", tuples.join(", ")),
-        Some(guard) => format!("INSERT INTO {into} SELECT * FROM (VALUES {}) AS v WHERE {guard}", tuples.join(", ")),
+        None => format!("INSERT INTO {into} VALUES {tuples}"),
+        Some(guard) => format!("INSERT INTO {into} SELECT * FROM (VALUES {tuples}) AS v WHERE {guard}"),
     }
+}
+
+/// `($1, $2, …), (…)`: `rows` tuples of `width` placeholders, numbered in order.
+fn placeholder_rows(rows: usize, width: usize) -> String {
+    let tuple = |r: usize| (1..=width).map(|c| format!("${}", width * r + c)).collect::<Vec<_>>().join(", ");
+    (0..rows).map(|r| format!("({})", tuple(r))).collect::<Vec<_>>().join(", ")
 }
 
 pub(crate) async fn balance_in(conn: &mut Conn<'_>, account: &str, unit: &str) -> StoreResult<i64> {
@@ -464,6 +467,12 @@ mod tests {
         assert_eq!(rows.0, 0, "no balance row for the refused debit");
         drop(pooled);
         store.close().await;
+    }
+
+    #[test]
+    fn placeholders_are_numbered_row_by_row() {
+        assert_eq!(placeholder_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholder_rows(1, 4), "($1, $2, $3, $4)");
     }
 
     tuangou_testkit::on_both_backends!(

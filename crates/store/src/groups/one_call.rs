@@ -10,7 +10,7 @@
 //! to open a group, with the key and the participation already counted. PostgreSQL, which cannot take several
 //! statements with arguments in one message, does the same in one statement ([`super::one_statement`]).
 
-use super::{Admission, Admitted, FROM_CLOSEST_GROUP, GroupRow, MEMBER_COLUMNS, MemberRow, membership_in_chosen_seat};
+use super::{Admission, Admitted, FROM_CLOSEST_GROUP, GroupRow, MEMBER_COLUMNS, MemberRow, membership_insert};
 use super::{check_preamble, join_preamble, seat_in};
 use crate::db::{Backend, Conn, Sql, sql};
 use crate::idempotency::attach_resource_sql;
@@ -44,7 +44,7 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
     statements.extend(posting_statements);
     statements.push(membership(&membership_id, a));
     if let Some(claim) = &a.idempotency {
-        statements.push(attach_resource_sql(claim, &membership_id));
+        statements.push(attach_resource_sql(claim, &membership_id, None));
     }
     let mut ran = conn.run(statements).await;
     check_preamble(&mut ran, a)?;
@@ -66,7 +66,7 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
 
 /// The membership in the seat the look chose, written only if the seat update took it.
 fn membership(id: &str, a: &Admission) -> Sql {
-    membership_in_chosen_seat(
+    membership_insert(
         id,
         a,
         ["s.group_id", "s.seq"],

@@ -8,9 +8,9 @@
 //! seat), and a clause that requires another runs after it.
 
 use super::{Admission, FROM_CLOSEST_GROUP, GROUP_COLUMNS, GroupRow, MemberRow, NewGroup};
-use super::{count_participation, insert_group, membership_in_chosen_seat, seat_in};
+use super::{count_participation, insert_group, membership_insert, seat_in};
 use crate::db::{Conn, Sql, sql};
-use crate::idempotency::{attach_resource_when, claim_sql};
+use crate::idempotency::{attach_resource_sql, claim_sql};
 use crate::ledger::Posting;
 use crate::{StoreError, StoreResult, new_id, unique_violation_as};
 use tuangou_domain::ledger::join_entry;
@@ -27,10 +27,11 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
         // The seat's candidate carries the condition that orders the locks: no seat before the participation.
         ("seat".to_owned(), seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP}) AND EXISTS (SELECT 1 FROM p)"), a)),
     ];
-    let posting = admission_clauses(&mut clauses, "seat", &membership_id, a)?;
-    let main = sql("SELECT (SELECT COUNT(*) FROM p) AS counted, (SELECT COUNT(*) FROM seat) AS seated,
-                (SELECT COUNT(*) FROM moves) AS moved, seat.*
-         FROM (SELECT 1) AS one LEFT JOIN seat ON TRUE");
+    let (moved, posting) = admission_clauses(&mut clauses, "seat", &membership_id, a);
+    let main = sql(format!(
+        "SELECT (SELECT COUNT(*) FROM p) AS counted, (SELECT COUNT(*) FROM seat) AS seated, {moved} AS moved, seat.*
+         FROM (SELECT 1) AS one LEFT JOIN seat ON TRUE"
+    ));
     let mut statements: Vec<Sql> = a.idempotency.iter().map(|claim| claim_sql(claim, a.now)).collect();
     statements.push(Sql::with(clauses, main));
     let mut ran = conn.run(statements).await;
@@ -80,8 +81,8 @@ pub(super) async fn take_unlocked_or_open(
             sql(format!("SELECT {GROUP_COLUMNS} FROM seat UNION ALL SELECT {GROUP_COLUMNS} FROM opened")),
         ),
     ];
-    let posting = admission_clauses(&mut clauses, "chosen", &membership_id, a)?;
-    let main = sql("SELECT (SELECT COUNT(*) FROM moves) AS moved, chosen.* FROM chosen");
+    let (moved, posting) = admission_clauses(&mut clauses, "chosen", &membership_id, a);
+    let main = sql(format!("SELECT {moved} AS moved, chosen.* FROM chosen"));
     let done = conn.run(vec![Sql::with(clauses, main)]).await.next().map_err(unique_violation_as("already_member"))?;
     let (moved,): (i64,) = done.row()?.ok_or(StoreError::NotFound)?;
     posting.check_moved(moved)?;
@@ -91,36 +92,23 @@ pub(super) async fn take_unlocked_or_open(
 }
 
 /// Adds the clauses that admit `a` to the seat the clause `seat` names (a row with the group's columns, its
-/// `member_count` the new member's seq): the hold (its balance upsert named `moves`), the membership, and the
-/// idempotency key's resource. Each writes only when that seat exists.
+/// `member_count` the new member's seq): the hold, the membership, and the idempotency key's resource. Each writes
+/// only when that seat exists. Returns the SQL that counts the balance rows the hold moved, and how to check it.
 fn admission_clauses(
     clauses: &mut Vec<(String, Sql)>,
     seat: &str,
     membership_id: &str,
     a: &Admission,
-) -> StoreResult<Posting> {
+) -> (String, Posting) {
     let seated = format!("EXISTS (SELECT 1 FROM {seat})");
-    let (posting_statements, posting) =
-        Posting::guarded(&[join_entry(membership_id, &a.user, a.price)], a.now, &seated);
-    let [entries, postings, moves]: [Sql; 3] = posting_statements
-        .try_into()
-        .map_err(|_| StoreError::Inconsistent("a join's hold is one entry of two postings".into()))?;
-    let member = membership_in_chosen_seat(
-        membership_id,
-        a,
-        [&format!("{seat}.id"), &format!("{seat}.member_count")],
-        &format!("FROM {seat}"),
-    );
-    clauses.extend([
-        ("entries".to_owned(), entries),
-        ("postings".to_owned(), postings),
-        ("moves".to_owned(), moves),
-        ("member".to_owned(), member),
-    ]);
+    let (money, moved, posting) = Posting::clauses(&[join_entry(membership_id, &a.user, a.price)], a.now, &seated);
+    clauses.extend(money);
+    let (group, seq) = (format!("{seat}.id"), format!("{seat}.member_count"));
+    clauses.push(("member".to_owned(), membership_insert(membership_id, a, [&group, &seq], &format!("FROM {seat}"))));
     if let Some(claim) = &a.idempotency {
-        clauses.push(("resource".to_owned(), attach_resource_when(claim, membership_id, &seated)));
+        clauses.push(("resource".to_owned(), attach_resource_sql(claim, membership_id, Some(&seated))));
     }
-    Ok(posting)
+    (moved, posting)
 }
 
 /// The membership the clauses wrote, as stored (every field is known before the statement but the group and seq).

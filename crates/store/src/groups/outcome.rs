@@ -43,26 +43,16 @@ pub(super) async fn write(
             (drawn, covered)
         }
         Backend::Postgres => {
-            let (posting_statements, posting) = Posting::guarded(&decided.entries, now, "EXISTS (SELECT 1 FROM stock)");
-            let upserts = posting.upserts();
-            let first_upsert = posting_statements.len() - upserts;
+            let (money, moved, posting) = Posting::clauses(&decided.entries, now, "EXISTS (SELECT 1 FROM stock)");
             let mut clauses = vec![
                 ("outcomes".to_owned(), outcomes(row, decided).followed_by(" RETURNING 1")),
                 ("stock".to_owned(), stock(row).followed_by(" RETURNING 1")),
             ];
-            let mut moved = Vec::new();
-            for (i, statement) in posting_statements.into_iter().enumerate() {
-                let name = if i >= first_upsert { format!("moves{i}") } else { format!("money{i}") };
-                if i >= first_upsert {
-                    moved.push(format!("(SELECT COUNT(*) FROM {name})"));
-                }
-                clauses.push((name, statement));
-            }
+            clauses.extend(money);
             clauses.extend(vouchers.into_iter().enumerate().map(|(i, v)| (format!("vouchers{i}"), v)));
             clauses.push(("record".to_owned(), record(row, decided)));
-            let moved = if moved.is_empty() { "0".to_owned() } else { moved.join(" + ") };
             let main = sql(format!(
-                "SELECT (SELECT COUNT(*) FROM outcomes) AS covered, CAST({moved} AS BIGINT) AS moved, record.* FROM record"
+                "SELECT (SELECT COUNT(*) FROM outcomes) AS covered, {moved} AS moved, record.* FROM record"
             ));
             let done = conn.run(vec![Sql::with(clauses, main)]).await.next()?;
             let (covered, moved): (i64, i64) = done.row()?.ok_or(StoreError::NotFound)?;
