@@ -213,32 +213,39 @@ impl Reply {
     }
 }
 
-/// One timed join.
+/// One timed request and what it was answered.
 #[derive(Debug, Clone)]
-pub struct Join {
+pub struct Timed {
     pub started: Instant,
     pub latency: Duration,
     pub reply: Reply,
+    /// The status a success answers with (201 for a join); any other is an error.
+    expected: StatusCode,
 }
 
-impl Join {
-    pub fn created(&self) -> bool {
-        self.reply.status == Some(StatusCode::CREATED)
+impl Timed {
+    pub fn ok(&self) -> bool {
+        self.reply.status == Some(self.expected)
     }
 
-    /// The same join without a successful answer's body (a long run keeps only what the report needs).
+    /// The same request without a successful answer's body (a long run keeps only what the report needs).
     pub fn slim(mut self) -> Self {
-        if self.created() {
+        if self.ok() {
             self.reply.body = Value::Null;
         }
         self
     }
 }
 
-/// `POST /api/v1/campaigns/{id}/join` with an empty body, timed from send to the last byte of the answer.
-pub async fn join(client: &reqwest::Client, base: &str, campaign: &str, token: &str) -> Join {
-    let request = client.post(format!("{base}/api/v1/campaigns/{campaign}/join")).bearer_auth(token).json(&json!({}));
+/// Sends `request`, timed from send to the last byte of the answer.
+pub async fn timed(request: reqwest::RequestBuilder, expected: StatusCode) -> Timed {
     let started = Instant::now();
     let reply = Reply::from(request.send().await).await;
-    Join { started, latency: started.elapsed(), reply }
+    Timed { started, latency: started.elapsed(), reply, expected }
+}
+
+/// `POST /api/v1/campaigns/{id}/join` with an empty body.
+pub async fn join(client: &reqwest::Client, base: &str, campaign: &str, token: &str) -> Timed {
+    let request = client.post(format!("{base}/api/v1/campaigns/{campaign}/join")).bearer_auth(token).json(&json!({}));
+    timed(request, StatusCode::CREATED).await
 }

@@ -2,7 +2,7 @@
 //! again as soon as its previous join is answered, for S seconds, spreading over a few instant-draw campaigns
 //! (N 5, K 2), so every fifth join also fills a group and runs its draw before answering.
 
-use crate::api::{self, Join, User};
+use crate::api::{self, Timed, User};
 use crate::stats::Summary;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ async fn keep_joining(
     token: &str,
     first: usize,
     deadline: Instant,
-) -> Vec<Join> {
+) -> Vec<Timed> {
     let mut joins = Vec::new();
     let mut next = first;
     while Instant::now() < deadline {

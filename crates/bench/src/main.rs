@@ -14,6 +14,9 @@
 //!   sqlx, configured as the store configures itself, with a counter row per task (the ceiling DESIGN.md pitfall
 //!   11 quotes) and then all on one hot row. joins/s ÷ the ceiling says how many raw transactions' worth of work
 //!   one join costs.
+//! - **HTTP floor**: the first client count's customers send `GET /healthz` (no database) and then
+//!   `GET /api/v1/me` (the session and account reads) back to back, each for the raw rate's seconds: the rate
+//!   HTTP alone allows on this machine, which no join rate can pass.
 //! - **B. race**: 1,000 customers join one campaign at the same instant (groups of 100, 10 winners, stock for
 //!   exactly 10 groups), then every group is read back to prove that none was over-filled.
 //!
@@ -26,6 +29,8 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod cost;
+mod floor;
 mod joins;
 mod race;
 mod raw;
@@ -71,6 +76,9 @@ struct Args {
     /// The raw engine rate: concurrent writer tasks (default 16 on SQLite, 64 on PostgreSQL).
     #[arg(long)]
     raw_tasks: Option<usize>,
+    /// The HTTP floor: how long each of its two runs lasts, in seconds.
+    #[arg(long, default_value_t = 3)]
+    floor_seconds: u64,
     /// Scenario B: customers joining at the same instant.
     #[arg(long, default_value_t = 1_000)]
     race_clients: usize,
@@ -180,21 +188,31 @@ async fn run_backend(args: &Args, backend: Backend) -> anyhow::Result<report::Ou
 
 async fn scenarios(args: &Args, db: &TestDb, server: &server::Server) -> anyhow::Result<report::Outcome> {
     let scene = set_up(args, server).await?;
+    let probe = cost::Probe::new(db).await?;
 
     let mut joins = Vec::new();
     for &clients in &args.clients {
         let customers = &scene.customers[..clients];
-        let summary =
+        let start = probe.read().await;
+        let mut summary =
             joins::run(&scene.api.base, &scene.joins_campaigns, customers, Duration::from_secs(args.seconds)).await?;
+        summary.cost = probe.cost_since(start, summary.succeeded).await;
         report::joins(&summary, clients);
         joins.push((clients, summary));
     }
 
-    let raw = raw::measure(db, args.raw_tasks(db.backend), Duration::from_secs(args.raw_seconds)).await?;
+    let floor_clients = args.clients[0];
+    let floor_time = Duration::from_secs(args.floor_seconds);
+    let floor = floor::run(&scene.api.base, &scene.customers[..floor_clients], floor_time, &probe).await?;
+    report::floor(&floor, floor_clients);
+
+    let raw = raw::measure(db, &probe, args.raw_tasks(db.backend), Duration::from_secs(args.raw_seconds)).await?;
+    probe.close().await;
     report::raw(&raw);
     for (clients, summary) in &joins {
         report::ratio(*clients, summary, &raw);
     }
+    report::floor_ratio(&floor, &raw);
 
     let max_groups = (args.race_quantity / args.race_winners) as usize;
     let customers = &scene.customers[..args.race_clients];
@@ -202,7 +220,7 @@ async fn scenarios(args: &Args, db: &TestDb, server: &server::Server) -> anyhow:
     report::race(&race, args.race_clients);
 
     let violations = server.app.check().await.map_err(|e| anyhow::anyhow!("app.check failed: {e}"))?;
-    Ok(report::Outcome { backend: name(db.backend), joins, raw, race, violations })
+    Ok(report::Outcome { backend: name(db.backend), joins, floor, raw, race, violations })
 }
 
 /// The operator, a funded merchant with the campaigns, and the funded customers (untimed).

@@ -4,7 +4,7 @@
 //! read back to show that none holds more members than its size, that full and drawn groups hold exactly their
 //! size, and that the members counted in the groups are exactly the joins that were answered 201.
 
-use crate::api::{self, Api, Join, User};
+use crate::api::{self, Api, Timed, User};
 use crate::stats::Summary;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub async fn run(api: &Api, campaign: &str, customers: &[User], max_groups: usiz
 }
 
 /// From the first request sent to the last answer received.
-fn span(joins: &[Join]) -> std::time::Duration {
+fn span(joins: &[Timed]) -> std::time::Duration {
     let first = joins.iter().map(|j| j.started).min();
     let last = joins.iter().map(|j| j.started + j.latency).max();
     match (first, last) {
@@ -73,11 +73,11 @@ fn span(joins: &[Join]) -> std::time::Duration {
 }
 
 /// Reads back every group the 201 answers named and checks it against its size and against the answers.
-async fn check_groups(api: &Api, joins: &[Join], max_groups: usize) -> anyhow::Result<GroupsCheck> {
+async fn check_groups(api: &Api, joins: &[Timed], max_groups: usize) -> anyhow::Result<GroupsCheck> {
     let mut check = GroupsCheck::default();
     let mut seats = BTreeSet::new();
     let mut answered: BTreeMap<String, usize> = BTreeMap::new();
-    for join in joins.iter().filter(|j| j.created()) {
+    for join in joins.iter().filter(|j| j.ok()) {
         let body = &join.reply.body;
         let group = body["group"]["id"].as_str().unwrap_or_default().to_owned();
         if !seats.insert((group.clone(), body["membership"]["seq"].as_i64())) {

@@ -8,6 +8,7 @@
 //! task on one hot counter row (as joins contend for their group's and campaign's rows). SQLite's single writer
 //! serializes both alike; on PostgreSQL the hot row serializes commits that could otherwise share a WAL flush.
 
+use crate::cost::{Cost, Probe};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -29,6 +30,8 @@ pub struct RawRate {
     pub elapsed: Duration,
     /// Failed transactions, by error text.
     pub errors: BTreeMap<String, u64>,
+    /// What each committed transaction cost the machine.
+    pub cost: Cost,
 }
 
 impl RawRate {
@@ -47,7 +50,7 @@ pub struct RawRates {
 }
 
 /// Creates the scratch tables in `db`, then runs `tasks` writers for `duration`: spread, then on one row.
-pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::Result<RawRates> {
+pub async fn measure(db: &TestDb, probe: &Probe, tasks: usize, duration: Duration) -> anyhow::Result<RawRates> {
     match db.backend {
         Backend::Sqlite => {
             let pool = sqlite_writer(&db.url).await?;
@@ -58,7 +61,7 @@ pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::R
                 let pool = pool.clone();
                 drive(tasks, counters, duration, move |counter| sqlite_transaction(pool.clone(), counter))
             };
-            let rates = RawRates { spread: run(tasks).await, hot: run(1).await };
+            let rates = RawRates { spread: metered(probe, run(tasks)).await, hot: metered(probe, run(1)).await };
             pool.close().await;
             Ok(rates)
         }
@@ -76,11 +79,19 @@ pub async fn measure(db: &TestDb, tasks: usize, duration: Duration) -> anyhow::R
                 let pool = pool.clone();
                 drive(tasks, counters, duration, move |counter| postgres_transaction(pool.clone(), counter))
             };
-            let rates = RawRates { spread: run(tasks).await, hot: run(1).await };
+            let rates = RawRates { spread: metered(probe, run(tasks)).await, hot: metered(probe, run(1)).await };
             pool.close().await;
             Ok(rates)
         }
     }
+}
+
+/// Runs `run`, measuring what each of its commits cost.
+async fn metered(probe: &Probe, run: impl Future<Output = RawRate>) -> RawRate {
+    let start = probe.read().await;
+    let mut rate = run.await;
+    rate.cost = probe.cost_since(start, rate.committed as usize).await;
+    rate
 }
 
 /// The store's writer settings: one connection, WAL, full sync, a busy timeout.
@@ -150,7 +161,8 @@ where
             })
         })
         .collect();
-    let mut rate = RawRate { tasks, committed: 0, elapsed: Duration::ZERO, errors: BTreeMap::new() };
+    let mut rate =
+        RawRate { tasks, committed: 0, elapsed: Duration::ZERO, errors: BTreeMap::new(), cost: Cost::default() };
     for worker in workers {
         match worker.await {
             Ok((committed, errors)) => {

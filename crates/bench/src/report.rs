@@ -1,5 +1,6 @@
 //! The printed report: a section per scenario as it finishes, and a table over the backends at the end.
 
+use crate::floor::Floor;
 use crate::race::Race;
 use crate::raw::{RawRate, RawRates};
 use crate::stats::Summary;
@@ -10,6 +11,7 @@ pub struct Outcome {
     pub backend: &'static str,
     /// Scenario A, per client count.
     pub joins: Vec<(usize, Summary)>,
+    pub floor: Floor,
     pub raw: RawRates,
     pub race: Race,
     pub violations: Vec<Violation>,
@@ -17,19 +19,39 @@ pub struct Outcome {
 
 /// Joins per second over the engine's raw transactions per second.
 fn ratio_of(joins: &Summary, raw: &RawRate) -> f64 {
-    joins.joins_per_second() / raw.per_second().max(1e-9)
+    joins.per_second() / raw.per_second().max(1e-9)
 }
 
 pub fn joins(summary: &Summary, clients: usize) {
     println!("  A. joins ({clients} clients, {:.1} s)", summary.elapsed.as_secs_f64());
-    println!(
-        "     {} requests, {} joined: {:.0} joins/s",
-        summary.requests(),
-        summary.created,
-        summary.joins_per_second()
-    );
+    println!("     {} requests, {} joined: {:.0} joins/s", summary.requests(), summary.succeeded, summary.per_second());
     latencies(summary);
     errors(summary);
+    println!("     each join cost {}", summary.cost.describe());
+}
+
+pub fn floor(floor: &Floor, clients: usize) {
+    println!("  HTTP floor ({clients} clients, requests that write nothing)");
+    for (what, summary) in [("GET /healthz", &floor.bare), ("GET /api/v1/me", &floor.signed_in)] {
+        println!(
+            "     {what}: {:.0} req/s, latency ms p50 {:.1}, p99 {:.1}, errors {} ({}); each cost {}",
+            summary.per_second(),
+            summary.percentile_ms(50.0),
+            summary.percentile_ms(99.0),
+            summary.error_count(),
+            summary.errors_line(),
+            summary.cost.describe()
+        );
+    }
+}
+
+/// The floors over the raw rate: the ratio HTTP alone already caps a join at.
+pub fn floor_ratio(floor: &Floor, raw: &RawRates) {
+    println!(
+        "  HTTP floor ÷ raw tx/s: GET /healthz {:.3}, GET /api/v1/me {:.3} (no join's ratio can pass these)",
+        ratio_of(&floor.bare, &raw.spread),
+        ratio_of(&floor.signed_in, &raw.spread)
+    );
 }
 
 pub fn raw(rates: &RawRates) {
@@ -39,7 +61,13 @@ pub fn raw(rates: &RawRates) {
 }
 
 fn raw_run(what: &str, rate: &RawRate) {
-    println!("     {what}: {:.0} tx/s ({} in {:.1} s)", rate.per_second(), rate.committed, rate.elapsed.as_secs_f64());
+    println!(
+        "     {what}: {:.0} tx/s ({} in {:.1} s); each cost {}",
+        rate.per_second(),
+        rate.committed,
+        rate.elapsed.as_secs_f64(),
+        rate.cost.describe()
+    );
     for (error, n) in &rate.errors {
         println!("       error ×{n}: {error}");
     }
@@ -51,12 +79,13 @@ pub fn ratio(clients: usize, joins: &Summary, raw: &RawRates) {
         "  {clients} clients: joins/s ÷ raw tx/s = {ratio:.3} (a join costs about {:.1} raw transactions)",
         1.0 / ratio.max(1e-9)
     );
+    println!("     measured, a join used {} of a raw transaction", joins.cost.times(&raw.spread.cost));
 }
 
 pub fn race(race: &Race, clients: usize) {
     let summary = &race.summary;
     println!("  B. race ({clients} clients at once, {:.2} s)", summary.elapsed.as_secs_f64());
-    println!("     {} joined: {:.0} joins/s", summary.created, summary.joins_per_second());
+    println!("     {} joined: {:.0} joins/s", summary.succeeded, summary.per_second());
     latencies(summary);
     errors(summary);
     let groups = &race.groups;
@@ -129,6 +158,8 @@ struct Row {
     raw: f64,
     hot: f64,
     ratio: f64,
+    floor_bare: f64,
+    floor_signed_in: f64,
     race_joins_per_second: f64,
     race_p99_ms: f64,
     race_errors: usize,
@@ -144,14 +175,16 @@ impl Row {
             .map(|(clients, joins)| Row {
                 backend: o.backend,
                 clients: *clients,
-                joins_per_second: joins.joins_per_second(),
+                joins_per_second: joins.per_second(),
                 p50_ms: joins.percentile_ms(50.0),
                 p99_ms: joins.percentile_ms(99.0),
                 errors: joins.error_count(),
                 raw: o.raw.spread.per_second(),
                 hot: o.raw.hot.per_second(),
                 ratio: ratio_of(joins, &o.raw.spread),
-                race_joins_per_second: race.joins_per_second(),
+                floor_bare: o.floor.bare.per_second(),
+                floor_signed_in: o.floor.signed_in.per_second(),
+                race_joins_per_second: race.per_second(),
                 race_p99_ms: race.percentile_ms(99.0),
                 race_errors: race.error_count(),
                 overfilled: o.race.groups.overfilled(),
@@ -174,6 +207,8 @@ impl Row {
             raw: median(|r| r.raw),
             hot: median(|r| r.hot),
             ratio: median(|r| r.ratio),
+            floor_bare: median(|r| r.floor_bare),
+            floor_signed_in: median(|r| r.floor_signed_in),
             race_joins_per_second: median(|r| r.race_joins_per_second),
             race_p99_ms: median(|r| r.race_p99_ms),
             race_errors: rows.iter().map(|r| r.race_errors).sum(),
@@ -184,7 +219,7 @@ impl Row {
 
     fn print(&self, label: &str) {
         println!(
-            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
+            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}{:>10.0}{:>9.0}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
             self.backend,
             self.clients,
             self.joins_per_second,
@@ -194,6 +229,8 @@ impl Row {
             self.raw,
             self.hot,
             self.ratio,
+            self.floor_bare,
+            self.floor_signed_in,
             self.race_joins_per_second,
             self.race_p99_ms,
             self.race_errors,
@@ -204,12 +241,13 @@ impl Row {
 }
 
 /// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (a counter row per task), `hot
-/// tx/s` the same on one row, and `ratio` joins/s ÷ raw tx/s. With several runs per backend, a line per backend
+/// tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, and `health/s` and `me/s` the HTTP floor (measured at
+/// the first client count; see `floor.rs`). With several runs per backend, a line per backend
 /// and client count follows with the median of each figure (this machine's figures vary from run to run).
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(
-        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}  | race:{:>9}{:>8}{:>8}{:>10}  check",
+        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}{:>10}{:>9}  | race:{:>9}{:>8}{:>8}{:>10}  check",
         "backend",
         "clients",
         "joins/s",
@@ -219,6 +257,8 @@ pub fn summary(outcomes: &[Outcome]) {
         "raw tx/s",
         "hot tx/s",
         "ratio",
+        "health/s",
+        "me/s",
         "joins/s",
         "p99ms",
         "errors",

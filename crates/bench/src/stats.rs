@@ -1,28 +1,31 @@
-//! Latency percentiles and error counts over a scenario's joins.
+//! Latency percentiles, error counts and cost over a scenario's timed requests.
 
-use crate::api::Join;
+use crate::api::Timed;
+use crate::cost::Cost;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// What a batch of joins came to.
+/// What a batch of timed requests came to.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    pub created: usize,
+    pub succeeded: usize,
     /// Every answer but 201, by `status code` (or transport failure), with one example body each.
     pub errors: BTreeMap<String, (usize, String)>,
     /// Latencies of all requests, successful or not, sorted.
     latencies: Vec<Duration>,
     pub elapsed: Duration,
+    /// What each successful request cost the machine, when the caller measured it.
+    pub cost: Cost,
 }
 
 impl Summary {
     /// Summarises `joins`, which took `elapsed` of wall-clock time in all.
-    pub fn of(joins: &[Join], elapsed: Duration) -> Self {
+    pub fn of(joins: &[Timed], elapsed: Duration) -> Self {
         let mut summary = Summary { elapsed, ..Self::default() };
         for join in joins {
             summary.latencies.push(join.latency);
-            if join.created() {
-                summary.created += 1;
+            if join.ok() {
+                summary.succeeded += 1;
             } else {
                 let example = join.reply.failure.clone().unwrap_or_else(|| join.reply.body.to_string());
                 summary.errors.entry(join.reply.describe()).or_insert((0, example)).0 += 1;
@@ -40,9 +43,9 @@ impl Summary {
         self.errors.values().map(|(n, _)| n).sum()
     }
 
-    /// Successful joins per second of wall-clock time.
-    pub fn joins_per_second(&self) -> f64 {
-        self.created as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    /// Successful requests per second of wall-clock time.
+    pub fn per_second(&self) -> f64 {
+        self.succeeded as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
     /// The `p`-th percentile (nearest rank), in milliseconds.
