@@ -18,10 +18,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store with the production pool sizes, then serves on 127.0.0.1:0. Only the password hashing is
-    /// cheapened (the setup signs up a thousand customers); nothing on the join path changes.
-    pub async fn start(db: &TestDb) -> anyhow::Result<Self> {
-        let store = Store::open(&db.url, &PoolSettings::default()).await.context("opening the store")?;
+    /// Opens the store with `pools` (the production sizes unless the bench was told otherwise), then serves on
+    /// 127.0.0.1:0. Only the password hashing is cheapened (the setup signs up a thousand customers); nothing on
+    /// the join path changes.
+    pub async fn start(db: &TestDb, pools: &PoolSettings) -> anyhow::Result<Self> {
+        let store = Store::open(&db.url, pools).await.context("opening the store")?;
         let settings = Settings { password_cost: PasswordCost::Minimal, ..Settings::default() };
         let app = App::new(store, settings, Clock::system());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding 127.0.0.1:0")?;
