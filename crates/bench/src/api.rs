@@ -245,7 +245,11 @@ pub async fn timed(request: reqwest::RequestBuilder, expected: StatusCode) -> Ti
 }
 
 /// `POST /api/v1/campaigns/{id}/join` with an empty body.
+pub fn join_request(client: &reqwest::Client, base: &str, campaign: &str, token: &str) -> reqwest::RequestBuilder {
+    client.post(format!("{base}/api/v1/campaigns/{campaign}/join")).bearer_auth(token).json(&json!({}))
+}
+
+/// [`join_request`], timed; a join answers 201.
 pub async fn join(client: &reqwest::Client, base: &str, campaign: &str, token: &str) -> Timed {
-    let request = client.post(format!("{base}/api/v1/campaigns/{campaign}/join")).bearer_auth(token).json(&json!({}));
-    timed(request, StatusCode::CREATED).await
+    timed(join_request(client, base, campaign, token), StatusCode::CREATED).await
 }

@@ -15,8 +15,8 @@
 //!   11 quotes) and then all on one hot row. joins/s ÷ the ceiling says how many raw transactions' worth of work
 //!   one join costs.
 //! - **HTTP floor**: the first client count's customers send `GET /healthz` (no database) and then
-//!   `GET /api/v1/me` (the session and account reads) back to back, each for the raw rate's seconds: the rate
-//!   HTTP alone allows on this machine, which no join rate can pass.
+//!   `GET /api/v1/me` (the session and account reads) back to back, each for `--floor-seconds`: the rate HTTP
+//!   alone allows on this machine, which no join rate can pass.
 //! - **B. race**: 1,000 customers join one campaign at the same instant (groups of 100, 10 winners, stock for
 //!   exactly 10 groups), then every group is read back to prove that none was over-filled.
 //!
@@ -32,6 +32,7 @@ mod api;
 mod cost;
 mod floor;
 mod joins;
+mod load;
 mod race;
 mod raw;
 mod report;
@@ -208,10 +209,8 @@ async fn scenarios(args: &Args, db: &TestDb, server: &server::Server) -> anyhow:
     let mut joins = Vec::new();
     for &clients in &args.clients {
         let customers = &scene.customers[..clients];
-        let start = probe.read().await;
-        let mut summary =
-            joins::run(&scene.api.base, &scene.joins_campaigns, customers, Duration::from_secs(args.seconds)).await?;
-        summary.cost = probe.cost_since(start, summary.succeeded).await;
+        let duration = Duration::from_secs(args.seconds);
+        let summary = joins::run(&scene.api.base, &scene.joins_campaigns, customers, duration, &probe).await?;
         report::joins(&summary, clients);
         joins.push((clients, summary));
     }

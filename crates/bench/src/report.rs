@@ -242,8 +242,8 @@ impl Row {
 
 /// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (a counter row per task), `hot
 /// tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, and `health/s` and `me/s` the HTTP floor (measured at
-/// the first client count; see `floor.rs`). With several runs per backend, a line per backend
-/// and client count follows with the median of each figure (this machine's figures vary from run to run).
+/// the first client count; see `floor.rs`). With several runs per backend, a line per backend and client count
+/// follows with the median of each figure (this machine's figures vary from run to run).
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(

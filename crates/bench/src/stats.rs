@@ -9,7 +9,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub succeeded: usize,
-    /// Every answer but 201, by `status code` (or transport failure), with one example body each.
+    /// Every answer but the expected one, by `status code` (or transport failure), with one example body each.
     pub errors: BTreeMap<String, (usize, String)>,
     /// Latencies of all requests, successful or not, sorted.
     latencies: Vec<Duration>,
@@ -19,16 +19,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarises `joins`, which took `elapsed` of wall-clock time in all.
-    pub fn of(joins: &[Timed], elapsed: Duration) -> Self {
+    /// Summarises `requests`, which took `elapsed` of wall-clock time in all.
+    pub fn of(requests: &[Timed], elapsed: Duration) -> Self {
         let mut summary = Summary { elapsed, ..Self::default() };
-        for join in joins {
-            summary.latencies.push(join.latency);
-            if join.ok() {
+        for request in requests {
+            summary.latencies.push(request.latency);
+            if request.ok() {
                 summary.succeeded += 1;
             } else {
-                let example = join.reply.failure.clone().unwrap_or_else(|| join.reply.body.to_string());
-                summary.errors.entry(join.reply.describe()).or_insert((0, example)).0 += 1;
+                let example = request.reply.failure.clone().unwrap_or_else(|| request.reply.body.to_string());
+                summary.errors.entry(request.reply.describe()).or_insert((0, example)).0 += 1;
             }
         }
         summary.latencies.sort_unstable();
