@@ -398,12 +398,18 @@ impl Store {
     /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
     ///
     /// The hot path is one call on SQLite ([`one_call`]) and one statement after the key on PostgreSQL
-    /// ([`one_statement`]).
+    /// ([`one_statement`]). On PostgreSQL it waits for the campaign's turn in this instance first
+    /// ([`crate::join_queue`]).
     pub async fn join_campaign(
         &self,
         new_group: &NewGroup,
         admission: &Admission,
     ) -> StoreResult<(GroupRow, MemberRow)> {
+        let _turn = match self.backend() {
+            // Held to the end of the transaction, retries included.
+            Backend::Postgres => Some(self.join_queues.turn(admission.campaign.as_str()).await),
+            Backend::Sqlite => None,
+        };
         self.retrying_deadlocks(|| self.join_campaign_once(new_group, admission)).await
     }
 

@@ -13,6 +13,7 @@ mod db;
 mod group_commit;
 mod groups;
 mod idempotency;
+mod join_queue;
 mod ledger;
 mod merchants;
 mod notify;
@@ -86,6 +87,7 @@ pub fn new_id() -> String {
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    join_queues: std::sync::Arc<join_queue::JoinQueues>,
 }
 
 impl Store {
@@ -111,7 +113,7 @@ impl Store {
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
         let pools = Pools::connect(url, settings).await?;
         pools.migrate().await?;
-        Ok(Self { pools })
+        Ok(Self { pools, join_queues: std::sync::Arc::new(join_queue::JoinQueues::new()) })
     }
 
     pub fn backend(&self) -> Backend {
