@@ -235,7 +235,7 @@ fn take_seat(group: &str, a: &Admission) -> Sql {
 /// `$4` user); each look selects from it what it needs.
 const FROM_CLOSEST_GROUP: &str = "FROM groups g
      WHERE g.campaign_id = $1 AND g.status = 'open' AND g.member_count < g.group_size AND g.expires_at > $2
-       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4)
+       AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.group_id = g.id AND m.user_id = $4 AND m.campaign_id = $1)
      ORDER BY g.group_size - g.member_count, g.created_at, g.id
      LIMIT 1";
 
@@ -602,10 +602,11 @@ impl Store {
                     "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM groups WHERE id = $1)"
                 ))
                 .bind(&id),
-                // The members of the campaign whose tickets this group's members named as `invited_by`.
-                sql("SELECT m.ticket, m.user_id FROM memberships m
-                     WHERE m.campaign_id = (SELECT campaign_id FROM groups WHERE id = $1)
-                       AND m.ticket IN (SELECT invited_by FROM memberships WHERE group_id = $1)")
+                // The members of the campaign whose tickets this group's members named as `invited_by`, found
+                // from the group's few members through the unique ticket (never a scan of the campaign's).
+                sql("SELECT DISTINCT inviter.ticket, inviter.user_id
+                     FROM memberships invited JOIN memberships inviter ON inviter.ticket = invited.invited_by
+                     WHERE invited.group_id = $1 AND inviter.campaign_id = invited.campaign_id")
                 .bind(&id),
             ])
             .await;
