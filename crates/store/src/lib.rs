@@ -38,6 +38,7 @@ pub use views::{DailyFigures, RecentRedemption, StaffRow};
 pub use vouchers::{Attempt, AttemptRow, NewVoucher, RedemptionRow, VoucherRow};
 
 use db::Pools;
+use std::sync::Arc;
 
 /// What can go wrong in the store, as the app needs to tell it apart.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,7 @@ pub fn new_id() -> String {
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
-    join_queues: std::sync::Arc<join_queue::JoinQueues>,
+    join_queues: Arc<join_queue::JoinQueues>,
 }
 
 impl Store {
@@ -113,7 +114,7 @@ impl Store {
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
         let pools = Pools::connect(url, settings).await?;
         pools.migrate().await?;
-        Ok(Self { pools, join_queues: std::sync::Arc::new(join_queue::JoinQueues::new()) })
+        Ok(Self { pools, join_queues: Arc::new(join_queue::JoinQueues::new()) })
     }
 
     pub fn backend(&self) -> Backend {

@@ -95,6 +95,31 @@ async fn a_group_fills_and_is_drawn_fairly(backend: Backend) {
     app.finish().await;
 }
 
+/// Join-by-campaign passes over the groups the caller is already in: with a limit of two, the caller's second
+/// join goes to the next group closest to full, not to the fuller group that is already theirs.
+async fn join_by_campaign_passes_over_the_callers_own_group(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138070").await;
+    let rules = json!({"quantity": 6, "group_size": 5, "winners_per_group": 2, "per_customer_limit": 2});
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(rules)).await;
+    let people = app.customers(&operator, 3, 5_000).await;
+    let (status, own) = open(&app, &people[0], &campaign, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    let own = own["group"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = join(&app, &people[1], &own, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, other) = open(&app, &people[2], &campaign, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+
+    let url = format!("/api/v1/campaigns/{campaign}/join");
+    let (status, body) = app.post(&url, Some(&people[0].token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["group"]["id"], other["group"]["id"], "the fuller group is the caller's own");
+    assert_eq!(body["group"]["members"].as_array().unwrap().len(), 2);
+    app.finish().await;
+}
+
 async fn joins_are_checked_in_api_order(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let operator = app.operator().await;
@@ -531,6 +556,7 @@ on_both_backends!(
     a_group_fills_and_is_drawn_fairly,
     a_keyed_join_records_its_membership_with_its_key,
     joins_are_checked_in_api_order,
+    join_by_campaign_passes_over_the_callers_own_group,
     an_idempotency_key_charges_once,
     two_hundred_clients_race_for_one_group,
     stock_runs_out_under_a_rush,
