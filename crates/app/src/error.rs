@@ -35,6 +35,9 @@ pub enum AppError {
     /// Not enough money (402 `insufficient_funds`).
     #[error("not enough money available")]
     InsufficientFunds,
+    /// Too many writes are waiting: retry after a second (503 `overloaded`, with `Retry-After`).
+    #[error("the service is busy: retry shortly")]
+    Overloaded,
     /// A fault of ours, logged in full, answered as 500 without details.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +60,10 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(code) => AppError::conflict(code, conflict_message(code)),
             StoreError::InsufficientFunds(_) => AppError::InsufficientFunds,
             StoreError::Inconsistent(e) => AppError::Internal(e),
+            StoreError::Overloaded => AppError::Overloaded,
+            StoreError::Internal(e) => AppError::Internal(e),
+            // Only ever inside a unit of work; answered as the conflict it names if it ever got out.
+            StoreError::RunAgain(code) => AppError::conflict(code, conflict_message(code)),
             StoreError::Database(e) => AppError::Internal(e.to_string()),
         }
     }

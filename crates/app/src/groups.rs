@@ -221,8 +221,12 @@ pub fn idempotency_claim(caller: &Caller, endpoint: &str, key: &str, body: &[u8]
 }
 
 impl App {
-    /// Remembers the answer to a claimed key (the first answer is kept; later ones are ignored).
+    /// Remembers the answer to a claimed key (the first answer is kept; later ones are ignored). A 5xx is never
+    /// remembered: it is no answer to the request, and a retry must run it again.
     pub async fn remember_answer(&self, claim: &IdempotencyClaim, status: u16, body: &str) -> AppResult<()> {
+        if status >= 500 {
+            return Ok(());
+        }
         Ok(self.store.store_idempotent_answer(claim, status, body, self.clock.now()).await?)
     }
 
@@ -408,7 +412,7 @@ impl App {
     /// [`App::draw_one`], answering with the drawn group and its members as the draw left them.
     async fn draw(&self, group: Option<&GroupId>) -> AppResult<Option<GroupView>> {
         let (now, secret) = (self.clock.now(), self.settings.secret.clone());
-        let drawn = self.store.draw_group(group, now, |g, m, c, i| plan_draw(g, m, c, i, &secret, now)).await?;
+        let drawn = self.store.draw_group(group, now, move |g, m, c, i| plan_draw(g, m, c, i, &secret, now)).await?;
         let Some((group, members)) = drawn else { return Ok(None) };
         self.publish(vec![event("drawn", &group)]);
         Ok(Some(GroupView { group, members }))

@@ -42,6 +42,37 @@ pub struct CampaignRow {
     pub published_at: Option<i64>,
     pub ended_at: Option<i64>,
 }
+crate::writer_sql::from_values!(CampaignRow {
+    id,
+    merchant_id,
+    status,
+    title,
+    product_type,
+    description,
+    quantity,
+    price,
+    original_price,
+    group_size,
+    winners_per_group,
+    reward_kind,
+    reward_amount,
+    reward_valid_days,
+    referral_bonus_points,
+    commission_bps,
+    group_ttl_seconds,
+    draw_mode,
+    draw_at,
+    draw_window_hours,
+    voucher_valid_days,
+    per_customer_limit,
+    starts_at,
+    ends_at,
+    reserved_units,
+    won_units,
+    created_at,
+    published_at,
+    ended_at
+});
 
 impl CampaignRow {
     pub fn campaign_id(&self) -> CampaignId {
@@ -93,6 +124,7 @@ pub struct NearbyCampaignRow {
     /// Free seats in the campaign's open groups whose deadline has not passed.
     pub free_seats: i64,
 }
+crate::writer_sql::from_values!(NearbyCampaignRow { merchant_name, latitude, longitude, free_seats } flatten { campaign });
 
 /// Filters for the listing. Every value is bound as a parameter, never spliced into the SQL.
 #[derive(Debug, Clone, Default)]
@@ -183,11 +215,11 @@ impl Store {
         rules: &CampaignRules,
         now: Millis,
     ) -> StoreResult<CampaignRow> {
-        let mut tx = self.pools.begin().await?;
-        let row = tx
-            .conn()
-            .fetch_one(
-                sql(format!(
+        self.write((merchant.clone(), rules.clone(), now), |mut conn, (merchant, rules, now)| {
+            Box::pin(async move {
+                let row = conn
+                    .fetch_one(
+                        sql(format!(
                     "INSERT INTO campaigns (id, merchant_id, status, title, product_type, description, quantity, price,
                          original_price, group_size, winners_per_group, reward_kind, reward_amount, reward_valid_days,
                          referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at,
@@ -196,14 +228,16 @@ impl Store {
                          $19, $20, $21, $22, $23, $24)
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
-                .bind(new_id())
-                .bind(merchant.as_str())
-                .bind_rules(rules)
-                .bind(now.0),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(row)
+                        .bind(new_id())
+                        .bind(merchant.as_str())
+                        .bind_rules(rules)
+                        .bind(now.0),
+                    )
+                    .await?;
+                Ok(row)
+            })
+        })
+        .await
     }
 
     pub async fn campaign(&self, id: &CampaignId) -> StoreResult<Option<CampaignRow>> {
@@ -224,6 +258,7 @@ impl Store {
             campaign: CampaignRow,
             works_there: i64,
         }
+        crate::writer_sql::from_values!(WithRole { works_there } flatten { campaign });
         let columns = CAMPAIGN_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
         let q = sql(format!(
             "SELECT {columns}, CAST(CASE WHEN EXISTS (SELECT 1 FROM merchant_roles r
@@ -243,11 +278,11 @@ impl Store {
 
     /// Replaces a draft's rules; [`StoreError::Conflict`]`("campaign_live")` once it is no longer a draft.
     pub async fn update_draft(&self, id: &CampaignId, rules: &CampaignRules) -> StoreResult<CampaignRow> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let updated: Option<CampaignRow> = conn
-            .fetch_optional(
-                sql(format!(
+        self.write((id.clone(), rules.clone()), |mut conn, (id, rules)| {
+            Box::pin(async move {
+                let updated: Option<CampaignRow> = conn
+                    .fetch_optional(
+                        sql(format!(
                     "UPDATE campaigns SET title = $2, product_type = $3, description = $4, quantity = $5, price = $6,
                          original_price = $7, group_size = $8, winners_per_group = $9, reward_kind = $10,
                          reward_amount = $11, reward_valid_days = $12, referral_bonus_points = $13,
@@ -257,43 +292,47 @@ impl Store {
                      WHERE id = $1 AND status = 'draft'
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
-                .bind(id.as_str())
-                .bind_rules(rules),
-            )
-            .await?;
-        let row = changed_or(&mut conn, id, updated, "campaign_live").await?;
-        tx.commit().await?;
-        Ok(row)
+                        .bind(id.as_str())
+                        .bind_rules(rules),
+                    )
+                    .await?;
+                let row = changed_or(&mut conn, id, updated, "campaign_live").await?;
+                Ok(row)
+            })
+        })
+        .await
     }
 
     /// Draft → live, reserving the most the cash rewards can cost from the merchant's available balance in the
     /// same transaction. [`StoreError::InsufficientFunds`] when the wallet cannot cover it (nothing changes);
     /// [`StoreError::Conflict`]`("campaign_not_draft")` when it was published or ended already.
     pub async fn publish_campaign(&self, id: &CampaignId, reserve: Fen, now: Millis) -> StoreResult<CampaignRow> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let published: Option<CampaignRow> = conn
-            .fetch_optional(
-                sql(format!(
-                    "UPDATE campaigns SET status = 'live', published_at = $2 WHERE id = $1 AND status = 'draft'
+        self.write((id.clone(), reserve, now), |mut conn, (id, reserve, now)| {
+            Box::pin(async move {
+                let published: Option<CampaignRow> = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE campaigns SET status = 'live', published_at = $2 WHERE id = $1 AND status = 'draft'
                      RETURNING {CAMPAIGN_COLUMNS}"
-                ))
-                .bind(id.as_str())
-                .bind(now.0),
-            )
-            .await?;
-        let row = changed_or(&mut conn, id, published, "campaign_not_draft").await?;
-        if reserve > Fen::ZERO {
-            let entry = Entry::transfer(
-                Cause::Reserve,
-                Account::MerchantAvailable(row.merchant()),
-                reserve_account(&row),
-                reserve,
-            );
-            post(&mut conn, &entry, now).await?;
-        }
-        tx.commit().await?;
-        Ok(row)
+                        ))
+                        .bind(id.as_str())
+                        .bind(now.0),
+                    )
+                    .await?;
+                let row = changed_or(&mut conn, id, published, "campaign_not_draft").await?;
+                if *reserve > Fen::ZERO {
+                    let entry = Entry::transfer(
+                        Cause::Reserve,
+                        Account::MerchantAvailable(row.merchant()),
+                        reserve_account(&row),
+                        *reserve,
+                    );
+                    post(&mut conn, &entry, *now).await?;
+                }
+                Ok(row)
+            })
+        })
+        .await
     }
 
     /// Live → ended. From then on no join lands: every seat and unit update re-checks that the campaign is live.
@@ -301,56 +340,61 @@ impl Store {
     /// then returns what is left of the reward reserve. [`StoreError::Conflict`]`("campaign_not_live")` unless
     /// it is live.
     pub async fn end_campaign(&self, id: &CampaignId, now: Millis) -> StoreResult<CampaignRow> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let ended: Option<CampaignRow> = conn
-            .fetch_optional(
-                sql(format!(
-                    "UPDATE campaigns SET status = 'ended', ended_at = $2 WHERE id = $1 AND status = 'live'
+        self.write((id.clone(), now), |mut conn, (id, now)| {
+            Box::pin(async move {
+                let ended: Option<CampaignRow> = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE campaigns SET status = 'ended', ended_at = $2 WHERE id = $1 AND status = 'live'
                      RETURNING {CAMPAIGN_COLUMNS}"
-                ))
-                .bind(id.as_str())
-                .bind(now.0),
-            )
-            .await?;
-        let row = changed_or(&mut conn, id, ended, "campaign_not_live").await?;
-        tx.commit().await?;
-        Ok(row)
+                        ))
+                        .bind(id.as_str())
+                        .bind(now.0),
+                    )
+                    .await?;
+                let row = changed_or(&mut conn, id, ended, "campaign_not_live").await?;
+                Ok(row)
+            })
+        })
+        .await
     }
 
     /// Settles an ended campaign once none of its groups is open or full any more: what is left of its reward
     /// reserve returns to the merchant's wallet, once. Returns whether it is settled now.
     pub async fn settle_campaign(&self, id: &CampaignId, now: Millis) -> StoreResult<bool> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let pending: (i64,) = conn
-            .fetch_one(
-                sql("SELECT COUNT(*) FROM groups WHERE campaign_id = $1 AND status IN ('open', 'full')")
-                    .bind(id.as_str()),
-            )
-            .await?;
-        if pending.0 > 0 {
-            return Ok(false);
-        }
-        let settled: Option<CampaignRow> = conn
-            .fetch_optional(
-                sql(format!(
+        self.write((id.clone(), now), |mut conn, (id, now)| {
+            Box::pin(async move {
+                let pending: (i64,) = conn
+                    .fetch_one(
+                        sql("SELECT COUNT(*) FROM groups WHERE campaign_id = $1 AND status IN ('open', 'full')")
+                            .bind(id.as_str()),
+                    )
+                    .await?;
+                if pending.0 > 0 {
+                    return Ok(false);
+                }
+                let settled: Option<CampaignRow> = conn
+                    .fetch_optional(
+                        sql(format!(
                     "UPDATE campaigns SET settled_at = $2 WHERE id = $1 AND status = 'ended' AND settled_at IS NULL
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
-                .bind(id.as_str())
-                .bind(now.0),
-            )
-            .await?;
-        let Some(row) = settled else { return Ok(false) };
-        let reserve = reserve_account(&row);
-        let left = balance_in(&mut conn, &reserve.key(), "fen").await?;
-        if let Some(left) = Fen::from_stored(left).filter(|f| *f > Fen::ZERO) {
-            let entry = Entry::transfer(Cause::Release, reserve, Account::MerchantAvailable(row.merchant()), left);
-            post(&mut conn, &entry, now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+                        .bind(id.as_str())
+                        .bind(now.0),
+                    )
+                    .await?;
+                let Some(row) = settled else { return Ok(false) };
+                let reserve = reserve_account(&row);
+                let left = balance_in(&mut conn, &reserve.key(), "fen").await?;
+                if let Some(left) = Fen::from_stored(left).filter(|f| *f > Fen::ZERO) {
+                    let entry =
+                        Entry::transfer(Cause::Release, reserve, Account::MerchantAvailable(row.merchant()), left);
+                    post(&mut conn, &entry, *now).await?;
+                }
+                Ok(true)
+            })
+        })
+        .await
     }
 
     /// Ended campaigns not settled yet, for the worker.

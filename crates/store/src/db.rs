@@ -2,17 +2,20 @@
 //!
 //! Each backend has its own typed sqlx pool (sqlx's `Any` driver is avoided on purpose: DESIGN.md, pitfall 1).
 //! Store code builds a [`Sql`] once, with `$1`-style placeholders that both engines read, and runs it on a
-//! [`Conn`]; rows decode into structs that derive `sqlx::FromRow` for both row types. The few statements that
-//! differ between the engines branch on [`Conn::backend`] where they are written.
+//! [`Conn`]; rows decode into structs that derive `sqlx::FromRow` for both row types (and implement
+//! [`FromValues`] for SQLite's writer, which runs on rusqlite: `sqlite_writer.rs`). The few statements that differ
+//! between the engines branch on [`Conn::backend`] where they are written.
+//!
+//! Writes go through units of work ([`crate::Store::write`]); this module has no transactions of its own.
 
-use crate::group_commit::{GroupCommit, Lent};
+use crate::sqlite_writer::Writer;
+use crate::writer_sql::{self, FromValues, ValueRow};
 use futures::StreamExt;
 use sqlx::Either;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{
-    AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, SqliteConnection, SqlitePool,
-    Transaction, Type,
+    AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, SqliteConnection, SqlitePool, Type,
 };
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -96,14 +99,18 @@ impl Sql {
         self
     }
 
+    pub(crate) fn into_parts(self) -> (String, Vec<Arg>) {
+        (self.text, self.args)
+    }
+
     /// The statement with `text` appended (a `RETURNING` clause, say).
     pub(crate) fn followed_by(mut self, text: &str) -> Self {
         self.text.push_str(text);
         self
     }
 
-    /// In a batch, the statement must change exactly `rows` rows, or the rest of the batch is pointless: on
-    /// PostgreSQL it stops there; [`Ran::next_met`] reports it on both engines.
+    /// In a batch, the statement must change exactly `rows` rows, or the rest of the batch is pointless: the
+    /// batch stops there, and [`Ran::next_met`] reports it.
     pub(crate) fn must_change(mut self, rows: u64) -> Self {
         self.must_change = Some(rows);
         self
@@ -130,50 +137,53 @@ where
     query
 }
 
-/// Rows that decode from both engines.
-pub(crate) trait Row: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
-impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+/// Rows that decode from every connection: sqlx's two and SQLite's writer.
+pub(crate) trait Row:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + FromValues + Send + Unpin
+{
+}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + FromValues + Send + Unpin {}
 
-/// One connection of either engine, inside or outside a transaction.
+/// One connection: SQLite's writer inside a unit of work, a SQLite reader, or PostgreSQL (inside a unit of work's
+/// transaction, or a pooled one for reads).
 pub(crate) enum Conn<'a> {
-    /// The second field is set on the SQLite writer's lent transaction: whether the request's savepoint is still
-    /// owed ([`crate::group_commit`]). The first statement the request sends takes it, in the same call.
-    Sqlite(&'a mut SqliteConnection, Option<&'a mut bool>),
+    /// SQLite's one writer connection, inside a unit's savepoint ([`crate::sqlite_writer`]). Its calls are
+    /// synchronous: a future on it never waits.
+    Writer(&'a mut rusqlite::Connection),
+    /// A SQLite reader, outside any transaction.
+    Sqlite(&'a mut SqliteConnection),
     Postgres(&'a mut PgConnection),
 }
 
 impl Conn<'_> {
     pub(crate) fn backend(&self) -> Backend {
         match self {
-            Conn::Sqlite(..) => Backend::Sqlite,
+            Conn::Writer(_) | Conn::Sqlite(_) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
         }
     }
 
-    /// Whether the next statement must first take the request's savepoint.
-    fn savepoint_owed(&self) -> bool {
-        matches!(self, Conn::Sqlite(_, Some(owed)) if **owed)
-    }
-
     /// Runs a statement; returns how many rows it changed.
     pub(crate) async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
-        if self.savepoint_owed() {
-            return Ok(self.run(vec![q]).await.next()?.changed);
+        if let Conn::Writer(c) = self {
+            return Ok(writer_sql::execute(c, q)?.changed);
         }
         let text = AssertSqlSafe(q.text);
         Ok(match self {
-            Conn::Sqlite(c, _) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
+            Conn::Writer(_) => unreachable!("answered above"),
+            Conn::Sqlite(c) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
             Conn::Postgres(c) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
         })
     }
 
     pub(crate) async fn fetch_all<T: Row>(&mut self, q: Sql) -> Result<Vec<T>, sqlx::Error> {
-        if self.savepoint_owed() {
-            return self.run(vec![q]).await.next()?.rows();
+        if let Conn::Writer(c) = self {
+            return writer_sql::execute(c, q)?.rows.iter().map(T::from_values).collect();
         }
         let text = AssertSqlSafe(q.text);
         match self {
-            Conn::Sqlite(c, _) => {
+            Conn::Writer(_) => unreachable!("answered above"),
+            Conn::Sqlite(c) => {
                 let rows = bind_all(sqlx::query(text), q.args).fetch_all(&mut **c).await?;
                 rows.iter().map(|r| T::from_row(r)).collect()
             }
@@ -185,12 +195,13 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn fetch_optional<T: Row>(&mut self, q: Sql) -> Result<Option<T>, sqlx::Error> {
-        if self.savepoint_owed() {
-            return self.run(vec![q]).await.next()?.row();
+        if let Conn::Writer(_) = self {
+            return Ok(self.fetch_all(q).await?.into_iter().next());
         }
         let text = AssertSqlSafe(q.text);
         match self {
-            Conn::Sqlite(c, _) => match bind_all(sqlx::query(text), q.args).fetch_optional(&mut **c).await? {
+            Conn::Writer(_) => unreachable!("answered above"),
+            Conn::Sqlite(c) => match bind_all(sqlx::query(text), q.args).fetch_optional(&mut **c).await? {
                 Some(row) => T::from_row(&row).map(Some),
                 None => Ok(None),
             },
@@ -205,95 +216,88 @@ impl Conn<'_> {
         self.fetch_optional(q).await?.ok_or(sqlx::Error::RowNotFound)
     }
 
-    /// Runs `statements` in order, as one batch (see [`Ran`]): on SQLite in one call to the connection's thread
-    /// (one round trip where one a statement would cost each: the writer's time is mostly those round trips), on
-    /// PostgreSQL one after another. The batch stops at the first statement that fails; on PostgreSQL also after
-    /// the first whose [`Sql::must_change`] is not met (SQLite has run the rest by then; the caller's transaction
-    /// undoes them when it refuses).
-    ///
-    /// sqlx's SQLite driver runs every statement of a text it is given, binding `$n` to the n-th argument of the
-    /// whole text; sqlx calls that behaviour deprecated, so `db::tests` pins it (a change would fail them).
+    /// Runs `statements` in order, as one batch (see [`Ran`]), one after another: it stops at the first that
+    /// fails and after the first whose [`Sql::must_change`] is not met, the same on every engine, so a refused
+    /// step ends the batch with the same meaning everywhere. (On SQLite's writer the statements are calls into
+    /// the C library in this thread: a batch costs no round trips.)
     pub(crate) async fn run(&mut self, statements: Vec<Sql>) -> Ran {
         let mut ran = Ran { done: VecDeque::new(), error: None };
-        match self {
-            Conn::Sqlite(c, savepoint) => {
-                let mut expected = statements.iter().map(|s| s.must_change).collect::<Vec<_>>().into_iter();
-                // The owed savepoint goes first, in the same call; it is taken once its own result arrives.
-                let mut owed = savepoint.as_deref_mut().filter(|owed| **owed);
-                let (text, args) = match owed {
-                    Some(_) => one_text(
-                        &[sql(crate::group_commit::SAVEPOINT)].into_iter().chain(statements).collect::<Vec<_>>(),
-                    ),
-                    None => one_text(&statements),
-                };
-                let query = bind_all(sqlx::query(AssertSqlSafe(text)), args);
-                let mut results = sqlx::Executor::fetch_many(&mut **c, query);
-                let mut rows = Vec::new();
-                while let Some(result) = results.next().await {
-                    match result {
-                        Ok(Either::Right(row)) => rows.push(row),
-                        Ok(Either::Left(_)) if owed.is_some() => {
-                            if let Some(owed) = owed.take() {
-                                *owed = false;
-                            }
-                        }
-                        Ok(Either::Left(done)) => {
-                            let rows = Rows::Sqlite(std::mem::take(&mut rows));
-                            let must_change = expected.next().flatten();
-                            ran.done.push_back((must_change, Done { rows, changed: done.rows_affected() }));
-                        }
-                        Err(error) => {
-                            ran.error = Some(error);
-                            break;
-                        }
+        for statement in statements {
+            let must_change = statement.must_change;
+            match self.one(statement).await {
+                Ok(done) => {
+                    let unmet = must_change.is_some_and(|n| n != done.changed);
+                    ran.done.push_back((must_change, done));
+                    if unmet {
+                        break;
                     }
                 }
-            }
-            Conn::Postgres(c) => {
-                for statement in statements {
-                    let query = bind_all(sqlx::query(AssertSqlSafe(statement.text)), statement.args);
-                    let mut results = sqlx::Executor::fetch_many(&mut **c, query);
-                    let (mut rows, mut changed) = (Vec::new(), 0);
-                    let mut failed = None;
-                    while let Some(result) = results.next().await {
-                        match result {
-                            Ok(Either::Right(row)) => rows.push(row),
-                            Ok(Either::Left(done)) => changed += done.rows_affected(),
-                            Err(error) => {
-                                failed = Some(error);
-                                break;
-                            }
-                        }
-                    }
-                    drop(results);
-                    if let Some(error) = failed {
-                        ran.error = Some(error);
-                        break;
-                    }
-                    ran.done.push_back((statement.must_change, Done { rows: Rows::Postgres(rows), changed }));
-                    if statement.must_change.is_some_and(|n| n != changed) {
-                        break;
-                    }
+                Err(error) => {
+                    ran.error = Some(error);
+                    break;
                 }
             }
         }
         ran
     }
+
+    /// Runs one statement of a batch.
+    async fn one(&mut self, statement: Sql) -> Result<Done, sqlx::Error> {
+        let query = |s: Sql| {
+            let (text, args) = s.into_parts();
+            (AssertSqlSafe(text), args)
+        };
+        match self {
+            Conn::Writer(c) => {
+                let executed = writer_sql::execute(c, statement)?;
+                Ok(Done { rows: Rows::Writer(executed.rows), changed: executed.changed })
+            }
+            Conn::Sqlite(c) => {
+                let (text, args) = query(statement);
+                let (rows, changed) =
+                    collect(sqlx::Executor::fetch_many(&mut **c, bind_all(sqlx::query(text), args))).await?;
+                Ok(Done { rows: Rows::Sqlite(rows), changed })
+            }
+            Conn::Postgres(c) => {
+                let (text, args) = query(statement);
+                let (rows, changed) =
+                    collect(sqlx::Executor::fetch_many(&mut **c, bind_all(sqlx::query(text), args))).await?;
+                Ok(Done { rows: Rows::Postgres(rows), changed })
+            }
+        }
+    }
 }
 
-/// The statements of a batch as one SQLite text: each statement's `$n` becomes `$(n + the arguments before it)`,
-/// since SQLite binds `$n` to the n-th argument of the whole text.
-fn one_text(statements: &[Sql]) -> (String, Vec<Arg>) {
-    let mut text = String::new();
-    let mut args = Vec::new();
-    for (i, statement) in statements.iter().enumerate() {
-        if i > 0 {
-            text.push_str(";\n");
+/// A statement's rows and how many rows it changed, read from sqlx's stream of results.
+async fn collect<R, Q>(
+    mut results: futures::stream::BoxStream<'_, Result<Either<Q, R>, sqlx::Error>>,
+) -> Result<(Vec<R>, u64), sqlx::Error>
+where
+    Q: RowsAffected,
+{
+    let (mut rows, mut changed) = (Vec::new(), 0);
+    while let Some(result) = results.next().await {
+        match result? {
+            Either::Right(row) => rows.push(row),
+            Either::Left(done) => changed += done.rows_affected(),
         }
-        push_shifted(&mut text, &statement.text, args.len());
-        args.extend(statement.args.iter().cloned());
     }
-    (text, args)
+    Ok((rows, changed))
+}
+
+/// sqlx's per-engine "query result", for [`collect`].
+trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
 }
 
 /// Appends `statement` to `text` with every `$n` made `$(n + offset)`.
@@ -351,6 +355,7 @@ impl Sql {
 
 /// Rows a statement of a batch returned, of either engine.
 enum Rows {
+    Writer(Vec<ValueRow>),
     Sqlite(Vec<SqliteRow>),
     Postgres(Vec<PgRow>),
 }
@@ -358,13 +363,14 @@ enum Rows {
 /// What one statement of a batch did.
 pub(crate) struct Done {
     rows: Rows,
-    /// Rows inserted, updated or deleted (meaningless for a `SELECT` on SQLite, which reports the last change).
+    /// Rows inserted, updated or deleted.
     changed: u64,
 }
 
 impl Done {
     pub(crate) fn rows<T: Row>(&self) -> Result<Vec<T>, sqlx::Error> {
         match &self.rows {
+            Rows::Writer(rows) => rows.iter().map(T::from_values).collect(),
             Rows::Sqlite(rows) => rows.iter().map(|r| T::from_row(r)).collect(),
             Rows::Postgres(rows) => rows.iter().map(|r| T::from_row(r)).collect(),
         }
@@ -400,30 +406,6 @@ impl Ran {
     }
 }
 
-/// A write transaction. Dropping it without [`Tx::commit`] rolls it back. On SQLite it is this request's part of
-/// the writer's current batch ([`crate::group_commit`]): the same all-or-nothing, and `commit` returns once the
-/// batch is on disk.
-pub(crate) enum Tx {
-    Sqlite(Lent),
-    Postgres(Transaction<'static, Postgres>),
-}
-
-impl Tx {
-    pub(crate) fn conn(&mut self) -> Conn<'_> {
-        match self {
-            Tx::Sqlite(lent) => lent.conn(),
-            Tx::Postgres(tx) => Conn::Postgres(tx),
-        }
-    }
-
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(lent) => lent.commit().await,
-            Tx::Postgres(tx) => tx.commit().await,
-        }
-    }
-}
-
 /// A pooled connection for reads outside a transaction.
 pub(crate) enum Pooled {
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
@@ -433,18 +415,18 @@ pub(crate) enum Pooled {
 impl Pooled {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Pooled::Sqlite(c) => Conn::Sqlite(c, None),
+            Pooled::Sqlite(c) => Conn::Sqlite(c),
             Pooled::Postgres(c) => Conn::Postgres(c),
         }
     }
 }
 
-/// The pools. SQLite gets one writer connection, driven by the group-commit task (every batch is one
-/// `BEGIN IMMEDIATE` transaction on it, so writers queue instead of failing with SQLITE_BUSY), and a few reader
-/// connections (WAL lets them read while the writer writes). PostgreSQL gets one pool for both.
+/// The pools. SQLite gets one writer connection, owned by the writer thread ([`crate::sqlite_writer`]: every
+/// batch is one `BEGIN IMMEDIATE` transaction on it, so writers queue instead of failing with SQLITE_BUSY), and a
+/// few reader connections (WAL lets them read while the writer writes). PostgreSQL gets one pool for both.
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { writer: SqlitePool, commits: GroupCommit, readers: SqlitePool },
+    Sqlite { writer: Writer, readers: SqlitePool },
     Postgres(PgPool),
 }
 
@@ -477,6 +459,7 @@ impl Default for PoolSettings {
 }
 
 impl Pools {
+    /// Opens the database at `url` and brings its schema up to date.
     pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
         match scheme {
@@ -487,19 +470,21 @@ impl Pools {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
-                    // Savepoint journals stay in memory: a batch nests one savepoint per request (group_commit.rs),
-                    // and a journal spilled to a temporary file costs a file write per page.
-                    .pragma("temp_store", "memory");
-                let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                    .busy_timeout(Duration::from_secs(10));
+                // The schema first, on a connection of its own, before the writer thread takes the database.
+                let migrator = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                sqlx::migrate!("migrations/sqlite").run(&migrator).await?;
+                migrator.close().await;
+                let path = options.get_filename().to_string_lossy().into_owned();
+                let connection = writer_sql::open_writer(&path)?;
+                let writer = Writer::start(connection).map_err(sqlx::Error::Io)?;
                 // An in-process connection does not break while idle: no ping (a hop to its thread) per read.
                 let readers = SqlitePoolOptions::new()
                     .max_connections(settings.sqlite_readers.max(1))
                     .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
-                let commits = GroupCommit::start(writer.clone());
-                Ok(Pools::Sqlite { writer, commits, readers })
+                Ok(Pools::Sqlite { writer, readers })
             }
             "postgres" | "postgresql" => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -520,6 +505,7 @@ impl Pools {
                     })
                     .connect_with(options)
                     .await?;
+                sqlx::migrate!("migrations/postgres").run(&pool).await?;
                 Ok(Pools::Postgres(pool))
             }
             other => Err(ConnectError::UnsupportedScheme(other.to_owned())),
@@ -533,24 +519,6 @@ impl Pools {
         }
     }
 
-    pub(crate) async fn migrate(&self) -> Result<(), ConnectError> {
-        match self {
-            Pools::Sqlite { writer, .. } => sqlx::migrate!("migrations/sqlite").run(writer).await?,
-            Pools::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-        }
-        Ok(())
-    }
-
-    /// Starts a write transaction: on SQLite a savepoint in the writer's batch, itself `BEGIN IMMEDIATE`, so the
-    /// write lock is taken up front and a read-then-write never fails half way with SQLITE_BUSY (DESIGN.md,
-    /// pitfall 2).
-    pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self {
-            Pools::Sqlite { commits, .. } => Ok(Tx::Sqlite(commits.begin().await?)),
-            Pools::Postgres(pool) => Ok(Tx::Postgres(pool.begin().await?)),
-        }
-    }
-
     pub(crate) async fn read(&self) -> Result<Pooled, sqlx::Error> {
         match self {
             Pools::Sqlite { readers, .. } => Ok(Pooled::Sqlite(readers.acquire().await?)),
@@ -560,10 +528,8 @@ impl Pools {
 
     pub(crate) async fn close(&self) {
         match self {
-            Pools::Sqlite { writer, readers, .. } => {
-                writer.close().await;
-                readers.close().await;
-            }
+            // The writer thread ends once every handle to it is gone, after the units queued before.
+            Pools::Sqlite { readers, .. } => readers.close().await,
             Pools::Postgres(pool) => pool.close().await,
         }
     }
@@ -572,113 +538,127 @@ impl Pools {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
+    use crate::{Store, StoreResult};
 
     #[test]
-    fn a_batch_numbers_each_statements_placeholders_after_the_ones_before() {
-        let (text, args) = one_text(&[
-            sql("INSERT INTO t VALUES ($1, $2)").bind(1).bind("a"),
-            sql("UPDATE t SET n = $2 WHERE id = $1 AND $1 > 0").bind(1).bind(9),
-            sql("SELECT $1, $10").bind(2).bind(3),
-        ]);
-        assert_eq!(
-            text,
-            "INSERT INTO t VALUES ($1, $2);\nUPDATE t SET n = $4 WHERE id = $3 AND $3 > 0;\nSELECT $5, $14"
-        );
-        assert_eq!(args.len(), 6);
+    fn a_chain_numbers_each_statements_placeholders_after_the_ones_before() {
         let all = Sql::chain(vec![
             sql("INSERT INTO a VALUES ($1)").bind(1),
             sql("INSERT INTO b VALUES ($1, $2)").bind(2).bind(3),
-            sql("INSERT INTO c VALUES ($1)").bind(4).must_change(1),
+            sql("INSERT INTO c VALUES ($1) RETURNING $1, $10").bind(4).must_change(1),
         ])
         .unwrap();
         assert_eq!(
             all.text,
-            "WITH s0 AS (INSERT INTO a VALUES ($1)), s1 AS (INSERT INTO b VALUES ($2, $3)) INSERT INTO c VALUES ($4)"
+            "WITH s0 AS (INSERT INTO a VALUES ($1)), s1 AS (INSERT INTO b VALUES ($2, $3)) \
+             INSERT INTO c VALUES ($4) RETURNING $4, $13"
         );
         assert_eq!((all.args.len(), all.must_change), (4, Some(1)));
         assert!(Sql::chain(Vec::new()).is_none());
     }
 
-    /// A fresh database with a scratch table, and a write transaction on it (kept with its database and store).
-    async fn scratch(backend: tuangou_testkit::Backend) -> (tuangou_testkit::TestDb, Store, Tx) {
-        let db = tuangou_testkit::TestDb::new(backend).await;
-        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
-        let mut tx = store.pools.begin().await.unwrap();
-        let created = tx
-            .conn()
-            .run(vec![
-                sql("CREATE TEMPORARY TABLE batch_t (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, label TEXT)"),
-                sql("INSERT INTO batch_t (id, n, label) VALUES (1, 10, 'one'), (2, 20, 'two')"),
-            ])
-            .await
-            .next();
-        assert!(created.is_ok(), "{:?}", created.err());
-        (db, store, tx)
+    /// A scratch table `name` with rows 1 ('one', 10) and 2 ('two', 20), in the unit's connection.
+    async fn scratch(conn: &mut Conn<'_>, name: &str) -> StoreResult<()> {
+        conn.execute(sql(format!(
+            "CREATE TEMPORARY TABLE {name} (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, label TEXT)"
+        )))
+        .await?;
+        conn.execute(sql(format!("INSERT INTO {name} (id, n, label) VALUES (1, 10, 'one'), (2, 20, 'two')"))).await?;
+        Ok(())
     }
 
-    /// A batch answers statement by statement: rows, changes, and each statement's own arguments.
+    async fn store(backend: tuangou_testkit::Backend) -> (tuangou_testkit::TestDb, Store) {
+        let db = tuangou_testkit::TestDb::new(backend).await;
+        let store = Store::open(&db.url, &crate::PoolSettings::default()).await.unwrap();
+        (db, store)
+    }
+
+    /// A batch answers statement by statement: rows, changes, and each statement's own arguments (`$n` bound by
+    /// its number wherever it stands, `$2` before `$1` included).
     async fn a_batch_reads_back_each_statement(backend: tuangou_testkit::Backend) {
-        let (_db, store, mut tx) = scratch(backend).await;
-        let mut ran = tx
-            .conn()
-            .run(vec![
-                sql("UPDATE batch_t SET n = n + $1 WHERE id = $2 RETURNING n").bind(5).bind(1).must_change(1),
-                sql("INSERT INTO batch_t (id, n, label) VALUES ($1, $2, $3)").bind(3).bind(30).bind("three"),
-                sql("SELECT label FROM batch_t WHERE n > $1 ORDER BY id").bind(14),
-                sql("UPDATE batch_t SET n = 0 WHERE id > $1").bind(1),
-            ])
-            .await;
-        let bumped = ran.next_met().unwrap().expect("one row changed");
-        assert_eq!(bumped.row::<(i64,)>().unwrap(), Some((15,)));
-        assert_eq!(ran.next().unwrap().changed, 1);
-        let labels: Vec<(String,)> = ran.next().unwrap().rows().unwrap();
-        assert_eq!(labels, [("one".to_owned(),), ("two".to_owned(),), ("three".to_owned(),)]);
-        assert_eq!(ran.next().unwrap().changed, 2);
-        assert!(ran.next().is_err(), "nothing after the last statement");
-        drop(tx);
+        let (_db, store) = store(backend).await;
+        type Seen = (Option<(i64,)>, u64, Vec<(String,)>, u64, bool);
+        let seen: Seen = store
+            .write((), |mut conn, ()| {
+                Box::pin(async move {
+                    scratch(&mut conn, "batch_a").await?;
+                    let mut ran = conn
+                        .run(vec![
+                            sql("UPDATE batch_a SET n = n + $1 WHERE id = $2 RETURNING n")
+                                .bind(5)
+                                .bind(1)
+                                .must_change(1),
+                            sql("INSERT INTO batch_a (id, label, n) VALUES ($1, $3, $2)")
+                                .bind(3)
+                                .bind(30)
+                                .bind("three"),
+                            sql("SELECT label FROM batch_a WHERE n > $1 ORDER BY id").bind(14),
+                            sql("UPDATE batch_a SET n = 0 WHERE id > $1").bind(1),
+                        ])
+                        .await;
+                    let bumped = ran.next_met()?.expect("one row changed").row::<(i64,)>()?;
+                    let inserted = ran.next()?.changed;
+                    let labels = ran.next()?.rows()?;
+                    let zeroed = ran.next()?.changed;
+                    Ok((bumped, inserted, labels, zeroed, ran.next().is_err()))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen.0, Some((15,)));
+        assert_eq!(seen.1, 1);
+        assert_eq!(seen.2, [("one".to_owned(),), ("two".to_owned(),), ("three".to_owned(),)]);
+        assert_eq!(seen.3, 2);
+        assert!(seen.4, "nothing after the last statement");
         store.close().await;
     }
 
-    /// A batch stops at a failing statement and says so at that statement; an unmet `must_change` is reported,
-    /// and on PostgreSQL nothing after it runs.
+    /// A batch stops at a failing statement and says so at that statement; it stops after an unmet
+    /// `must_change` too, with the same meaning on both engines: nothing after it runs.
     async fn a_batch_stops_where_it_fails(backend: tuangou_testkit::Backend) {
-        let (_db, store, mut tx) = scratch(backend).await;
-        let mut ran = tx
-            .conn()
-            .run(vec![
-                sql("UPDATE batch_t SET n = n + 1 WHERE id = 99").must_change(1),
-                sql("UPDATE batch_t SET label = 'after' WHERE id = 1"),
-            ])
-            .await;
-        assert!(ran.next_met().unwrap().is_none(), "no row changed where one had to");
-        drop(ran);
-        let label: (Option<String>,) =
-            tx.conn().fetch_one(sql("SELECT label FROM batch_t WHERE id = 1")).await.unwrap();
-        match backend {
-            tuangou_testkit::Backend::Postgres => assert_eq!(label.0.as_deref(), Some("one"), "stopped there"),
-            tuangou_testkit::Backend::Sqlite => assert_eq!(label.0.as_deref(), Some("after"), "one call ran all"),
-        }
+        let (_db, store) = store(backend).await;
+        let (unmet, label): (bool, Option<String>) = store
+            .write((), |mut conn, ()| {
+                Box::pin(async move {
+                    scratch(&mut conn, "batch_b").await?;
+                    let mut ran = conn
+                        .run(vec![
+                            sql("UPDATE batch_b SET n = n + 1 WHERE id = 99").must_change(1),
+                            sql("UPDATE batch_b SET label = 'after' WHERE id = 1"),
+                        ])
+                        .await;
+                    let unmet = ran.next_met()?.is_none();
+                    drop(ran);
+                    let (label,): (Option<String>,) =
+                        conn.fetch_one(sql("SELECT label FROM batch_b WHERE id = 1")).await?;
+                    Ok((unmet, label))
+                })
+            })
+            .await
+            .unwrap();
+        assert!(unmet, "no row changed where one had to");
+        assert_eq!(label.as_deref(), Some("one"), "the batch stopped there");
 
-        let mut ran = tx
-            .conn()
-            .run(vec![
-                sql("UPDATE batch_t SET n = n + 1 WHERE id = 1"),
-                sql("INSERT INTO batch_t (id, n) VALUES (2, 0)"),
-                sql("UPDATE batch_t SET n = n + 100 WHERE id = 1"),
-            ])
-            .await;
-        assert!(ran.next().is_ok());
-        let duplicate = ran.next().err().expect("the primary key refuses");
-        assert!(matches!(&duplicate, sqlx::Error::Database(db) if db.is_unique_violation()), "{duplicate:?}");
-        assert!(ran.next().is_err(), "the statement after the failure did not run");
-        drop(ran);
-        // PostgreSQL aborts the whole transaction at the failure; SQLite keeps it, so look there.
-        if backend == tuangou_testkit::Backend::Sqlite {
-            let n: (i64,) = tx.conn().fetch_one(sql("SELECT n FROM batch_t WHERE id = 1")).await.unwrap();
-            assert_eq!(n.0, 11, "the first statement ran, the third did not");
-        }
-        drop(tx);
+        let (first_ran, unique, stopped): (bool, bool, bool) = store
+            .write((), |mut conn, ()| {
+                Box::pin(async move {
+                    scratch(&mut conn, "batch_c").await?;
+                    let mut ran = conn
+                        .run(vec![
+                            sql("UPDATE batch_c SET n = n + 1 WHERE id = 1"),
+                            sql("INSERT INTO batch_c (id, n) VALUES (2, 0)"),
+                            sql("UPDATE batch_c SET n = n + 100 WHERE id = 1"),
+                        ])
+                        .await;
+                    let first = ran.next().is_ok();
+                    let unique = matches!(ran.next(), Err(sqlx::Error::Database(db)) if db.is_unique_violation());
+                    Ok((first, unique, ran.next().is_err()))
+                })
+            })
+            .await
+            .unwrap();
+        assert!(first_ran && unique, "the primary key refuses, as a unique violation on both engines");
+        assert!(stopped, "the statement after the failure did not run");
         store.close().await;
     }
 

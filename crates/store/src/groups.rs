@@ -5,12 +5,11 @@
 //! serializes on the campaign's row; a seat or a unit is taken by a conditional update that re-checks the rule
 //! it guards (`member_count < group_size`, `reserved + won + K <= quantity`), never by read-then-write.
 
-mod one_call;
 mod one_statement;
 mod outcome;
 
 use crate::campaigns::CAMPAIGN_COLUMNS;
-use crate::db::{Backend, Conn, Ran, Sql, Tx, sql};
+use crate::db::{Backend, Conn, Ran, Sql, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
 use crate::ledger::{Posting, post_all};
 use crate::{CampaignRow, Store, StoreError, StoreResult, new_id};
@@ -38,6 +37,24 @@ pub struct GroupRow {
     pub winners: Option<String>,
     pub expired_at: Option<i64>,
 }
+crate::writer_sql::from_values!(GroupRow {
+    id,
+    campaign_id,
+    status,
+    group_size,
+    winners_per_group,
+    member_count,
+    server_seed,
+    seed_commitment,
+    created_at,
+    expires_at,
+    full_at,
+    draw_due_at,
+    drawn_at,
+    participants_digest,
+    winners,
+    expired_at
+});
 
 impl GroupRow {
     pub fn group_id(&self) -> GroupId {
@@ -68,6 +85,19 @@ pub struct MemberRow {
     pub status: String,
     pub created_at: i64,
 }
+crate::writer_sql::from_values!(MemberRow {
+    id,
+    group_id,
+    campaign_id,
+    user_id,
+    seq,
+    ticket,
+    client_seed,
+    invited_by,
+    price,
+    status,
+    created_at
+});
 
 impl MemberRow {
     pub fn user(&self) -> UserId {
@@ -347,148 +377,146 @@ async fn explain_no_seat(conn: &mut Conn<'_>, group: &str, campaign: &CampaignId
     })
 }
 
+/// [`Store::join_group`]'s unit of work.
+async fn join_named_group(conn: &mut Conn<'_>, group: &GroupId, a: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
+    let mut look = join_preamble(a);
+    look.push(
+        sql("SELECT seq FROM memberships WHERE group_id = $1 AND user_id = $2")
+            .bind(group.as_str())
+            .bind(a.user.as_str()),
+    );
+    let mut ran = conn.run(look).await;
+    check_preamble(&mut ran, a)?;
+    if ran.next()?.row::<(i64,)>()?.is_some() {
+        return Err(StoreError::Conflict("already_member"));
+    }
+    let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(group.as_str(), a)).await? else {
+        return Err(explain_no_seat(conn, group.as_str(), &a.campaign).await?);
+    };
+    let member = admit_alone(conn, group.as_str(), row.member_count, a).await?;
+    Ok((row, member))
+}
+
+/// [`Store::join_campaign`] on SQLite. Its one writer sees everything there is, so one look decides: a seat in
+/// the open group closest to full (look and seat in one conditional update), else a new group.
+async fn join_closest_on_sqlite(
+    conn: &mut Conn<'_>,
+    new_group: &NewGroup,
+    a: &Admission,
+) -> StoreResult<(GroupRow, MemberRow)> {
+    check_preamble(&mut conn.run(join_preamble(a)).await, a)?;
+    if let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await? {
+        let member = admit_alone(conn, &row.id, row.member_count, a).await?;
+        return Ok((row, member));
+    }
+    reserve_stock(conn, new_group, a).await?;
+    open_in(conn, new_group, a).await
+}
+
+/// [`Store::join_campaign`] on PostgreSQL, where each statement sees its own snapshot and other instances join
+/// at the same time.
+///
+/// `already_member` here means the customer's own concurrent join (perhaps on another instance) took a seat in
+/// the group this one chose after this one's snapshot was taken: the unit runs again, and its fresh look passes
+/// over that group (API.md: a join by campaign picks a group the caller is not in).
+async fn join_closest_on_postgres(
+    conn: &mut Conn<'_>,
+    new_group: &NewGroup,
+    a: &Admission,
+) -> StoreResult<(GroupRow, MemberRow)> {
+    match seat_or_open_on_postgres(conn, new_group, a).await {
+        Err(StoreError::Conflict("already_member")) => Err(StoreError::RunAgain("already_member")),
+        other => other,
+    }
+}
+
+async fn seat_or_open_on_postgres(
+    conn: &mut Conn<'_>,
+    new_group: &NewGroup,
+    a: &Admission,
+) -> StoreResult<(GroupRow, MemberRow)> {
+    if let Some(joined) = one_statement::join_closest(conn, a).await? {
+        return Ok(joined);
+    }
+    // No seat in the look's snapshot: take the stock's row, then look again in a fresh one, and take a seat or
+    // open a group in one statement ([`one_statement::take_unlocked_or_open`]).
+    match reserve_stock(conn, new_group, a).await {
+        Ok(()) => return one_statement::take_unlocked_or_open(conn, new_group, a).await,
+        Err(StoreError::Conflict("sold_out")) => {}
+        Err(other) => return Err(other),
+    }
+    // The stock is gone: only seats are left to look for. Each look is a fresh statement (a fresh snapshot); the
+    // bound only guards against a pathological storm.
+    for attempt in 0..50 {
+        if attempt > 0
+            && let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await?
+        {
+            let member = admit_alone(conn, &row.id, row.member_count, a).await?;
+            return Ok((row, member));
+        }
+        let Some(group) = closest_to_full(conn, a).await? else {
+            return Err(StoreError::Conflict("sold_out"));
+        };
+        if let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(&group, a)).await? {
+            let member = admit_alone(conn, &group, row.member_count, a).await?;
+            return Ok((row, member));
+        }
+        if let StoreError::Conflict("campaign_not_live") = explain_no_seat(conn, &group, &a.campaign).await? {
+            return Err(StoreError::Conflict("campaign_not_live"));
+        }
+    }
+    Err(StoreError::Conflict("sold_out"))
+}
+
 impl Store {
     /// Opens a group with `admission` as its first member: reserves K units of stock (409 `sold_out` when they
     /// are not there), commits the seed, and takes the price into the hold — all or nothing.
     pub async fn open_group(&self, group: &NewGroup, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
-        self.retrying_deadlocks(|| self.open_group_once(group, admission)).await
-    }
-
-    async fn open_group_once(&self, group: &NewGroup, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        check_preamble(&mut conn.run(join_preamble(admission)).await, admission)?;
-        reserve_stock(&mut conn, group, admission).await?;
-        let opened = open_in(&mut conn, group, admission).await?;
-        tx.commit().await?;
-        Ok(opened)
+        self.write((group.clone(), admission.clone()), |mut conn, (group, admission)| {
+            Box::pin(async move {
+                check_preamble(&mut conn.run(join_preamble(admission)).await, admission)?;
+                reserve_stock(&mut conn, group, admission).await?;
+                open_in(&mut conn, group, admission).await
+            })
+        })
+        .await
     }
 
     /// Joins an open group. Refusals name the first rule that fails, in API.md's order after the checks the app
     /// makes first: `limit_reached`, `already_member`, `group_full` / `group_closed` (or `campaign_not_live`),
     /// then insufficient funds. The seat is taken by one conditional update, so a group never over-fills.
     pub async fn join_group(&self, group: &GroupId, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
-        self.retrying_deadlocks(|| self.join_group_once(group, admission)).await
-    }
-
-    async fn join_group_once(&self, group: &GroupId, admission: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let mut look = join_preamble(admission);
-        look.push(
-            sql("SELECT seq FROM memberships WHERE group_id = $1 AND user_id = $2")
-                .bind(group.as_str())
-                .bind(admission.user.as_str()),
-        );
-        let mut ran = conn.run(look).await;
-        check_preamble(&mut ran, admission)?;
-        if ran.next()?.row::<(i64,)>()?.is_some() {
-            return Err(StoreError::Conflict("already_member"));
-        }
-        let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(group.as_str(), admission)).await? else {
-            return Err(explain_no_seat(&mut conn, group.as_str(), &admission.campaign).await?);
-        };
-        let member = admit_alone(&mut conn, group.as_str(), row.member_count, admission).await?;
-        tx.commit().await?;
-        Ok((row, member))
+        self.write((group.clone(), admission.clone()), |mut conn, (group, admission)| {
+            Box::pin(async move { join_named_group(&mut conn, group, admission).await })
+        })
+        .await
     }
 
     /// Joins the open group of the campaign closest to full that has a seat for the customer, else opens one
-    /// (`new_group`) — one transaction, so a seat that went while we looked costs a retried statement, not a
+    /// (`new_group`) — one unit of work, so a seat that went while we looked costs a retried statement, not a
     /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
     ///
-    /// The hot path is one call on SQLite ([`one_call`]) and one statement after the key on PostgreSQL
-    /// ([`one_statement`]). On PostgreSQL it waits for the campaign's turn in this instance first
-    /// ([`crate::join_queue`]).
+    /// On PostgreSQL the hot path is one statement after the key ([`one_statement`]), and it waits for the
+    /// campaign's turn in this instance first ([`crate::join_queue`]).
     pub async fn join_campaign(
         &self,
         new_group: &NewGroup,
         admission: &Admission,
     ) -> StoreResult<(GroupRow, MemberRow)> {
         let _turn = match self.backend() {
-            // Held to the end of the transaction, retries included.
+            // Held until the unit of work has ended (an optimisation only: see join_queue.rs).
             Backend::Postgres => Some(self.join_queues.turn(admission.campaign.as_str()).await),
             Backend::Sqlite => None,
         };
-        self.retrying_deadlocks(|| self.join_campaign_once(new_group, admission)).await
-    }
-
-    async fn join_campaign_once(
-        &self,
-        new_group: &NewGroup,
-        admission: &Admission,
-    ) -> StoreResult<(GroupRow, MemberRow)> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let joined = match self.backend() {
-            Backend::Sqlite => one_call::join_closest(&mut conn, admission).await?,
-            Backend::Postgres => one_statement::join_closest(&mut conn, admission).await?,
-        };
-        if let Some(joined) = joined {
-            tx.commit().await?;
-            return Ok(joined);
-        }
-        let mut stock_gone = false;
-        if self.backend() == Backend::Postgres {
-            // No seat in the look's snapshot: take the stock's row, then look again in a fresh one, and take a seat
-            // or open a group in one statement ([`one_statement::take_unlocked_or_open`]).
-            match reserve_stock(&mut conn, new_group, admission).await {
-                Ok(()) => {
-                    let joined = one_statement::take_unlocked_or_open(&mut conn, new_group, admission).await?;
-                    tx.commit().await?;
-                    return Ok(joined);
+        self.write((new_group.clone(), admission.clone()), |mut conn, (new_group, admission)| {
+            Box::pin(async move {
+                match conn.backend() {
+                    Backend::Sqlite => join_closest_on_sqlite(&mut conn, new_group, admission).await,
+                    Backend::Postgres => join_closest_on_postgres(&mut conn, new_group, admission).await,
                 }
-                Err(StoreError::Conflict("sold_out")) => stock_gone = true,
-                Err(other) => return Err(other),
-            }
-        }
-        // Each look is a fresh statement (a fresh snapshot on PostgreSQL, where only seats are left to look for by
-        // now). On SQLite, whose one writer sees what is there, the one-call look above finding no seat means there
-        // is no open group to look for. The bound only guards against a pathological storm.
-        for attempt in 0..50 {
-            if attempt > 0
-                && !stock_gone
-                && let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(admission)).await?
-            {
-                let member = admit_alone(&mut conn, &row.id, row.member_count, admission).await?;
-                tx.commit().await?;
-                return Ok((row, member));
-            }
-            // No seat taken in one go: look, and open a group, explain, or try again.
-            let look = if attempt == 0 && self.backend() == Backend::Sqlite {
-                None
-            } else {
-                closest_to_full(&mut conn, admission).await?
-            };
-            let Some(group) = look else {
-                if stock_gone {
-                    return Err(StoreError::Conflict("sold_out"));
-                }
-                match reserve_stock(&mut conn, new_group, admission).await {
-                    Ok(()) => {
-                        let opened = open_in(&mut conn, new_group, admission).await?;
-                        tx.commit().await?;
-                        return Ok(opened);
-                    }
-                    Err(StoreError::Conflict("sold_out")) => {
-                        stock_gone = true;
-                        continue;
-                    }
-                    Err(other) => return Err(other),
-                }
-            };
-            if let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(&group, admission)).await? {
-                let member = admit_alone(&mut conn, &group, row.member_count, admission).await?;
-                tx.commit().await?;
-                return Ok((row, member));
-            }
-            if let StoreError::Conflict("campaign_not_live") =
-                explain_no_seat(&mut conn, &group, &admission.campaign).await?
-            {
-                return Err(StoreError::Conflict("campaign_not_live"));
-            }
-        }
-        Err(StoreError::Conflict("sold_out"))
+            })
+        })
+        .await
     }
 
     pub async fn group(&self, id: &GroupId) -> StoreResult<Option<GroupRow>> {
@@ -562,165 +590,164 @@ impl Store {
         plan: F,
     ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
     where
-        F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
+        F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan> + Send + Sync + 'static,
     {
-        self.retrying_deadlocks(|| self.draw_group_once(group, now, &plan)).await
-    }
-
-    async fn draw_group_once<F>(
-        &self,
-        group: Option<&GroupId>,
-        now: Millis,
-        plan: &F,
-    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
-    where
-        F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
-    {
-        let mut tx = self.pools.begin().await?;
-        // A named group is not claimed first: the batch's first statement waits for its row and re-checks it.
-        let id = match group {
-            Some(group) => group.as_str().to_owned(),
-            None => match self.claim(&mut tx, ClaimFor::Draw, now).await? {
-                Some(id) => id,
-                None => return Ok(None),
-            },
-        };
-        let mut conn = tx.conn();
-        // One batch: leave `full`, and read what the plan needs (the reads run on SQLite even when the group was
-        // not full; nothing is written then).
-        let mut ran = conn
-            .run(vec![
-                sql(format!(
-                    "UPDATE groups SET status = 'drawn', drawn_at = $2 WHERE id = $1 AND status = 'full'
-                     RETURNING {GROUP_COLUMNS}"
-                ))
-                .bind(&id)
-                .bind(now.0)
-                .must_change(1),
-                sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 ORDER BY seq")).bind(&id),
-                sql(format!(
-                    "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM groups WHERE id = $1)"
-                ))
-                .bind(&id),
-                // The members of the campaign whose tickets this group's members named as `invited_by`, found
-                // from the group's few members through the unique ticket (never a scan of the campaign's).
-                sql("SELECT DISTINCT inviter.ticket, inviter.user_id
-                     FROM memberships invited JOIN memberships inviter ON inviter.ticket = invited.invited_by
-                     WHERE invited.group_id = $1 AND inviter.campaign_id = invited.campaign_id")
-                .bind(&id),
-            ])
-            .await;
-        let Some(claimed) = ran.next_met()? else {
-            return match group_in(&mut conn, &id).await? {
-                Some(g) if g.status == "drawn" => Err(StoreError::Conflict("already_drawn")),
-                Some(_) => Err(StoreError::Conflict("not_full")),
-                None => Err(StoreError::NotFound),
-            };
-        };
-        let row: GroupRow = claimed.row()?.ok_or(StoreError::NotFound)?;
-        let members: Vec<MemberRow> = ran.next()?.rows()?;
-        let campaign: CampaignRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
-        let inviters: Inviters = ran
-            .next()?
-            .rows::<(String, String)>()?
-            .into_iter()
-            .map(|(ticket, user)| (ticket, UserId::from_trusted(user)))
-            .collect();
-        let decided = plan(&row, &members, &campaign, &inviters)?;
-        let drawn = outcome::write(&mut conn, &row, members.len(), &campaign, &decided, now).await?;
-        tx.commit().await?;
-        // The members as the outcome statement left them (nothing else of theirs changed).
-        let members = members
-            .into_iter()
-            .map(|m| {
-                let status = if decided.winners.contains(&m.seq) { "won" } else { "lost" };
-                MemberRow { status: status.into(), ..m }
-            })
-            .collect();
-        Ok(Some((drawn, members)))
+        self.write((group.cloned(), now, plan), |mut conn, (group, now, plan)| {
+            Box::pin(async move { draw_in(&mut conn, group.as_ref(), *now, plan).await })
+        })
+        .await
     }
 
     /// Expires one open group that is past its deadline (or whose campaign ended), if there is one: every hold
     /// is released in full, its K units return to stock, its members' participations stop counting — exactly
     /// once, whichever instance gets there first.
     pub async fn expire_group(&self, now: Millis) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
-        self.retrying_deadlocks(|| self.expire_group_once(now)).await
+        self.write(now, |mut conn, now| Box::pin(async move { expire_in(&mut conn, *now).await })).await
     }
+}
 
-    async fn expire_group_once(&self, now: Millis) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
-        let mut tx = self.pools.begin().await?;
-        let Some(id) = self.claim(&mut tx, ClaimFor::Expiry, now).await? else { return Ok(None) };
-        let mut conn = tx.conn();
-        let members = members_in(&mut conn, &id).await?;
-        let expired: Option<GroupRow> = conn
-            .fetch_optional(
-                sql(format!(
-                    "UPDATE groups SET status = 'expired', expired_at = $2
+/// [`Store::draw_group`]'s unit of work.
+async fn draw_in<F>(
+    conn: &mut Conn<'_>,
+    group: Option<&GroupId>,
+    now: Millis,
+    plan: &F,
+) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
+where
+    F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan>,
+{
+    // A named group is not claimed first: the batch's first statement waits for its row and re-checks it.
+    let id = match group {
+        Some(group) => group.as_str().to_owned(),
+        None => match claim(conn, ClaimFor::Draw, now).await? {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+    };
+    // One batch: leave `full`, and read what the plan needs (the reads run on SQLite even when the group was
+    // not full; nothing is written then).
+    let mut ran = conn
+        .run(vec![
+            sql(format!(
+                "UPDATE groups SET status = 'drawn', drawn_at = $2 WHERE id = $1 AND status = 'full'
+                     RETURNING {GROUP_COLUMNS}"
+            ))
+            .bind(&id)
+            .bind(now.0)
+            .must_change(1),
+            sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 ORDER BY seq")).bind(&id),
+            sql(format!(
+                "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM groups WHERE id = $1)"
+            ))
+            .bind(&id),
+            // The members of the campaign whose tickets this group's members named as `invited_by`, found
+            // from the group's few members through the unique ticket (never a scan of the campaign's).
+            sql("SELECT DISTINCT inviter.ticket, inviter.user_id
+                     FROM memberships invited JOIN memberships inviter ON inviter.ticket = invited.invited_by
+                     WHERE invited.group_id = $1 AND inviter.campaign_id = invited.campaign_id")
+            .bind(&id),
+        ])
+        .await;
+    let Some(claimed) = ran.next_met()? else {
+        drop(ran);
+        return match group_in(conn, &id).await? {
+            Some(g) if g.status == "drawn" => Err(StoreError::Conflict("already_drawn")),
+            Some(_) => Err(StoreError::Conflict("not_full")),
+            None => Err(StoreError::NotFound),
+        };
+    };
+    let row: GroupRow = claimed.row()?.ok_or(StoreError::NotFound)?;
+    let members: Vec<MemberRow> = ran.next()?.rows()?;
+    let campaign: CampaignRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
+    let inviters: Inviters = ran
+        .next()?
+        .rows::<(String, String)>()?
+        .into_iter()
+        .map(|(ticket, user)| (ticket, UserId::from_trusted(user)))
+        .collect();
+    let decided = plan(&row, &members, &campaign, &inviters)?;
+    let drawn = outcome::write(conn, &row, members.len(), &campaign, &decided, now).await?;
+    // The members as the outcome statement left them (nothing else of theirs changed).
+    let members = members
+        .into_iter()
+        .map(|m| {
+            let status = if decided.winners.contains(&m.seq) { "won" } else { "lost" };
+            MemberRow { status: status.into(), ..m }
+        })
+        .collect();
+    Ok(Some((drawn, members)))
+}
+
+/// [`Store::expire_group`]'s unit of work.
+async fn expire_in(conn: &mut Conn<'_>, now: Millis) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>> {
+    let Some(id) = claim(conn, ClaimFor::Expiry, now).await? else { return Ok(None) };
+    let members = members_in(conn, &id).await?;
+    let expired: Option<GroupRow> = conn
+        .fetch_optional(
+            sql(format!(
+                "UPDATE groups SET status = 'expired', expired_at = $2
                      WHERE id = $1 AND status = 'open' AND member_count = $3
                        AND (expires_at <= $2 OR EXISTS
                            (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'ended'))
                      RETURNING {GROUP_COLUMNS}"
-                ))
-                .bind(&id)
-                .bind(now.0)
-                .bind(members.len() as i64),
-            )
-            .await?;
-        let Some(row) = expired else {
-            // Someone joined between our read and the update, or it filled or expired meanwhile: next pass.
-            return Ok(None);
-        };
-        let mut users: Vec<&MemberRow> = members.iter().collect();
-        users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        for member in &users {
-            conn.execute(
-                sql("UPDATE participations SET active = active - 1 WHERE campaign_id = $1 AND user_id = $2 AND active > 0")
-                    .bind(&member.campaign_id)
-                    .bind(&member.user_id),
-            )
-            .await?;
-        }
-        conn.execute(sql("UPDATE memberships SET status = 'expired' WHERE group_id = $1").bind(&id)).await?;
-        conn.execute(
-            sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1")
-                .bind(&row.campaign_id)
-                .bind(row.winners_per_group),
+            ))
+            .bind(&id)
+            .bind(now.0)
+            .bind(members.len() as i64),
         )
         .await?;
-        let holds: Vec<Hold> = members
-            .iter()
-            .filter_map(|m| Some(Hold { membership: m.id.clone(), user: m.user(), paid: Fen::from_stored(m.price)? }))
-            .collect();
-        post_all(&mut conn, &expiry_refunds(&holds), now).await?;
-        let members = members_in(&mut conn, &id).await?;
-        tx.commit().await?;
-        Ok(Some((row, members)))
+    let Some(row) = expired else {
+        // Someone joined between our read and the update, or it filled or expired meanwhile: next pass.
+        return Ok(None);
+    };
+    let mut users: Vec<&MemberRow> = members.iter().collect();
+    users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    for member in &users {
+        conn.execute(
+            sql("UPDATE participations SET active = active - 1 WHERE campaign_id = $1 AND user_id = $2 AND active > 0")
+                .bind(&member.campaign_id)
+                .bind(&member.user_id),
+        )
+        .await?;
     }
+    conn.execute(sql("UPDATE memberships SET status = 'expired' WHERE group_id = $1").bind(&id)).await?;
+    conn.execute(
+        sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1")
+            .bind(&row.campaign_id)
+            .bind(row.winners_per_group),
+    )
+    .await?;
+    let holds: Vec<Hold> = members
+        .iter()
+        .filter_map(|m| Some(Hold { membership: m.id.clone(), user: m.user(), paid: Fen::from_stored(m.price)? }))
+        .collect();
+    post_all(conn, &expiry_refunds(&holds), now).await?;
+    let members = members_in(conn, &id).await?;
+    Ok(Some((row, members)))
+}
 
-    /// Picks the due group a worker step acts on, inside its transaction. On PostgreSQL the row is locked with
-    /// `FOR UPDATE SKIP LOCKED`, so instances running the same job pick different groups instead of queueing.
-    async fn claim(&self, tx: &mut Tx, purpose: ClaimFor, now: Millis) -> StoreResult<Option<String>> {
-        let mut conn = tx.conn();
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let (status, due) = match purpose {
-            ClaimFor::Draw => ("full", "draw_due_at"),
-            ClaimFor::Expiry => ("open", "expires_at"),
-        };
-        let row: Option<(String,)> = conn
-            .fetch_optional(
-                sql(format!(
-                    "SELECT id FROM groups g WHERE g.status = '{status}' AND (g.{due} <= $1 OR EXISTS
+/// Picks the due group a worker step acts on, inside its unit of work. On PostgreSQL the row is locked with
+/// `FOR UPDATE SKIP LOCKED`, so instances running the same job pick different groups instead of queueing.
+async fn claim(conn: &mut Conn<'_>, purpose: ClaimFor, now: Millis) -> StoreResult<Option<String>> {
+    let lock = match conn.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let (status, due) = match purpose {
+        ClaimFor::Draw => ("full", "draw_due_at"),
+        ClaimFor::Expiry => ("open", "expires_at"),
+    };
+    let row: Option<(String,)> = conn
+        .fetch_optional(
+            sql(format!(
+                "SELECT id FROM groups g WHERE g.status = '{status}' AND (g.{due} <= $1 OR EXISTS
                          (SELECT 1 FROM campaigns c WHERE c.id = g.campaign_id AND c.status = 'ended'))
                      ORDER BY g.{due} LIMIT 1{lock}"
-                ))
-                .bind(now.0),
-            )
-            .await?;
-        Ok(row.map(|(id,)| id))
-    }
+            ))
+            .bind(now.0),
+        )
+        .await?;
+    Ok(row.map(|(id,)| id))
 }
 
 #[derive(Clone, Copy)]

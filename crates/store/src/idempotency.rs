@@ -6,7 +6,7 @@
 //! waits for it, as API.md asks.
 
 use crate::db::{Sql, sql};
-use crate::{Store, StoreError, StoreResult};
+use crate::{Store, StoreResult};
 use tuangou_domain::time::Millis;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,7 @@ pub struct IdempotencyRecord {
     /// What the first request made (a membership id), to answer again if its answer was never stored.
     pub resource: Option<String>,
 }
+crate::writer_sql::from_values!(IdempotencyRecord { request_hash, status, body, resource });
 
 /// Claims a key for the caller's transaction; fails with a unique violation when it is taken.
 pub(crate) fn claim_sql(claim: &IdempotencyClaim, now: Millis) -> Sql {
@@ -59,13 +60,10 @@ impl Store {
     }
 
     /// The record of a key that another request claimed first, once that request's writes are durable: read
-    /// through a write transaction, whose commit returns only after every write before it has committed (on
-    /// SQLite the claimant may still be in the writer's open batch; on PostgreSQL it has committed already).
+    /// in a unit of work, which is answered only after every unit before it has committed (on SQLite the
+    /// claimant may still be in the writer's open batch; on PostgreSQL it has committed already).
     pub async fn idempotency_record_settled(&self, claim: &IdempotencyClaim) -> StoreResult<Option<IdempotencyRecord>> {
-        let mut tx = self.pools.begin().await?;
-        let record = tx.conn().fetch_optional(record_query(claim)).await?;
-        tx.commit().await?;
-        Ok(record)
+        self.write_returning(record_query(claim)).await
     }
 
     /// Stores the first answer: fills in a key the request claimed, or records a refusal (whose transaction
@@ -77,24 +75,20 @@ impl Store {
         body: &str,
         now: Millis,
     ) -> StoreResult<()> {
-        let mut tx = self.pools.begin().await?;
-        tx.conn()
-            .execute(
-                sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, status, body, created_at)
+        self.write_statement(
+            sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, status, body, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (caller, endpoint, key) DO UPDATE SET status = excluded.status, body = excluded.body
                      WHERE idempotency_keys.status IS NULL AND idempotency_keys.request_hash = excluded.request_hash")
-                .bind(&claim.caller)
-                .bind(&claim.endpoint)
-                .bind(&claim.key)
-                .bind(&claim.request_hash)
-                .bind(i64::from(status))
-                .bind(body)
-                .bind(now.0),
-            )
-            .await
-            .map_err(StoreError::from)?;
-        tx.commit().await?;
+            .bind(&claim.caller)
+            .bind(&claim.endpoint)
+            .bind(&claim.key)
+            .bind(&claim.request_hash)
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(now.0),
+        )
+        .await?;
         Ok(())
     }
 }

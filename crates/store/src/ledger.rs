@@ -13,6 +13,7 @@ struct EntryRow {
     reference: Option<String>,
     created_at: i64,
 }
+crate::writer_sql::from_values!(EntryRow { id, cause, reference, created_at });
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PostingRecord {
@@ -20,6 +21,7 @@ pub struct PostingRecord {
     pub unit: String,
     pub amount: i64,
 }
+crate::writer_sql::from_values!(PostingRecord { account, unit, amount });
 
 /// An entry as stored.
 #[derive(Debug, Clone)]
@@ -308,32 +310,34 @@ impl Store {
     /// Posts an entry that carries a reference, once: when an entry with the same reference exists already, it
     /// is returned instead (with `false`), whatever its contents; the caller compares them.
     pub async fn post_once(&self, entry: &Entry, now: Millis) -> StoreResult<(EntryRecord, bool)> {
-        let reference = entry.reference().ok_or(StoreError::Conflict("reference_required"))?;
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        if let Some(existing) = entry_in(&mut conn, "reference", reference).await? {
-            // Answer with the first entry only once it is durable (on SQLite it may still be in the writer's
-            // open batch): committing this empty transaction waits for that.
-            tx.commit().await?;
-            return Ok((existing, false));
-        }
-        let posted = post(&mut conn, entry, now).await;
-        let id = match posted {
-            Ok(id) => id,
-            // A concurrent credit with the same reference came first: answer with it, once it is durable (read
-            // in a transaction of its own, whose commit waits for every write before it).
+        let reference = entry.reference().ok_or(StoreError::Conflict("reference_required"))?.to_owned();
+        let posted = self
+            .write((entry.clone(), reference.clone(), now), |mut conn, (entry, reference, now)| {
+                Box::pin(async move {
+                    // An existing entry is answered only once it is durable: a unit is answered after its batch
+                    // commits (on SQLite the first entry may still be in the writer's open batch).
+                    if let Some(existing) = entry_in(&mut conn, "reference", reference).await? {
+                        return Ok((existing, false));
+                    }
+                    let id = post(&mut conn, entry, *now).await?;
+                    let record = entry_in(&mut conn, "id", id.as_str()).await?.ok_or(StoreError::NotFound)?;
+                    Ok((record, true))
+                })
+            })
+            .await;
+        match posted {
+            // A concurrent post with the same reference came first (PostgreSQL: it has committed by the time the
+            // unique index refuses ours): answer with it.
             Err(StoreError::Database(sqlx::Error::Database(db))) if db.is_unique_violation() => {
-                drop(tx);
-                let mut settled = self.pools.begin().await?;
-                let existing = entry_in(&mut settled.conn(), "reference", reference).await?;
-                settled.commit().await?;
-                return existing.map(|e| (e, false)).ok_or(StoreError::NotFound);
+                let existing = self
+                    .write(reference, |mut conn, reference| {
+                        Box::pin(async move { entry_in(&mut conn, "reference", reference).await })
+                    })
+                    .await?;
+                existing.map(|e| (e, false)).ok_or(StoreError::NotFound)
             }
-            Err(other) => return Err(other),
-        };
-        let record = entry_in(&mut conn, "id", id.as_str()).await?.ok_or(StoreError::NotFound)?;
-        tx.commit().await?;
-        Ok((record, true))
+            other => other,
+        }
     }
 
     /// The balance of one account (0 when it never moved).
@@ -367,16 +371,23 @@ mod tests {
     use tuangou_domain::money::Fen;
 
     async fn held(store: &Store, user: &str, amount: i64) {
-        let mut tx = store.pools.begin().await.unwrap();
-        tx.conn()
-            .execute(
+        store
+            .write_statement(
                 sql("INSERT INTO balances (account, unit, balance) VALUES ($1, 'fen', $2)")
                     .bind(format!("customer:{user}:held"))
                     .bind(amount),
             )
             .await
             .unwrap();
-        tx.commit().await.unwrap();
+    }
+
+    /// Posts `entries` as a unit of work of their own.
+    async fn post_alone(store: &Store, entries: &[Entry], now: Millis) -> StoreResult<Vec<EntryId>> {
+        store
+            .write((entries.to_vec(), now), |mut conn, (entries, now)| {
+                Box::pin(async move { post_all(&mut conn, entries, *now).await })
+            })
+            .await
     }
 
     fn refunds(amounts: &[(&str, i64)]) -> Vec<Entry> {
@@ -399,17 +410,13 @@ mod tests {
         held(&store, "a", 100).await;
         held(&store, "b", 50).await;
 
-        let mut tx = store.pools.begin().await.unwrap();
-        let short = post_all(&mut tx.conn(), &refunds(&[("a", 100), ("b", 80)]), Millis(1)).await;
+        let short = post_alone(&store, &refunds(&[("a", 100), ("b", 80)]), Millis(1)).await;
         assert!(matches!(short, Err(StoreError::InsufficientFunds(_))), "{short:?}");
-        drop(tx);
         assert_eq!(store.balance("customer:a:held", "fen").await.unwrap(), 100, "a's debit moved back");
         assert_eq!(store.balance("customer:b:held", "fen").await.unwrap(), 50);
         assert_eq!(store.balance("customer:a:available", "fen").await.unwrap(), 0);
 
-        let mut tx = store.pools.begin().await.unwrap();
-        post_all(&mut tx.conn(), &refunds(&[("a", 100), ("b", 50)]), Millis(2)).await.unwrap();
-        tx.commit().await.unwrap();
+        post_alone(&store, &refunds(&[("a", 100), ("b", 50)]), Millis(2)).await.unwrap();
         for (user, refunded) in [("a", 100), ("b", 50)] {
             assert_eq!(store.balance(&format!("customer:{user}:held"), "fen").await.unwrap(), 0);
             assert_eq!(store.balance(&format!("customer:{user}:available"), "fen").await.unwrap(), refunded);
@@ -426,7 +433,6 @@ mod tests {
         let (rich, poor) = (UserId::from_trusted("rich"), UserId::from_trusted("poor"));
         let fen = |n| Fen::parse_positive("amount", n).unwrap();
 
-        let mut tx = store.pools.begin().await.unwrap();
         let funded = [
             Entry::transfer(
                 Cause::Credit,
@@ -436,13 +442,11 @@ mod tests {
             ),
             Entry::points(Cause::Reward, rich.clone(), 30),
         ];
-        post_all(&mut tx.conn(), &funded, Millis(1)).await.unwrap();
-        tx.commit().await.unwrap();
+        post_alone(&store, &funded, Millis(1)).await.unwrap();
         assert_eq!(store.balance("external:funding", "fen").await.unwrap(), -500);
         assert_eq!(store.balance("platform:points_issued", "points").await.unwrap(), -30);
         assert_eq!(store.balance("customer:rich:available", "fen").await.unwrap(), 500);
 
-        let mut tx = store.pools.begin().await.unwrap();
         let from_nothing = [
             Entry::transfer(
                 Cause::Join,
@@ -452,11 +456,10 @@ mod tests {
             ),
             Entry::transfer(Cause::Join, Account::CustomerAvailable(poor.clone()), Account::CustomerHeld(poor), fen(1)),
         ];
-        let refused = post_all(&mut tx.conn(), &from_nothing, Millis(2)).await;
+        let refused = post_alone(&store, &from_nothing, Millis(2)).await;
         assert!(
             matches!(&refused, Err(StoreError::InsufficientFunds(keys)) if keys.contains("customer:poor:available"))
         );
-        drop(tx);
         assert_eq!(store.balance("customer:rich:available", "fen").await.unwrap(), 500, "nothing moved");
         let mut pooled = store.pools.read().await.unwrap();
         let rows: (i64,) = pooled

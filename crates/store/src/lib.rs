@@ -1,8 +1,8 @@
 //! The store: everything tuangou keeps, behind one type named after what the app needs.
 //!
 //! [`Store`] is the interface; SQLite and PostgreSQL are its two backends, chosen once from the database URL
-//! (`sqlite://…` or `postgres://…`; anything else is refused). Each use case that writes runs in one transaction
-//! here, so a half-done change is never visible. The store holds no business rules beyond what constraints and
+//! (`sqlite://…` or `postgres://…`; anything else is refused). Each use case that writes runs as one unit of
+//! work here ([`unit_of_work`]): whole or not at all, whatever happens to the request that asked for it. The store holds no business rules beyond what constraints and
 //! conditional updates enforce (a debit that would go below zero, a unique phone, a campaign that is no longer a
 //! draft); the rules themselves live in `tuangou-domain`, the decisions in `tuangou-app`.
 #![forbid(unsafe_code)]
@@ -10,7 +10,6 @@
 mod campaigns;
 mod check;
 mod db;
-mod group_commit;
 mod groups;
 mod idempotency;
 mod join_queue;
@@ -18,10 +17,13 @@ mod ledger;
 mod merchants;
 mod notify;
 mod privacy;
+mod sqlite_writer;
 mod stats;
+mod unit_of_work;
 mod users;
 mod views;
 mod vouchers;
+mod writer_sql;
 
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;
@@ -54,6 +56,16 @@ pub enum StoreError {
     /// Stored data breaks a rule it was checked against on the way in (a hand-edited database).
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(String),
+    /// Too many writes are waiting for SQLite's writer: try again shortly (503 `overloaded`).
+    #[error("too many writes are waiting: try again shortly")]
+    Overloaded,
+    /// A fault of the store itself (its writer stopped, a unit of work panicked); nothing was written.
+    #[error("internal store error: {0}")]
+    Internal(String),
+    /// Inside a unit of work on PostgreSQL: the unit met another transaction's write that its snapshot could not
+    /// see, and must run again from the start to see it; if it still does after a few runs, the conflict `code`.
+    #[error("run again ({0})")]
+    RunAgain(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -61,15 +73,36 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
-    /// PostgreSQL broke a cycle of transactions waiting for each other's locks by rolling this one back, whole
-    /// (SQLSTATE 40P01).
-    fn is_deadlock_victim(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("40P01"))
+    /// Whether a unit of work that failed with this should run again from the start (on PostgreSQL). It should
+    /// when PostgreSQL broke a cycle of transactions waiting for each other's locks by rolling it back, whole
+    /// (SQLSTATE 40P01): transactions take their locks in one global order, but a conditional update that waited
+    /// for a row and then found it changed keeps that row locked to the end of its transaction (READ COMMITTED),
+    /// so a joiner that went on to open a group can still meet an opener in a cycle. The victim changed nothing,
+    /// so running it again is safe; its answer is as if it had come a moment later. And when it asked to.
+    fn runs_again(&self) -> bool {
+        match self {
+            StoreError::RunAgain(_) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => db.code().as_deref() == Some("40P01"),
+            _ => false,
+        }
+    }
+
+    /// A unique-constraint violation as [`StoreError::Conflict`] with `code`; anything else as it is.
+    pub(crate) fn unique_as(self, code: &'static str) -> Self {
+        match self {
+            StoreError::Database(error) => unique_violation_as(code)(error),
+            other => other,
+        }
+    }
+
+    /// The error to answer with once a unit will not run again.
+    fn settled(self) -> Self {
+        match self {
+            StoreError::RunAgain(code) => StoreError::Conflict(code),
+            other => other,
+        }
     }
 }
-
-/// How many times a transaction runs at most when PostgreSQL keeps choosing it as a deadlock's victim.
-const DEADLOCK_ATTEMPTS: usize = 5;
 
 /// Turns a unique-constraint violation into a [`StoreError::Conflict`] with `code`; other errors pass through.
 pub(crate) fn unique_violation_as(code: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
@@ -92,28 +125,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Runs `transaction` (one whole transaction each time) again when PostgreSQL rolled it back to break a lock
-    /// cycle. Transactions take their locks in one global order, but a conditional update that waited for a row
-    /// and then found it changed keeps that row locked to the end of its transaction (READ COMMITTED), so a joiner
-    /// that went on to open a group can still meet an opener in a cycle. The victim changed nothing, so running it
-    /// again is safe; its answer is as if it had come a moment later.
-    pub(crate) async fn retrying_deadlocks<T, Fut>(&self, mut transaction: impl FnMut() -> Fut) -> StoreResult<T>
-    where
-        Fut: std::future::Future<Output = StoreResult<T>>,
-    {
-        for _ in 1..DEADLOCK_ATTEMPTS {
-            match transaction().await {
-                Err(error) if error.is_deadlock_victim() => tracing::info!("deadlock victim, running it again"),
-                other => return other,
-            }
-        }
-        transaction().await
-    }
-
     /// Opens the database at `url` and brings its schema up to date (every command migrates first).
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
         let pools = Pools::connect(url, settings).await?;
-        pools.migrate().await?;
         Ok(Self { pools, join_queues: Arc::new(join_queue::JoinQueues::new()) })
     }
 
@@ -121,8 +135,13 @@ impl Store {
         self.pools.backend()
     }
 
-    /// Whether the database answers (for `/readyz`).
+    /// Whether the database answers and, on SQLite, its writer runs (for `/readyz`).
     pub async fn ping(&self) -> StoreResult<()> {
+        if let Pools::Sqlite { writer, .. } = &self.pools
+            && !writer.is_alive()
+        {
+            return Err(StoreError::Internal("the SQLite writer has stopped".into()));
+        }
         let mut pooled = self.pools.read().await?;
         pooled.conn().execute(db::sql("SELECT 1")).await?;
         Ok(())

@@ -19,6 +19,19 @@ pub struct MerchantRow {
     pub status: String,
     pub created_at: i64,
 }
+crate::writer_sql::from_values!(MerchantRow {
+    id,
+    name,
+    category,
+    description,
+    address,
+    latitude,
+    longitude,
+    phone,
+    opening_hours,
+    status,
+    created_at
+});
 
 pub struct NewMerchant {
     pub name: String,
@@ -68,36 +81,38 @@ impl Store {
         owner: &UserId,
         now: Millis,
     ) -> StoreResult<MerchantRow> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let row: MerchantRow = conn
-            .fetch_one(
-                sql(format!(
+        self.write((merchant, owner.clone(), now), |mut conn, (merchant, owner, now)| {
+            Box::pin(async move {
+                let row: MerchantRow = conn
+                    .fetch_one(
+                        sql(format!(
                     "INSERT INTO merchants ({MERCHANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                      RETURNING {MERCHANT_COLUMNS}"
                 ))
-                .bind(new_id())
-                .bind(merchant.name)
-                .bind(merchant.category)
-                .bind(merchant.description)
-                .bind(merchant.address)
-                .bind(merchant.latitude)
-                .bind(merchant.longitude)
-                .bind(merchant.phone)
-                .bind(merchant.opening_hours)
-                .bind(merchant.status)
-                .bind(now.0),
-            )
-            .await?;
-        conn.execute(
+                        .bind(new_id())
+                        .bind(&merchant.name)
+                        .bind(&merchant.category)
+                        .bind(merchant.description.clone())
+                        .bind(&merchant.address)
+                        .bind(merchant.latitude)
+                        .bind(merchant.longitude)
+                        .bind(&merchant.phone)
+                        .bind(merchant.opening_hours.clone())
+                        .bind(merchant.status)
+                        .bind(now.0),
+                    )
+                    .await?;
+                conn.execute(
             sql("INSERT INTO merchant_roles (merchant_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
                 .bind(&row.id)
                 .bind(owner.as_str())
                 .bind(now.0),
         )
         .await?;
-        tx.commit().await?;
-        Ok(row)
+                Ok(row)
+            })
+        })
+        .await
     }
 
     pub async fn merchant(&self, id: &MerchantId) -> StoreResult<Option<MerchantRow>> {
@@ -108,16 +123,20 @@ impl Store {
 
     /// Sets a merchant `active` (whatever it was); `None` when there is no such merchant.
     pub async fn activate_merchant(&self, id: &MerchantId) -> StoreResult<Option<MerchantRow>> {
-        let mut tx = self.pools.begin().await?;
-        let row = tx
-            .conn()
-            .fetch_optional(
-                sql(format!("UPDATE merchants SET status = 'active' WHERE id = $1 RETURNING {MERCHANT_COLUMNS}"))
-                    .bind(id.as_str()),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(row)
+        self.write(id.clone(), |mut conn, id| {
+            Box::pin(async move {
+                let row = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE merchants SET status = 'active' WHERE id = $1 RETURNING {MERCHANT_COLUMNS}"
+                        ))
+                        .bind(id.as_str()),
+                    )
+                    .await?;
+                Ok(row)
+            })
+        })
+        .await
     }
 
     /// The user's role at the merchant, if any.
@@ -152,8 +171,9 @@ impl Store {
 
     /// Adds a staff member; [`StoreError::Conflict`]`("already_staff")` when they already have a role there.
     pub async fn add_staff(&self, merchant: &MerchantId, user: &UserId, now: Millis) -> StoreResult<()> {
-        let mut tx = self.pools.begin().await?;
-        tx.conn()
+        self.write((merchant.clone(), user.clone(), now), |mut conn, (merchant, user, now)| {
+            Box::pin(async move {
+                conn
             .execute(
                 sql("INSERT INTO merchant_roles (merchant_id, user_id, role, created_at) VALUES ($1, $2, 'staff', $3)")
                     .bind(merchant.as_str())
@@ -162,8 +182,10 @@ impl Store {
             )
             .await
             .map_err(unique_violation_as("already_staff"))?;
-        tx.commit().await?;
-        Ok(())
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn require_merchant(&self, id: &MerchantId) -> StoreResult<MerchantRow> {

@@ -20,6 +20,7 @@ pub struct History {
     /// Points received in all (rewards and referral bonuses).
     pub points: i64,
 }
+crate::writer_sql::from_values!(History { joined, won, lost, expired, refunded, rewards_cash, points });
 
 impl Store {
     pub async fn history(&self, user: &UserId) -> StoreResult<History> {
@@ -61,8 +62,7 @@ impl Store {
     /// `balance_remaining`) while the customer has money in a group, an unused purchase voucher, or money
     /// available — checked inside the transaction that closes it, so a join cannot slip in between.
     pub async fn close_account(&self, user: &UserId, now: Millis) -> StoreResult<()> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
+        self.write((user.clone(), now), |mut conn, (user, now)| Box::pin(async move {
         // Lock the account row first: joins and refunds for this customer queue behind the closing.
         let open: Option<(String,)> = conn
             .fetch_optional(
@@ -100,7 +100,7 @@ impl Store {
         )
         .await?;
         conn.execute(sql("DELETE FROM sessions WHERE user_id = $1").bind(user.as_str())).await?;
-        tx.commit().await?;
         Ok(())
+        })).await
     }
 }

@@ -1,7 +1,7 @@
 //! Accounts and sessions.
 
 use crate::db::sql;
-use crate::{Store, StoreError, StoreResult, new_id, unique_violation_as};
+use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::UserId;
 use tuangou_domain::time::Millis;
 
@@ -14,6 +14,7 @@ pub struct UserRow {
     pub is_operator: i64,
     pub created_at: i64,
 }
+crate::writer_sql::from_values!(UserRow { id, phone, name, password_hash, is_operator, created_at });
 
 impl UserRow {
     pub fn user_id(&self) -> UserId {
@@ -33,57 +34,55 @@ const USER_COLUMNS: &str = "id, phone, name, password_hash, is_operator, created
 impl Store {
     /// Creates an account; [`StoreError::Conflict`]`("phone_taken")` when the phone is registered already.
     pub async fn create_user(&self, user: NewUser, now: Millis) -> StoreResult<UserRow> {
-        let mut tx = self.pools.begin().await?;
-        let row = tx
-            .conn()
-            .fetch_one(
-                sql(format!(
-                    "INSERT INTO users (id, phone, name, password_hash, is_operator, created_at)
+        self.write_returning(
+            sql(format!(
+                "INSERT INTO users (id, phone, name, password_hash, is_operator, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
-                ))
-                .bind(new_id())
-                .bind(user.phone)
-                .bind(user.name)
-                .bind(user.password_hash)
-                .bind(i64::from(user.is_operator))
-                .bind(now.0),
-            )
-            .await
-            .map_err(unique_violation_as("phone_taken"))?;
-        tx.commit().await?;
-        Ok(row)
+            ))
+            .bind(new_id())
+            .bind(user.phone)
+            .bind(user.name)
+            .bind(user.password_hash)
+            .bind(i64::from(user.is_operator))
+            .bind(now.0),
+        )
+        .await
+        .map_err(|error| error.unique_as("phone_taken"))?
+        .ok_or(StoreError::NotFound)
     }
 
     /// Makes the account with this phone an operator, creating it when missing. Idempotent: an existing account
     /// keeps its password and name.
     pub async fn ensure_operator(&self, user: NewUser, now: Millis) -> StoreResult<UserRow> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let updated: Option<UserRow> = conn
-            .fetch_optional(
-                sql(format!("UPDATE users SET is_operator = 1 WHERE phone = $1 RETURNING {USER_COLUMNS}"))
-                    .bind(&user.phone),
-            )
-            .await?;
-        let row = match updated {
-            Some(row) => row,
-            None => {
-                conn.fetch_one(
-                    sql(format!(
-                        "INSERT INTO users (id, phone, name, password_hash, is_operator, created_at)
+        self.write((user, now), |mut conn, (user, now)| {
+            Box::pin(async move {
+                let updated: Option<UserRow> = conn
+                    .fetch_optional(
+                        sql(format!("UPDATE users SET is_operator = 1 WHERE phone = $1 RETURNING {USER_COLUMNS}"))
+                            .bind(&user.phone),
+                    )
+                    .await?;
+                let row = match updated {
+                    Some(row) => row,
+                    None => {
+                        conn.fetch_one(
+                            sql(format!(
+                                "INSERT INTO users (id, phone, name, password_hash, is_operator, created_at)
                          VALUES ($1, $2, $3, $4, 1, $5) RETURNING {USER_COLUMNS}"
-                    ))
-                    .bind(new_id())
-                    .bind(user.phone)
-                    .bind(user.name)
-                    .bind(user.password_hash)
-                    .bind(now.0),
-                )
-                .await?
-            }
-        };
-        tx.commit().await?;
-        Ok(row)
+                            ))
+                            .bind(new_id())
+                            .bind(&user.phone)
+                            .bind(&user.name)
+                            .bind(&user.password_hash)
+                            .bind(now.0),
+                        )
+                        .await?
+                    }
+                };
+                Ok(row)
+            })
+        })
+        .await
     }
 
     pub async fn user_by_phone(&self, phone: &str) -> StoreResult<Option<UserRow>> {
@@ -106,17 +105,14 @@ impl Store {
         now: Millis,
         expires_at: Millis,
     ) -> StoreResult<()> {
-        let mut tx = self.pools.begin().await?;
-        tx.conn()
-            .execute(
-                sql("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-                    .bind(token_hash)
-                    .bind(user.as_str())
-                    .bind(now.0)
-                    .bind(expires_at.0),
-            )
-            .await?;
-        tx.commit().await?;
+        self.write_statement(
+            sql("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(token_hash)
+                .bind(user.as_str())
+                .bind(now.0)
+                .bind(expires_at.0),
+        )
+        .await?;
         Ok(())
     }
 
@@ -132,9 +128,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        let mut tx = self.pools.begin().await?;
-        tx.conn().execute(sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash)).await?;
-        tx.commit().await?;
+        self.write_statement(sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash)).await?;
         Ok(())
     }
 

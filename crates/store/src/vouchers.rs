@@ -23,6 +23,19 @@ pub struct VoucherRow {
     pub issued_at: i64,
     pub expires_at: i64,
 }
+crate::writer_sql::from_values!(VoucherRow {
+    id,
+    kind,
+    membership_id,
+    user_id,
+    merchant_id,
+    campaign_id,
+    amount,
+    commission,
+    status,
+    issued_at,
+    expires_at
+});
 
 /// A voucher the draw issues.
 #[derive(Debug, Clone)]
@@ -46,6 +59,7 @@ pub struct RedemptionRow {
     pub redeemed_at: i64,
     pub undone_at: Option<i64>,
 }
+crate::writer_sql::from_values!(RedemptionRow { id, voucher_id, merchant_id, staff_id, redeemed_at, undone_at });
 
 /// An attempt as logged.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,6 +71,7 @@ pub struct AttemptRow {
     pub client_address: Option<String>,
     pub at: i64,
 }
+crate::writer_sql::from_values!(AttemptRow { staff_id, voucher_id, action, result, client_address, at });
 
 /// One attempt at the counter, for the log.
 #[derive(Debug, Clone)]
@@ -68,6 +83,46 @@ pub struct Attempt<'a> {
     pub result: &'a str,
     pub client_address: Option<&'a str>,
     pub at: Millis,
+}
+
+impl Attempt<'_> {
+    /// The attempt with its values owned, to travel with a unit of work.
+    fn to_record(&self) -> AttemptRecord {
+        AttemptRecord {
+            merchant: self.merchant.clone(),
+            staff: self.staff.clone(),
+            voucher: self.voucher.map(str::to_owned),
+            action: self.action,
+            result: self.result.to_owned(),
+            client_address: self.client_address.map(str::to_owned),
+            at: self.at,
+        }
+    }
+}
+
+/// An [`Attempt`] that owns its values.
+struct AttemptRecord {
+    merchant: MerchantId,
+    staff: UserId,
+    voucher: Option<String>,
+    action: &'static str,
+    result: String,
+    client_address: Option<String>,
+    at: Millis,
+}
+
+impl AttemptRecord {
+    fn attempt(&self) -> Attempt<'_> {
+        Attempt {
+            merchant: &self.merchant,
+            staff: &self.staff,
+            voucher: self.voucher.as_deref(),
+            action: self.action,
+            result: &self.result,
+            client_address: self.client_address.as_deref(),
+            at: self.at,
+        }
+    }
 }
 
 const VOUCHER_COLUMNS: &str =
@@ -163,10 +218,13 @@ impl Store {
 
     /// Logs an attempt that changed nothing (a refusal, or a preview).
     pub async fn log_attempt(&self, attempt: &Attempt<'_>) -> StoreResult<()> {
-        let mut tx = self.pools.begin().await?;
-        log_in(&mut tx.conn(), attempt).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(attempt.to_record(), |mut conn, attempt| {
+            Box::pin(async move {
+                log_in(&mut conn, &attempt.attempt()).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Failed attempts since `since` by this staff member, and at this merchant (for the throttle).
@@ -197,61 +255,66 @@ impl Store {
     /// paid to the platform, and the attempt logged — one transaction. On refusal: `NotFound` (no such code at
     /// this merchant), `Conflict("already_redeemed" | "voucher_refunded")`, `Conflict("expired")`.
     pub async fn redeem(&self, code_hash: &str, attempt: &Attempt<'_>) -> StoreResult<(VoucherRow, RedemptionRow)> {
-        let now = attempt.at;
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let redeemed: Option<VoucherRow> = conn
-            .fetch_optional(
-                sql(format!(
-                    "UPDATE vouchers SET status = 'redeemed'
+        self.write((code_hash.to_owned(), attempt.to_record()), |mut conn, (code_hash, attempt)| {
+            Box::pin(async move {
+                let attempt = &attempt.attempt();
+                let now = attempt.at;
+                let redeemed: Option<VoucherRow> = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE vouchers SET status = 'redeemed'
                      WHERE code_hash = $1 AND merchant_id = $2 AND status = 'issued' AND expires_at > $3
                      RETURNING {VOUCHER_COLUMNS}"
-                ))
-                .bind(code_hash)
-                .bind(attempt.merchant.as_str())
-                .bind(now.0),
-            )
-            .await?;
-        let Some(voucher) = redeemed else {
-            let found: Option<VoucherRow> = conn
-                .fetch_optional(
-                    sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE code_hash = $1 AND merchant_id = $2"))
+                        ))
                         .bind(code_hash)
-                        .bind(attempt.merchant.as_str()),
-                )
-                .await?;
-            return Err(match found {
-                None => StoreError::NotFound,
-                Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
-                Some(v) if v.status == "refunded" => StoreError::Conflict("voucher_refunded"),
-                Some(_) => StoreError::Conflict("expired"),
-            });
-        };
-        let redemption: RedemptionRow = conn
-            .fetch_one(
-                sql(format!(
-                    "INSERT INTO redemptions (id, voucher_id, merchant_id, staff_id, redeemed_at)
+                        .bind(attempt.merchant.as_str())
+                        .bind(now.0),
+                    )
+                    .await?;
+                let Some(voucher) = redeemed else {
+                    let found: Option<VoucherRow> = conn
+                        .fetch_optional(
+                            sql(format!(
+                                "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE code_hash = $1 AND merchant_id = $2"
+                            ))
+                            .bind(code_hash)
+                            .bind(attempt.merchant.as_str()),
+                        )
+                        .await?;
+                    return Err(match found {
+                        None => StoreError::NotFound,
+                        Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
+                        Some(v) if v.status == "refunded" => StoreError::Conflict("voucher_refunded"),
+                        Some(_) => StoreError::Conflict("expired"),
+                    });
+                };
+                let redemption: RedemptionRow = conn
+                    .fetch_one(
+                        sql(format!(
+                            "INSERT INTO redemptions (id, voucher_id, merchant_id, staff_id, redeemed_at)
                      VALUES ($1, $2, $3, $4, $5) RETURNING {REDEMPTION_COLUMNS}"
-                ))
-                .bind(new_id())
-                .bind(&voucher.id)
-                .bind(attempt.merchant.as_str())
-                .bind(attempt.staff.as_str())
-                .bind(now.0),
-            )
-            .await?;
-        if voucher.kind == "purchase" {
-            let entries = settlement_entries(
-                &redemption.id,
-                attempt.merchant,
-                stored_fen(voucher.amount)?,
-                stored_fen(voucher.commission)?,
-            );
-            post_all(&mut conn, &entries, now).await?;
-        }
-        log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
-        tx.commit().await?;
-        Ok((voucher, redemption))
+                        ))
+                        .bind(new_id())
+                        .bind(&voucher.id)
+                        .bind(attempt.merchant.as_str())
+                        .bind(attempt.staff.as_str())
+                        .bind(now.0),
+                    )
+                    .await?;
+                if voucher.kind == "purchase" {
+                    let entries = settlement_entries(
+                        &redemption.id,
+                        attempt.merchant,
+                        stored_fen(voucher.amount)?,
+                        stored_fen(voucher.commission)?,
+                    );
+                    post_all(&mut conn, &entries, now).await?;
+                }
+                log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
+                Ok((voucher, redemption))
+            })
+        })
+        .await
     }
 
     /// Undoes a redemption within `window` of it: the voucher is `issued` again and the settlement reversed by
@@ -263,9 +326,9 @@ impl Store {
         window_ms: i64,
         attempt: &Attempt<'_>,
     ) -> StoreResult<VoucherRow> {
+        self.write((redemption.to_owned(), window_ms, attempt.to_record()), |mut conn, (redemption, window_ms, attempt)| Box::pin(async move {
+        let attempt = &attempt.attempt();
         let now = attempt.at;
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
         let undone: Option<RedemptionRow> = conn
             .fetch_optional(
                 sql(format!(
@@ -309,16 +372,15 @@ impl Store {
             post_all(&mut conn, &entries, now).await?;
         }
         log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
-        tx.commit().await?;
         Ok(voucher)
+        })).await
     }
 
     /// Expires one issued voucher past its date, if any: a purchase voucher's price goes back to its customer
     /// (from the merchant's receivable), a coupon just lapses — exactly once, whichever instance gets there first.
     pub async fn expire_voucher(&self, now: Millis) -> StoreResult<Option<VoucherRow>> {
-        let mut tx = self.pools.begin().await?;
-        let lock = if self.backend() == crate::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let mut conn = tx.conn();
+        self.write(now, |mut conn, now| Box::pin(async move {
+        let lock = if conn.backend() == crate::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let due: Option<(String,)> = conn
             .fetch_optional(
                 sql(format!(
@@ -344,10 +406,10 @@ impl Store {
                 &UserId::from_trusted(&voucher.user_id),
                 stored_fen(voucher.amount)?,
             );
-            post_all(&mut conn, &[entry], now).await?;
+            post_all(&mut conn, &[entry], *now).await?;
         }
-        tx.commit().await?;
         Ok(Some(voucher))
+        })).await
     }
 
     /// The vouchers issued for a membership (a purchase, or a coupon).
@@ -373,40 +435,43 @@ impl Store {
     /// back from the merchant's receivable. `NotFound` (not the caller's), `Conflict("already_redeemed" |
     /// "already_refunded" | "not_refundable")`, `Conflict("expired")`.
     pub async fn refund_voucher(&self, voucher: &str, user: &UserId, now: Millis) -> StoreResult<VoucherRow> {
-        let mut tx = self.pools.begin().await?;
-        let mut conn = tx.conn();
-        let refunded: Option<VoucherRow> = conn
-            .fetch_optional(
-                sql(format!(
-                    "UPDATE vouchers SET status = 'refunded'
+        self.write((voucher.to_owned(), user.clone(), now), |mut conn, (voucher, user, now)| {
+            Box::pin(async move {
+                let refunded: Option<VoucherRow> = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE vouchers SET status = 'refunded'
                      WHERE id = $1 AND user_id = $2 AND kind = 'purchase' AND status = 'issued' AND expires_at > $3
                      RETURNING {VOUCHER_COLUMNS}"
-                ))
-                .bind(voucher)
-                .bind(user.as_str())
-                .bind(now.0),
-            )
-            .await?;
-        let Some(row) = refunded else {
-            let found: Option<VoucherRow> = conn
-                .fetch_optional(
-                    sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1 AND user_id = $2"))
+                        ))
                         .bind(voucher)
-                        .bind(user.as_str()),
-                )
-                .await?;
-            return Err(match found {
-                None => StoreError::NotFound,
-                Some(v) if v.kind != "purchase" => StoreError::Conflict("not_refundable"),
-                Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
-                Some(v) if v.status == "refunded" => StoreError::Conflict("already_refunded"),
-                Some(_) => StoreError::Conflict("expired"),
-            });
-        };
-        let entry = voucher_refund(&row.id, &MerchantId::from_trusted(&row.merchant_id), user, stored_fen(row.amount)?);
-        post_all(&mut conn, &[entry], now).await?;
-        tx.commit().await?;
-        Ok(row)
+                        .bind(user.as_str())
+                        .bind(now.0),
+                    )
+                    .await?;
+                let Some(row) = refunded else {
+                    let found: Option<VoucherRow> = conn
+                        .fetch_optional(
+                            sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE id = $1 AND user_id = $2"))
+                                .bind(voucher)
+                                .bind(user.as_str()),
+                        )
+                        .await?;
+                    return Err(match found {
+                        None => StoreError::NotFound,
+                        Some(v) if v.kind != "purchase" => StoreError::Conflict("not_refundable"),
+                        Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
+                        Some(v) if v.status == "refunded" => StoreError::Conflict("already_refunded"),
+                        Some(_) => StoreError::Conflict("expired"),
+                    });
+                };
+                let entry =
+                    voucher_refund(&row.id, &MerchantId::from_trusted(&row.merchant_id), user, stored_fen(row.amount)?);
+                post_all(&mut conn, &[entry], *now).await?;
+                Ok(row)
+            })
+        })
+        .await
     }
 
     /// A redemption by id.

@@ -57,6 +57,14 @@ impl Problem {
         problem
     }
 
+    /// 503 `overloaded` with a `Retry-After` header: the service is busy, the request changed nothing.
+    pub fn overloaded() -> Self {
+        let mut problem =
+            Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the service is busy: retry in a moment");
+        problem.0.retry_after = Some(1);
+        problem
+    }
+
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -86,6 +94,7 @@ impl From<AppError> for Problem {
             AppError::NotFound(code, message) => Problem::new(StatusCode::NOT_FOUND, code, message),
             AppError::Conflict(code, message) => Problem::new(StatusCode::CONFLICT, code, message),
             AppError::Throttled(seconds) => Problem::throttled(seconds),
+            AppError::Overloaded => Problem::overloaded(),
             AppError::Gone(message) => Problem::new(StatusCode::GONE, "expired", message),
             AppError::IdempotencyKeyReused => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", error.to_string())

@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio_stream::wrappers::BroadcastStream;
 use tuangou_app::{
-    AppError, BusMessage, Caller, GroupView, IdempotencyClaim, JoinAnswer, JoinInput, JoinTarget, Joined, MemberRow,
+    BusMessage, Caller, GroupView, IdempotencyClaim, JoinAnswer, JoinInput, JoinTarget, Joined, MemberRow,
     idempotency_claim,
 };
 use tuangou_domain::draw::ALGORITHM;
@@ -160,18 +160,20 @@ async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Requ
         Ok(JoinAnswer::Stored { status, body }) => {
             return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body));
         }
-        Err(AppError::Internal(cause)) => return Err(Problem::from(AppError::Internal(cause))),
         Err(error) => {
             let problem = Problem::from(error);
+            if problem.status().is_server_error() {
+                // A 5xx (a fault, or 503 overloaded) is never stored: a retry runs again, not told of it forever.
+                return Err(problem);
+            }
             let status = problem.status();
             (status, problem.body_json(), true)
         }
     };
-    if let (Some(claim), true) = (&claim, fresh) {
-        // A 5xx is never stored: a retry should run again, not be told about our fault forever.
-        if let Err(error) = state.app.remember_answer(claim, status.as_u16(), &body).await {
-            tracing::warn!(%error, "could not store an idempotent answer; a retry re-renders it");
-        }
+    if let (Some(claim), true) = (&claim, fresh)
+        && let Err(error) = state.app.remember_answer(claim, status.as_u16(), &body).await
+    {
+        tracing::warn!(%error, "could not store an idempotent answer; a retry re-renders it");
     }
     Ok(json_response(status, body))
 }

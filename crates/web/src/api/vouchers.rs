@@ -252,11 +252,10 @@ pub async fn redeem(
         Ok((view, redemption)) => {
             (StatusCode::CREATED, serde_json::to_string(&redemption_body(view, redemption)).unwrap_or_default())
         }
-        Err(tuangou_app::AppError::Internal(cause)) => return Err(tuangou_app::AppError::Internal(cause).into()),
         Err(error) => {
             let problem = crate::problem::Problem::from(error);
-            if problem.status() == StatusCode::TOO_MANY_REQUESTS {
-                return Err(problem); // a throttled scan is not an answer to remember
+            if problem.status() == StatusCode::TOO_MANY_REQUESTS || problem.status().is_server_error() {
+                return Err(problem); // a throttled scan or a fault of ours is not an answer to remember
             }
             (problem.status(), problem.body_json())
         }
