@@ -122,13 +122,14 @@ pub fn new_id() -> String {
 pub struct Store {
     pools: Pools,
     join_queues: Arc<join_queue::JoinQueues>,
+    in_flight: Arc<unit_of_work::InFlight>,
 }
 
 impl Store {
     /// Opens the database at `url` and brings its schema up to date (every command migrates first).
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, ConnectError> {
         let pools = Pools::connect(url, settings).await?;
-        Ok(Self { pools, join_queues: Arc::new(join_queue::JoinQueues::new()) })
+        Ok(Self { pools, join_queues: Arc::new(join_queue::JoinQueues::new()), in_flight: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {

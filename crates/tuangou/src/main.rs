@@ -118,6 +118,8 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if let Some(task) = listener_task {
         let _ = task.await;
     }
+    // Writes whose requests were dropped (clients that hung up) still run to their end before the exit.
+    app.store().writes_settled().await;
     app.store().close().await;
     Ok(())
 }

@@ -128,3 +128,20 @@ impl IntoResponse for Problem {
 
 /// What handlers return.
 pub type ApiResult<T> = Result<T, Problem>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A busy writer is the service's state, not the request's fault: 503 `overloaded` as problem+json, with
+    /// `Retry-After`, so clients back off and retry.
+    #[test]
+    fn overloaded_answers_503_with_retry_after() {
+        let response = Problem::from(AppError::Overloaded).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let headers = response.headers();
+        assert_eq!(headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+        assert_eq!(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("application/problem+json"));
+        assert!(Problem::from(AppError::Overloaded).body_json().contains("\"code\":\"overloaded\""));
+    }
+}

@@ -19,7 +19,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, Probl
     if state.app.ready().await {
         Ok("ready")
     } else {
-        Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database does not answer"))
+        Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database does not answer, or its writer has stopped",
+        ))
     }
 }
 
