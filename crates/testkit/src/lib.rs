@@ -128,6 +128,26 @@ impl TestDb {
         out
     }
 
+    /// Runs one query that answers one integer (a `COUNT(*)`, say) directly, bypassing the service.
+    pub async fn scalar(&self, query: &str) -> i64 {
+        let query = sqlx::AssertSqlSafe(query.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.url).expect("url");
+                let mut c = SqliteConnection::connect_with(&options).await.expect("connect");
+                let value = sqlx::query_scalar(query).fetch_one(&mut c).await.expect("query");
+                drop(c.close().await);
+                value
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&self.url).await.expect("connect");
+                let value = sqlx::query_scalar(query).fetch_one(&mut c).await.expect("query");
+                drop(c.close().await);
+                value
+            }
+        }
+    }
+
     /// Runs one statement directly (to corrupt a copy of the data on purpose).
     pub async fn execute(&self, statement: &str) {
         match self.backend {

@@ -552,7 +552,50 @@ async fn scheduled_groups_wait_for_staff_or_their_window(backend: Backend) {
     app.finish().await;
 }
 
+/// Customers joining by campaign many times at once, through two instances on PostgreSQL (one on SQLite, whose
+/// single writer is the instance): every join lands in a group the caller is not in yet. A join whose chosen group
+/// took the same customer's concurrent join first (after its snapshot) runs again rather than answering
+/// `already_member` (API.md: `/join` picks a group the caller is not in).
+async fn concurrent_joins_by_campaign_never_answer_already_member(backend: Backend) {
+    let first = TestApp::spawn(backend).await;
+    let second = match backend {
+        Backend::Postgres => Some(first.second_instance().await),
+        Backend::Sqlite => None,
+    };
+    let operator = first.operator().await;
+    let owner = first.customer("13800138070").await;
+    let body = campaign_with(
+        json!({"quantity": 200, "draw_mode": "scheduled", "draw_window_hours": 2, "per_customer_limit": 10}),
+    );
+    let (_, campaign) = live_campaign_with(&first, &operator, &owner, body).await;
+    let people = first.customers(&operator, 8, 10 * 990).await;
+    let mut joins = Vec::new();
+    for person in &people {
+        for i in 0..10 {
+            let instance = if i % 2 == 1 { second.as_ref().unwrap_or(&first) } else { &first };
+            let path = format!("/api/v1/campaigns/{campaign}/join");
+            joins.push(async move { (person.id.clone(), instance.post(&path, Some(&person.token), json!({})).await) });
+        }
+    }
+    let answers = futures::future::join_all(joins).await;
+    let mut groups_of: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (person, (status, body)) in answers {
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        groups_of.entry(person).or_default().push(body["group"]["id"].as_str().unwrap().to_owned());
+    }
+    for (person, mut groups) in groups_of {
+        groups.sort();
+        groups.dedup();
+        assert_eq!(groups.len(), 10, "customer {person} is in ten different groups");
+    }
+    if let Some(second) = second {
+        second.finish().await;
+    }
+    first.finish().await;
+}
+
 on_both_backends!(
+    concurrent_joins_by_campaign_never_answer_already_member,
     a_group_fills_and_is_drawn_fairly,
     a_keyed_join_records_its_membership_with_its_key,
     joins_are_checked_in_api_order,

@@ -8,6 +8,7 @@ mod campaigns;
 mod check;
 mod common;
 mod groups;
+mod hangups;
 mod live_events;
 mod merchants;
 mod operator;

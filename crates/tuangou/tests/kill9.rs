@@ -1,0 +1,382 @@
+//! `tuangou serve` killed with SIGKILL at random moments while customers join with `Idempotency-Key`s, and started
+//! again on the same database each time, on both backends (`sqlite::NAME` and `postgres::NAME`).
+//!
+//! What it proves: a join the service answered 201 survives the kill (its membership is there); a retry with the
+//! same key, whether the first try died before, during or after its commit, never joins twice and answers the first
+//! 201 again; and the ledger's invariants hold (`tuangou check` exits 0).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tuangou_testkit::{Backend, TestDb, on_both_backends};
+
+const PASSWORD: &str = "kill-nine-password";
+const OPERATOR_PHONE: &str = "13800000000";
+/// Customers joining at once, one client each.
+const CLIENTS: usize = 6;
+/// Each client's joins at most: the campaign's `per_customer_limit`, so a client never meets `limit_reached`.
+const KEYS_PER_CLIENT: usize = 1_000;
+const PRICE: i64 = 990;
+/// How long a client keeps retrying one key (through kills and restarts) before the test fails.
+const RETRY_BUDGET: Duration = Duration::from_secs(20);
+/// How long a restarted service may take to answer `/healthz`.
+const START_BUDGET: Duration = Duration::from_secs(20);
+
+/// The binary, run in `dir` with a clean `TUANGOU_*` environment.
+fn tuangou(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tuangou"));
+    command.current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TUANGOU_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn shown(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("an address").port()
+}
+
+/// `tuangou serve` on one port and one database, in one working directory (which keeps its secret), as a process
+/// the test kills and starts again. Its logs go to `serve.log` there, across restarts.
+struct Service {
+    dir: tempfile::TempDir,
+    database: String,
+    port: u16,
+    child: Option<Child>,
+    api: Api,
+}
+
+impl Service {
+    fn new(database: &str) -> Self {
+        let port = free_port();
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("a client");
+        let api = Api { base: format!("http://127.0.0.1:{port}"), client };
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        Self { dir, database: database.to_owned(), port, child: None, api }
+    }
+
+    /// Runs a command of the binary to completion against the service's database.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut command = tuangou(self.dir.path());
+        command.args(args).args(["--database", &self.database]).stdin(Stdio::null());
+        command.output().expect("run the tuangou binary")
+    }
+
+    /// Starts `serve` and waits until it answers `/healthz`.
+    async fn start(&mut self) {
+        let log = File::options().create(true).append(true).open(self.dir.path().join("serve.log")).expect("log");
+        let listen = format!("127.0.0.1:{}", self.port);
+        let child = tuangou(self.dir.path())
+            .args(["serve", "--listen", &listen, "--database", &self.database])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tuangou serve");
+        let child = self.child.insert(child);
+        let deadline = Instant::now() + START_BUDGET;
+        loop {
+            if let Some(status) = child.try_wait().expect("poll the server") {
+                panic!("tuangou serve exited ({status}) before answering /healthz\n{}", log_in(self.dir.path()));
+            }
+            let health = self.api.client.get(format!("{}/healthz", self.api.base)).send().await;
+            if health.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "tuangou serve did not answer /healthz within {START_BUDGET:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, no request finishes, nothing is flushed by the process.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 the server");
+            child.wait().expect("reap the server");
+        }
+    }
+
+    /// The end of the server's logs so far, for failure messages.
+    fn log(&self) -> String {
+        log_in(self.dir.path())
+    }
+}
+
+/// The last lines of `serve.log` in `dir`.
+fn log_in(dir: &Path) -> String {
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    format!("--- serve.log (end) ---\n{}", lines[lines.len().saturating_sub(40)..].join("\n"))
+}
+
+/// The service's API at its one address, which stays the same across restarts.
+#[derive(Clone)]
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    /// `METHOD path` with an optional bearer token and JSON body: the status and the JSON answer.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> reqwest::Result<(StatusCode, Value)> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+
+    /// A setup call, while nothing is killed: it must answer `expected`.
+    async fn must(&self, path: &str, token: Option<&str>, body: Value, expected: StatusCode) -> Value {
+        let (status, answer) =
+            self.call(reqwest::Method::POST, path, token, Some(body), None).await.expect("the server answers");
+        assert_eq!(status, expected, "POST {path}: {answer}");
+        answer
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, body) =
+            self.call(reqwest::Method::GET, path, Some(token), None, None).await.expect("the server answers");
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Signs a new account up and in; returns `(id, token)`.
+async fn sign_up(api: &Api, phone: &str) -> (String, String) {
+    let account = json!({"phone": phone, "password": PASSWORD, "name": "顾客"});
+    api.must("/api/v1/users", None, account, StatusCode::CREATED).await;
+    sign_in(api, phone).await
+}
+
+async fn sign_in(api: &Api, phone: &str) -> (String, String) {
+    let credentials = json!({"phone": phone, "password": PASSWORD});
+    let session = api.must("/api/v1/sessions", None, credentials, StatusCode::CREATED).await;
+    (session["user"]["id"].as_str().expect("an id").to_owned(), session["token"].as_str().expect("a token").to_owned())
+}
+
+/// The operator (made by `tuangou admin create`), a merchant with a live instant-draw campaign of groups of three
+/// (so groups fill and are drawn all the time), and [`CLIENTS`] customers with money for every join they may make.
+/// Returns the campaign and the customers' tokens.
+async fn set_up(service: &Service) -> (String, Vec<String>) {
+    let created = service.run(&["admin", "create", "--phone", OPERATOR_PHONE, "--password", PASSWORD]);
+    assert!(created.status.success(), "{}", shown(&created));
+    let api = &service.api;
+    let (_, operator) = sign_in(api, OPERATOR_PHONE).await;
+    let credit = |target: Value, amount: i64| {
+        let mut body = target;
+        body["amount"] = json!(amount);
+        body["reference"] = json!(format!("credit-{}", fastrand::u64(..)));
+        api.must("/api/v1/admin/credits", Some(&operator), body, StatusCode::CREATED)
+    };
+    let (_, owner) = sign_up(api, "13800138001").await;
+    let merchant = json!({"name": "老码头", "category": "火锅", "address": "锦江区春熙路 8 号",
+        "latitude": 30.6563, "longitude": 104.08, "phone": "02886661234"});
+    let merchant = api.must("/api/v1/merchants", Some(&owner), merchant, StatusCode::CREATED).await;
+    let merchant = merchant["id"].as_str().expect("a merchant id").to_owned();
+    credit(json!({"merchant_id": merchant}), 100_000_000).await;
+    let campaign = json!({
+        "title": "双人火锅套餐", "product_type": "火锅", "quantity": 10_000, "price": PRICE, "original_price": 19_800,
+        "group_size": 3, "winners_per_group": 1, "reward": {"kind": "cash", "amount": 100}, "commission_bps": 500,
+        "group_ttl_seconds": 3_600, "draw_mode": "instant", "voucher_valid_days": 30,
+        "per_customer_limit": KEYS_PER_CLIENT});
+    let path = format!("/api/v1/merchants/{merchant}/campaigns");
+    let campaign = api.must(&path, Some(&owner), campaign, StatusCode::CREATED).await;
+    let campaign = campaign["id"].as_str().expect("a campaign id").to_owned();
+    api.must(&format!("/api/v1/campaigns/{campaign}/publish"), Some(&owner), json!({}), StatusCode::OK).await;
+    let mut customers = Vec::new();
+    for i in 0..CLIENTS {
+        let (id, token) = sign_up(api, &format!("1390000{i:04}")).await;
+        credit(json!({"user_id": id}), PRICE * KEYS_PER_CLIENT as i64).await;
+        customers.push(token);
+    }
+    (campaign, customers)
+}
+
+/// One key's first answer that was not a 5xx or a lost connection, and how many tries it took.
+#[derive(Debug, Clone)]
+struct Answer {
+    key: String,
+    status: StatusCode,
+    body: Value,
+    tries: u32,
+}
+
+impl Answer {
+    fn membership(&self) -> &str {
+        self.body["membership"]["id"].as_str().unwrap_or("")
+    }
+}
+
+/// Joins the campaign with `key` until the service answers: a lost connection (the server was killed) or a 5xx
+/// is tried again with the same key, for at most [`RETRY_BUDGET`].
+async fn join_until_answered(api: &Api, campaign: &str, token: &str, key: &str) -> Answer {
+    let deadline = Instant::now() + RETRY_BUDGET;
+    let path = format!("/api/v1/campaigns/{campaign}/join");
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let answer = api.call(reqwest::Method::POST, &path, Some(token), Some(json!({})), Some(key)).await;
+        match answer {
+            Ok((status, body)) if !status.is_server_error() => {
+                return Answer { key: key.to_owned(), status, body, tries };
+            }
+            Err(error) if error.is_timeout() => panic!("key {key}: the server took over 15 s: {error}"),
+            Ok(_) | Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "key {key}: no answer within {RETRY_BUDGET:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One customer's joins, one new key each, back to back until `stop` (finishing the key in hand).
+async fn client(api: Api, campaign: String, number: usize, token: String, stop: Arc<AtomicBool>) -> Vec<Answer> {
+    let mut answers = Vec::new();
+    for i in 0..KEYS_PER_CLIENT {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        answers.push(join_until_answered(&api, &campaign, &token, &format!("client-{number}-join-{i}")).await);
+    }
+    answers
+}
+
+/// Every membership the customer has, through `GET /api/v1/me/memberships`, page by page: id → group id.
+async fn memberships(api: &Api, token: &str) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    let mut cursor = String::new();
+    loop {
+        let page = api.get(&format!("/api/v1/me/memberships?limit=200{cursor}"), token).await;
+        for item in page["items"].as_array().expect("items") {
+            let (id, group) = (item["id"].as_str().expect("an id"), item["group_id"].as_str().expect("a group"));
+            all.insert(id.to_owned(), group.to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return all,
+        }
+    }
+}
+
+/// Customers join with idempotency keys while the server is killed with SIGKILL 3–5 times, 0.3–1.5 s apart, and
+/// started again on the same database each time; clients retry lost connections and 5xx with the same key. Then:
+/// every key was answered 201; each customer's memberships are exactly those of their 201s (none lost, none made
+/// twice), each in its group's record at its seat; every key answers again with the same membership; and
+/// `tuangou check` exits 0.
+async fn joins_survive_kill_9_and_retries_with_the_same_key_join_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut service = Service::new(&db.url);
+    service.start().await;
+    let (campaign, customers) = set_up(&service).await;
+
+    let api = service.api.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(number, token)| tokio::spawn(client(api.clone(), campaign.clone(), number, token.clone(), stop.clone())))
+        .collect();
+    let kills = fastrand::usize(3..=5);
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
+        service.kill();
+        service.start().await;
+    }
+    // A little more joining after the last start; then each client finishes the key in hand (retrying it until it
+    // is answered) and stops.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.push(client.await.expect("a client"));
+    }
+
+    let unexpected: Vec<&Answer> = answers.iter().flatten().filter(|a| a.status != StatusCode::CREATED).collect();
+    assert!(unexpected.is_empty(), "every key should be answered 201: {unexpected:#?}\n{}", service.log());
+    let total: usize = answers.iter().map(Vec::len).sum();
+    assert!(total > CLIENTS, "the clients hardly joined ({total} joins)");
+    let retried = answers.iter().flatten().filter(|a| a.tries > 1).count();
+    assert!(retried > 0, "no kill interrupted a join: nothing was retried");
+
+    let mut groups: BTreeMap<String, Vec<&Answer>> = BTreeMap::new();
+    for (token, answered) in customers.iter().zip(&answers) {
+        let listed = memberships(&api, token).await;
+        let ids: BTreeSet<&str> = answered.iter().map(Answer::membership).collect();
+        assert_eq!(ids.len(), answered.len(), "two keys answered the same membership");
+        let listed_ids: BTreeSet<&str> = listed.keys().map(String::as_str).collect();
+        assert_eq!(listed_ids, ids, "the memberships are exactly those answered 201, each once");
+        for answer in answered {
+            let group = answer.body["group"]["id"].as_str().expect("a group id");
+            assert_eq!(listed[answer.membership()], group, "{answer:?}");
+            groups.entry(group.to_owned()).or_default().push(answer);
+        }
+    }
+    for (group, answered) in &groups {
+        let record = api.get(&format!("/api/v1/groups/{group}"), &customers[0]).await;
+        let members = record["members"].as_array().expect("members");
+        for answer in answered {
+            let membership = &answer.body["membership"];
+            let seated = members.iter().any(|m| m["seq"] == membership["seq"] && m["ticket"] == membership["ticket"]);
+            assert!(seated, "membership {membership} is not in group {group}: {record}");
+        }
+    }
+
+    for (token, answered) in customers.iter().zip(&answers) {
+        for first in answered {
+            let again = join_until_answered(&api, &campaign, token, &first.key).await;
+            assert_eq!(
+                (again.status, again.membership()),
+                (first.status, first.membership()),
+                "key {}: answered differently the second time: {}",
+                first.key,
+                again.body
+            );
+        }
+    }
+
+    service.kill();
+    let check = service.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
+}
+
+on_both_backends!(joins_survive_kill_9_and_retries_with_the_same_key_join_once);
