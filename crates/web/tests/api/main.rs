@@ -5,6 +5,7 @@ mod accounts;
 mod authorization;
 mod bad_input;
 mod campaigns;
+mod cancellation;
 mod check;
 mod common;
 mod groups;
