@@ -10,10 +10,12 @@
 //!   group. Every answer but 201 is an error, counted by status and code. It runs once per client count (16 and
 //!   64 by default): clients that join back to back queue up behind each other once the service is saturated,
 //!   so more clients add latency, not joins; the smaller count shows the latency at that load.
-//! - **raw engine rate**: two-statement write transactions (insert + counter update) on the same database through
-//!   sqlx, configured as the store configures itself, with a counter row per task (the ceiling DESIGN.md pitfall
-//!   11 quotes) and then all on one hot row. joins/s ÷ the ceiling says how many raw transactions' worth of work
-//!   one join costs.
+//! - **raw engine rate**: two-statement write transactions (insert + counter update) on the same database,
+//!   configured as the store configures itself, with the counter rows spread (the ceiling DESIGN.md pitfall 11
+//!   quotes) and then all on one hot row. On SQLite it is C-level: `rusqlite` on one OS thread and connection
+//!   (`synchronous = FULL`), committing each transaction on its own back to back; on PostgreSQL, sqlx with
+//!   concurrent tasks over a pool. joins/s ÷ the ceiling says how many raw transactions' worth of work one join
+//!   costs.
 //! - **HTTP floor**: the first client count's customers send `GET /healthz` (no database) and then
 //!   `GET /api/v1/me` (the session and account reads) back to back, each for `--floor-seconds`: the rate HTTP
 //!   alone allows on this machine, which no join rate can pass.
@@ -75,7 +77,8 @@ struct Args {
     /// The raw engine rate: how long each of its two runs lasts, in seconds.
     #[arg(long, default_value_t = 3)]
     raw_seconds: u64,
-    /// The raw engine rate: concurrent writer tasks (default 16 on SQLite, 64 on PostgreSQL).
+    /// The raw engine rate: counter rows of its spread run (default 16 on SQLite, 64 on PostgreSQL). On
+    /// PostgreSQL also the concurrent writer tasks, one per row; SQLite's one writer thread takes the rows in turn.
     #[arg(long)]
     raw_tasks: Option<usize>,
     /// The HTTP floor: how long each of its two runs lasts, in seconds.

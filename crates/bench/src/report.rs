@@ -4,6 +4,7 @@ use crate::floor::Floor;
 use crate::race::Race;
 use crate::raw::{RawRate, RawRates};
 use crate::stats::Summary;
+use std::collections::BTreeMap;
 use tuangou_app::Violation;
 
 /// Everything one backend came to.
@@ -55,8 +56,8 @@ pub fn floor_ratio(floor: &Floor, raw: &RawRates) {
 }
 
 pub fn raw(rates: &RawRates) {
-    println!("  raw engine rate (insert + counter update, {} concurrent tasks)", rates.spread.tasks);
-    raw_run("a counter row per task", &rates.spread);
+    println!("  raw engine rate (insert + counter update; {})", rates.setup);
+    raw_run("the counter rows spread", &rates.spread);
     raw_run("all on one hot row", &rates.hot);
 }
 
@@ -240,10 +241,11 @@ impl Row {
     }
 }
 
-/// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (a counter row per task), `hot
-/// tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, and `health/s` and `me/s` the HTTP floor (measured at
-/// the first client count; see `floor.rs`). With several runs per backend, a line per backend and client count
-/// follows with the median of each figure (this machine's figures vary from run to run).
+/// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (the counter rows spread; how it
+/// was measured is printed under the table), `hot tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, and
+/// `health/s` and `me/s` the HTTP floor (measured at the first client count; see `floor.rs`). With several runs
+/// per backend, a line per backend and client count follows with the median of each figure (this machine's
+/// figures vary from run to run).
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(
@@ -276,6 +278,16 @@ pub fn summary(outcomes: &[Outcome]) {
         if runs.len() > 1 {
             Row::median_of(&runs).print(&format!("  (median of {} runs)", runs.len()));
         }
+    }
+    raw_setups(outcomes);
+}
+
+/// Under the table, how each backend's `raw tx/s` was measured: the two are not measured alike (C-level on
+/// SQLite, sqlx on PostgreSQL), so the column is read with this beside it.
+fn raw_setups(outcomes: &[Outcome]) {
+    let setups: BTreeMap<&str, &str> = outcomes.iter().map(|o| (o.backend, o.raw.setup.as_str())).collect();
+    for (backend, setup) in setups {
+        println!("raw tx/s on {backend}: {setup}");
     }
 }
 
