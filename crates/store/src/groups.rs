@@ -1,4 +1,4 @@
-//! Groups and memberships (S2, S3): opening, joining, drawing and expiring, each one transaction.
+//! Groups and memberships (S2, S3): opening, joining, drawing and expiring, each one unit of work.
 //!
 //! Every transaction here takes its row locks in one order: the customer's participation row, then the group,
 //! then the campaign, then balances (by account key). Joins of one group serialize on the group's row; stock
