@@ -42,7 +42,7 @@ pub struct CampaignRow {
     pub published_at: Option<i64>,
     pub ended_at: Option<i64>,
 }
-crate::writer_sql::from_values!(CampaignRow {
+crate::sqlite_sql::from_values!(CampaignRow {
     id,
     merchant_id,
     status,
@@ -124,7 +124,7 @@ pub struct NearbyCampaignRow {
     /// Free seats in the campaign's open groups whose deadline has not passed.
     pub free_seats: i64,
 }
-crate::writer_sql::from_values!(NearbyCampaignRow { merchant_name, latitude, longitude, free_seats } flatten { campaign });
+crate::sqlite_sql::from_values!(NearbyCampaignRow { merchant_name, latitude, longitude, free_seats } flatten { campaign });
 
 /// Filters for the listing. Every value is bound as a parameter, never spliced into the SQL.
 #[derive(Debug, Clone, Default)]
@@ -258,7 +258,7 @@ impl Store {
             campaign: CampaignRow,
             works_there: i64,
         }
-        crate::writer_sql::from_values!(WithRole { works_there } flatten { campaign });
+        crate::sqlite_sql::from_values!(WithRole { works_there } flatten { campaign });
         let columns = CAMPAIGN_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
         let q = sql(format!(
             "SELECT {columns}, CAST(CASE WHEN EXISTS (SELECT 1 FROM merchant_roles r

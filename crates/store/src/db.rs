@@ -1,24 +1,24 @@
 //! The two backends behind one small query surface.
 //!
-//! Each backend has its own typed sqlx pool (sqlx's `Any` driver is avoided on purpose: DESIGN.md, pitfall 1).
-//! Store code builds a [`Sql`] once, with `$1`-style placeholders that both engines read, and runs it on a
-//! [`Conn`]; rows decode into structs that derive `sqlx::FromRow` for both row types (and implement
-//! [`FromValues`] for SQLite's writer, which runs on rusqlite: `sqlite_writer.rs`). The few statements that differ
-//! between the engines branch on [`Conn::backend`] where they are written.
+//! PostgreSQL runs through a typed sqlx pool, SQLite through rusqlite (the C library: one writer thread,
+//! `sqlite_writer.rs`, and readers on the calling thread, `sqlite_sql.rs`); sqlx's `Any` driver is avoided on
+//! purpose (DESIGN.md, pitfall 1). Store code builds a [`Sql`] once, with `$1`-style placeholders that both engines
+//! read, and runs it on a [`Conn`]; rows decode into structs that derive `sqlx::FromRow` (PostgreSQL) and
+//! implement [`FromValues`] (SQLite). The few statements that differ between the engines branch on
+//! [`Conn::backend`] where they are written.
 //!
 //! Writes go through units of work ([`crate::Store::write`]); this module has no transactions of its own.
 
+use crate::sqlite_sql::{self, FromValues, Reader, Readers, ValueRow};
 use crate::sqlite_writer::Writer;
-use crate::writer_sql::{self, FromValues, ValueRow};
 use futures::StreamExt;
 use sqlx::Either;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{
-    AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, SqliteConnection, SqlitePool, Type,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postgres, Type};
 use std::collections::VecDeque;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
@@ -137,79 +137,38 @@ where
     query
 }
 
-/// Rows that decode from every connection: sqlx's two and SQLite's writer.
-pub(crate) trait Row:
-    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + FromValues + Send + Unpin
-{
-}
-impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + FromValues + Send + Unpin {}
+/// Rows that decode from both engines' connections: PostgreSQL's through sqlx, SQLite's through rusqlite.
+pub(crate) trait Row: for<'r> FromRow<'r, PgRow> + FromValues + Send + Unpin {}
+impl<T> Row for T where T: for<'r> FromRow<'r, PgRow> + FromValues + Send + Unpin {}
 
-/// One connection: SQLite's writer inside a unit of work, a SQLite reader, or PostgreSQL (inside a unit of work's
-/// transaction, or a pooled one for reads).
+/// One connection: SQLite's (the writer inside a unit of work, or a reader) or PostgreSQL's (inside a unit of
+/// work's transaction, or a pooled one for reads).
 pub(crate) enum Conn<'a> {
-    /// SQLite's one writer connection, inside a unit's savepoint ([`crate::sqlite_writer`]). Its calls are
-    /// synchronous: a future on it never waits.
-    Writer(&'a mut rusqlite::Connection),
-    /// A SQLite reader, outside any transaction.
-    Sqlite(&'a mut SqliteConnection),
+    /// A SQLite connection through rusqlite: the writer inside a unit's savepoint ([`crate::sqlite_writer`]), or
+    /// a reader. Its calls are synchronous: a future on it never waits.
+    Sqlite(&'a mut rusqlite::Connection),
     Postgres(&'a mut PgConnection),
 }
 
 impl Conn<'_> {
     pub(crate) fn backend(&self) -> Backend {
         match self {
-            Conn::Writer(_) | Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(_) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
         }
     }
 
     /// Runs a statement; returns how many rows it changed.
     pub(crate) async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
-        if let Conn::Writer(c) = self {
-            return Ok(writer_sql::execute(c, q)?.changed);
-        }
-        let text = AssertSqlSafe(q.text);
-        Ok(match self {
-            Conn::Writer(_) => unreachable!("answered above"),
-            Conn::Sqlite(c) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
-            Conn::Postgres(c) => bind_all(sqlx::query(text), q.args).execute(&mut **c).await?.rows_affected(),
-        })
+        Ok(self.one(q).await?.changed)
     }
 
     pub(crate) async fn fetch_all<T: Row>(&mut self, q: Sql) -> Result<Vec<T>, sqlx::Error> {
-        if let Conn::Writer(c) = self {
-            return writer_sql::execute(c, q)?.rows.iter().map(T::from_values).collect();
-        }
-        let text = AssertSqlSafe(q.text);
-        match self {
-            Conn::Writer(_) => unreachable!("answered above"),
-            Conn::Sqlite(c) => {
-                let rows = bind_all(sqlx::query(text), q.args).fetch_all(&mut **c).await?;
-                rows.iter().map(|r| T::from_row(r)).collect()
-            }
-            Conn::Postgres(c) => {
-                let rows = bind_all(sqlx::query(text), q.args).fetch_all(&mut **c).await?;
-                rows.iter().map(|r| T::from_row(r)).collect()
-            }
-        }
+        self.one(q).await?.rows()
     }
 
     pub(crate) async fn fetch_optional<T: Row>(&mut self, q: Sql) -> Result<Option<T>, sqlx::Error> {
-        if let Conn::Writer(_) = self {
-            return Ok(self.fetch_all(q).await?.into_iter().next());
-        }
-        let text = AssertSqlSafe(q.text);
-        match self {
-            Conn::Writer(_) => unreachable!("answered above"),
-            Conn::Sqlite(c) => match bind_all(sqlx::query(text), q.args).fetch_optional(&mut **c).await? {
-                Some(row) => T::from_row(&row).map(Some),
-                None => Ok(None),
-            },
-            Conn::Postgres(c) => match bind_all(sqlx::query(text), q.args).fetch_optional(&mut **c).await? {
-                Some(row) => T::from_row(&row).map(Some),
-                None => Ok(None),
-            },
-        }
+        self.one(q).await?.row()
     }
 
     pub(crate) async fn fetch_one<T: Row>(&mut self, q: Sql) -> Result<T, sqlx::Error> {
@@ -241,22 +200,16 @@ impl Conn<'_> {
         ran
     }
 
-    /// Runs one statement of a batch.
+    /// Runs one statement.
     async fn one(&mut self, statement: Sql) -> Result<Done, sqlx::Error> {
         let query = |s: Sql| {
             let (text, args) = s.into_parts();
             (AssertSqlSafe(text), args)
         };
         match self {
-            Conn::Writer(c) => {
-                let executed = writer_sql::execute(c, statement)?;
-                Ok(Done { rows: Rows::Writer(executed.rows), changed: executed.changed })
-            }
             Conn::Sqlite(c) => {
-                let (text, args) = query(statement);
-                let (rows, changed) =
-                    collect(sqlx::Executor::fetch_many(&mut **c, bind_all(sqlx::query(text), args))).await?;
-                Ok(Done { rows: Rows::Sqlite(rows), changed })
+                let executed = sqlite_sql::execute(c, statement)?;
+                Ok(Done { rows: Rows::Sqlite(executed.rows), changed: executed.changed })
             }
             Conn::Postgres(c) => {
                 let (text, args) = query(statement);
@@ -269,12 +222,9 @@ impl Conn<'_> {
 }
 
 /// A statement's rows and how many rows it changed, read from sqlx's stream of results.
-async fn collect<R, Q>(
-    mut results: futures::stream::BoxStream<'_, Result<Either<Q, R>, sqlx::Error>>,
-) -> Result<(Vec<R>, u64), sqlx::Error>
-where
-    Q: RowsAffected,
-{
+async fn collect(
+    mut results: futures::stream::BoxStream<'_, Result<Either<sqlx::postgres::PgQueryResult, PgRow>, sqlx::Error>>,
+) -> Result<(Vec<PgRow>, u64), sqlx::Error> {
     let (mut rows, mut changed) = (Vec::new(), 0);
     while let Some(result) = results.next().await {
         match result? {
@@ -283,21 +233,6 @@ where
         }
     }
     Ok((rows, changed))
-}
-
-/// sqlx's per-engine "query result", for [`collect`].
-trait RowsAffected {
-    fn rows_affected(&self) -> u64;
-}
-impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
-    fn rows_affected(&self) -> u64 {
-        self.rows_affected()
-    }
-}
-impl RowsAffected for sqlx::postgres::PgQueryResult {
-    fn rows_affected(&self) -> u64 {
-        self.rows_affected()
-    }
 }
 
 /// Appends `statement` to `text` with every `$n` made `$(n + offset)`.
@@ -355,8 +290,7 @@ impl Sql {
 
 /// Rows a statement of a batch returned, of either engine.
 enum Rows {
-    Writer(Vec<ValueRow>),
-    Sqlite(Vec<SqliteRow>),
+    Sqlite(Vec<ValueRow>),
     Postgres(Vec<PgRow>),
 }
 
@@ -370,8 +304,7 @@ pub(crate) struct Done {
 impl Done {
     pub(crate) fn rows<T: Row>(&self) -> Result<Vec<T>, sqlx::Error> {
         match &self.rows {
-            Rows::Writer(rows) => rows.iter().map(T::from_values).collect(),
-            Rows::Sqlite(rows) => rows.iter().map(|r| T::from_row(r)).collect(),
+            Rows::Sqlite(rows) => rows.iter().map(T::from_values).collect(),
             Rows::Postgres(rows) => rows.iter().map(|r| T::from_row(r)).collect(),
         }
     }
@@ -408,14 +341,14 @@ impl Ran {
 
 /// A pooled connection for reads outside a transaction.
 pub(crate) enum Pooled {
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Sqlite(Reader),
     Postgres(sqlx::pool::PoolConnection<Postgres>),
 }
 
 impl Pooled {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
-            Pooled::Sqlite(c) => Conn::Sqlite(c),
+            Pooled::Sqlite(reader) => Conn::Sqlite(reader.connection()),
             Pooled::Postgres(c) => Conn::Postgres(c),
         }
     }
@@ -426,7 +359,7 @@ impl Pooled {
 /// few reader connections (WAL lets them read while the writer writes). PostgreSQL gets one pool for both.
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { writer: Writer, readers: SqlitePool },
+    Sqlite { writer: Writer, readers: Arc<Readers> },
     Postgres(PgPool),
 }
 
@@ -448,7 +381,8 @@ pub enum ConnectError {
 pub struct PoolSettings {
     /// PostgreSQL connections per instance.
     pub postgres_connections: u32,
-    /// SQLite reader connections (there is always exactly one writer).
+    /// SQLite reader connections kept open between reads (more are opened while more read at once; there is
+    /// always exactly one writer).
     pub sqlite_readers: u32,
 }
 
@@ -476,14 +410,9 @@ impl Pools {
                 sqlx::migrate!("migrations/sqlite").run(&migrator).await?;
                 migrator.close().await;
                 let path = options.get_filename().to_string_lossy().into_owned();
-                let connection = writer_sql::open_writer(&path)?;
+                let connection = sqlite_sql::open_writer(&path)?;
                 let writer = Writer::start(connection).map_err(sqlx::Error::Io)?;
-                // An in-process connection does not break while idle: no ping (a hop to its thread) per read.
-                let readers = SqlitePoolOptions::new()
-                    .max_connections(settings.sqlite_readers.max(1))
-                    .test_before_acquire(false)
-                    .connect_with(options)
-                    .await?;
+                let readers = Readers::new(path, settings.sqlite_readers as usize);
                 Ok(Pools::Sqlite { writer, readers })
             }
             "postgres" | "postgresql" => {
@@ -521,7 +450,7 @@ impl Pools {
 
     pub(crate) async fn read(&self) -> Result<Pooled, sqlx::Error> {
         match self {
-            Pools::Sqlite { readers, .. } => Ok(Pooled::Sqlite(readers.acquire().await?)),
+            Pools::Sqlite { readers, .. } => Ok(Pooled::Sqlite(readers.take()?)),
             Pools::Postgres(pool) => Ok(Pooled::Postgres(pool.acquire().await?)),
         }
     }
@@ -529,7 +458,7 @@ impl Pools {
     pub(crate) async fn close(&self) {
         match self {
             // The writer thread ends once every handle to it is gone, after the units queued before.
-            Pools::Sqlite { readers, .. } => readers.close().await,
+            Pools::Sqlite { readers, .. } => readers.close(),
             Pools::Postgres(pool) => pool.close().await,
         }
     }

@@ -37,7 +37,7 @@ pub struct GroupRow {
     pub winners: Option<String>,
     pub expired_at: Option<i64>,
 }
-crate::writer_sql::from_values!(GroupRow {
+crate::sqlite_sql::from_values!(GroupRow {
     id,
     campaign_id,
     status,
@@ -85,7 +85,7 @@ pub struct MemberRow {
     pub status: String,
     pub created_at: i64,
 }
-crate::writer_sql::from_values!(MemberRow {
+crate::sqlite_sql::from_values!(MemberRow {
     id,
     group_id,
     campaign_id,

@@ -28,7 +28,7 @@ pub struct IdempotencyRecord {
     /// What the first request made (a membership id), to answer again if its answer was never stored.
     pub resource: Option<String>,
 }
-crate::writer_sql::from_values!(IdempotencyRecord { request_hash, status, body, resource });
+crate::sqlite_sql::from_values!(IdempotencyRecord { request_hash, status, body, resource });
 
 /// Claims a key for the caller's transaction; fails with a unique violation when it is taken.
 pub(crate) fn claim_sql(claim: &IdempotencyClaim, now: Millis) -> Sql {

@@ -13,7 +13,7 @@ struct EntryRow {
     reference: Option<String>,
     created_at: i64,
 }
-crate::writer_sql::from_values!(EntryRow { id, cause, reference, created_at });
+crate::sqlite_sql::from_values!(EntryRow { id, cause, reference, created_at });
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PostingRecord {
@@ -21,7 +21,7 @@ pub struct PostingRecord {
     pub unit: String,
     pub amount: i64,
 }
-crate::writer_sql::from_values!(PostingRecord { account, unit, amount });
+crate::sqlite_sql::from_values!(PostingRecord { account, unit, amount });
 
 /// An entry as stored.
 #[derive(Debug, Clone)]

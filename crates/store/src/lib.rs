@@ -17,13 +17,13 @@ mod ledger;
 mod merchants;
 mod notify;
 mod privacy;
+mod sqlite_sql;
 mod sqlite_writer;
 mod stats;
 mod unit_of_work;
 mod users;
 mod views;
 mod vouchers;
-mod writer_sql;
 
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;

@@ -19,7 +19,7 @@ pub struct MerchantRow {
     pub status: String,
     pub created_at: i64,
 }
-crate::writer_sql::from_values!(MerchantRow {
+crate::sqlite_sql::from_values!(MerchantRow {
     id,
     name,
     category,

@@ -20,7 +20,7 @@ pub struct History {
     /// Points received in all (rewards and referral bonuses).
     pub points: i64,
 }
-crate::writer_sql::from_values!(History { joined, won, lost, expired, refunded, rewards_cash, points });
+crate::sqlite_sql::from_values!(History { joined, won, lost, expired, refunded, rewards_cash, points });
 
 impl Store {
     pub async fn history(&self, user: &UserId) -> StoreResult<History> {

@@ -44,7 +44,7 @@ impl Store {
                 let (answer, answered) = tokio::sync::oneshot::channel();
                 writer.submit(Box::new(move |connection| {
                     let result = match connection {
-                        Ok(connection) => run_synchronously(unit(Conn::Writer(connection), &input)),
+                        Ok(connection) => run_synchronously(unit(Conn::Sqlite(connection), &input)),
                         Err(reason) => Err(StoreError::Internal(reason)),
                     };
                     Finished {

@@ -14,7 +14,7 @@ pub struct UserRow {
     pub is_operator: i64,
     pub created_at: i64,
 }
-crate::writer_sql::from_values!(UserRow { id, phone, name, password_hash, is_operator, created_at });
+crate::sqlite_sql::from_values!(UserRow { id, phone, name, password_hash, is_operator, created_at });
 
 impl UserRow {
     pub fn user_id(&self) -> UserId {

@@ -24,7 +24,7 @@ pub struct StaffRow {
     pub phone: Option<String>,
     pub role: String,
 }
-crate::writer_sql::from_values!(StaffRow { name, phone, role });
+crate::sqlite_sql::from_values!(StaffRow { name, phone, role });
 
 /// A redemption as the counter sees it: the voucher, never the person.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -36,7 +36,7 @@ pub struct RecentRedemption {
     pub redeemed_at: i64,
     pub undone_at: Option<i64>,
 }
-crate::writer_sql::from_values!(RecentRedemption { id, campaign_title, kind, amount, redeemed_at, undone_at });
+crate::sqlite_sql::from_values!(RecentRedemption { id, campaign_title, kind, amount, redeemed_at, undone_at });
 
 /// China Standard Time, for day buckets.
 const CST_OFFSET_MILLIS: i64 = 8 * 3_600_000;

@@ -23,7 +23,7 @@ pub struct VoucherRow {
     pub issued_at: i64,
     pub expires_at: i64,
 }
-crate::writer_sql::from_values!(VoucherRow {
+crate::sqlite_sql::from_values!(VoucherRow {
     id,
     kind,
     membership_id,
@@ -59,7 +59,7 @@ pub struct RedemptionRow {
     pub redeemed_at: i64,
     pub undone_at: Option<i64>,
 }
-crate::writer_sql::from_values!(RedemptionRow { id, voucher_id, merchant_id, staff_id, redeemed_at, undone_at });
+crate::sqlite_sql::from_values!(RedemptionRow { id, voucher_id, merchant_id, staff_id, redeemed_at, undone_at });
 
 /// An attempt as logged.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -71,7 +71,7 @@ pub struct AttemptRow {
     pub client_address: Option<String>,
     pub at: i64,
 }
-crate::writer_sql::from_values!(AttemptRow { staff_id, voucher_id, action, result, client_address, at });
+crate::sqlite_sql::from_values!(AttemptRow { staff_id, voucher_id, action, result, client_address, at });
 
 /// One attempt at the counter, for the log.
 #[derive(Debug, Clone)]

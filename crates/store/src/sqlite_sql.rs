@@ -1,5 +1,7 @@
-//! Statements on SQLite's writer connection (rusqlite), with the same surface as sqlx's: `$n` placeholders, rows
-//! that decode into the store's row types, and errors that read like sqlx's (a unique violation is one).
+//! Statements on SQLite's connections through rusqlite (the C library, called on the calling thread), with the
+//! same surface as sqlx's for PostgreSQL: `$n` placeholders, rows that decode into the store's row types, and
+//! errors that read like sqlx's (a unique violation is one). The writer's connection belongs to its thread
+//! (`sqlite_writer.rs`); readers come from [`Readers`].
 
 use crate::db::{Arg, Sql};
 use rusqlite::types::{FromSql, Value, ValueRef};
@@ -7,7 +9,7 @@ use rusqlite::{Connection, ErrorCode, ffi};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// A row the writer read, owned, so that a statement's rows outlive the statement.
+/// A row read through rusqlite, owned, so that a statement's rows outlive the statement.
 pub(crate) struct ValueRow {
     columns: Arc<[String]>,
     values: Vec<Value>,
@@ -33,7 +35,7 @@ impl ValueRow {
     }
 }
 
-/// A row type the writer's rows decode into. Structs implement it with [`from_values!`], tuples by position.
+/// A row type SQLite's rows decode into. Structs implement it with [`from_values!`], tuples by position.
 pub(crate) trait FromValues: Sized {
     fn from_values(row: &ValueRow) -> Result<Self, sqlx::Error>;
 }
@@ -42,11 +44,11 @@ pub(crate) trait FromValues: Sized {
 /// fields after `flatten` decode from the same row as a whole (sqlx's `#[sqlx(flatten)]`).
 macro_rules! from_values {
     ($ty:ty { $($field:ident),* $(,)? } $(flatten { $($nested:ident),* $(,)? })?) => {
-        impl $crate::writer_sql::FromValues for $ty {
-            fn from_values(row: &$crate::writer_sql::ValueRow) -> Result<Self, sqlx::Error> {
+        impl $crate::sqlite_sql::FromValues for $ty {
+            fn from_values(row: &$crate::sqlite_sql::ValueRow) -> Result<Self, sqlx::Error> {
                 Ok(Self {
                     $($field: row.get(stringify!($field))?,)*
-                    $($($nested: $crate::writer_sql::FromValues::from_values(row)?,)*)?
+                    $($($nested: $crate::sqlite_sql::FromValues::from_values(row)?,)*)?
                 })
             }
         }
@@ -121,7 +123,7 @@ fn failure(error: rusqlite::Error) -> sqlx::Error {
     }
 }
 
-/// A failure the SQLite library reported on the writer's connection.
+/// A failure the SQLite library reported.
 #[derive(Debug)]
 struct SqliteFailure {
     code: ffi::Error,
@@ -189,5 +191,67 @@ pub(crate) fn open_writer(path: &str) -> Result<Connection, sqlx::Error> {
         .map_err(failure)?;
     // Joins, draws and posts have a few dozen distinct statements (multi-row inserts vary with their row count).
     connection.set_prepared_statement_cache_capacity(256);
+    Ok(connection)
+}
+
+/// SQLite's reader connections. A read is a call into the C library on the calling thread: in WAL it never waits
+/// for the writer, and it costs microseconds, far less than handing it to another thread and back (which sqlx's
+/// SQLite driver does for every statement). Connections are opened when none is idle; up to `keep` idle ones are
+/// kept for the next reads.
+pub(crate) struct Readers {
+    path: String,
+    keep: usize,
+    idle: std::sync::Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub(crate) fn new(path: String, keep: usize) -> Arc<Self> {
+        Arc::new(Readers { path, keep: keep.max(1), idle: std::sync::Mutex::new(Vec::new()) })
+    }
+
+    /// An idle reader, or a new one.
+    pub(crate) fn take(self: &Arc<Self>) -> Result<Reader, sqlx::Error> {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_reader(&self.path)?,
+        };
+        Ok(Reader { connection: Some(connection), readers: Arc::clone(self) })
+    }
+
+    /// Closes the idle readers (the ones in use close when they come back).
+    pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+    }
+}
+
+/// A reader in use; it goes back to the idle ones when dropped.
+pub(crate) struct Reader {
+    connection: Option<Connection>,
+    readers: Arc<Readers>,
+}
+
+impl Reader {
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        self.connection.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let mut idle = self.readers.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < self.readers.keep {
+                idle.push(connection);
+            }
+        }
+    }
+}
+
+/// A reader: it may not write (`query_only`), so a read path can never change anything by mistake.
+fn open_reader(path: &str) -> Result<Connection, sqlx::Error> {
+    let connection = Connection::open(path).map_err(failure)?;
+    connection.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;").map_err(failure)?;
+    connection.set_prepared_statement_cache_capacity(128);
     Ok(connection)
 }
