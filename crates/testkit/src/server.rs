@@ -74,8 +74,11 @@ impl TestApp {
         settings.password_cost = PasswordCost::Minimal;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        // Share links and QR codes point at this very server.
-        settings.public_url = base.clone();
+        // Share links and QR codes point at this very server, unless the test stands it behind HTTPS (a TLS proxy
+        // that the test itself is not going through).
+        if !settings.public_url.starts_with("https://") {
+            settings.public_url = base.clone();
+        }
         let store = db.open().await;
         let app = App::new(store, settings, clock);
         let (stop, stopped) = tokio::sync::watch::channel(false);

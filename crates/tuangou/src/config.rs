@@ -35,6 +35,9 @@ pub struct Config {
     pub body_timeout_seconds: u64,
     /// Connections served at once; more wait until one closes. Keep it below the open-file limit.
     pub max_connections: usize,
+    /// Believe `X-Forwarded-Proto: https` from the proxy in front (cookies become `Secure`). Only when every
+    /// request comes through that proxy.
+    pub trust_forwarded_proto: bool,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
             max_connections: 512,
+            trust_forwarded_proto: false,
         }
     }
 }
@@ -87,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("header_timeout_seconds", &self.header_timeout_seconds)
             .field("body_timeout_seconds", &self.body_timeout_seconds)
             .field("max_connections", &self.max_connections)
+            .field("trust_forwarded_proto", &self.trust_forwarded_proto)
             .finish()
     }
 }
@@ -122,13 +127,14 @@ impl Config {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
-    /// What the server grants each client (timeouts, the connection limit).
+    /// What the server grants each client (timeouts, the connection limit) and whether it trusts its proxy.
     pub fn http(&self) -> tuangou_web::HttpSettings {
         use std::time::Duration;
         tuangou_web::HttpSettings {
             header_timeout: Duration::from_secs(self.header_timeout_seconds.max(1)),
             body_timeout: Duration::from_secs(self.body_timeout_seconds.max(1)),
             max_connections: self.max_connections.max(1),
+            trust_forwarded_proto: self.trust_forwarded_proto,
             ..tuangou_web::HttpSettings::default()
         }
     }
@@ -162,7 +168,10 @@ mod tests {
     #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("custom.toml", "listen = \"0.0.0.0:9000\"\nsession_ttl_hours = 5\nmax_connections = 64")?;
+            jail.create_file(
+                "custom.toml",
+                "listen = \"0.0.0.0:9000\"\nsession_ttl_hours = 5\nmax_connections = 64\ntrust_forwarded_proto = true",
+            )?;
             jail.set_env("TUANGOU_SESSION_TTL_HOURS", "7");
             jail.set_env("TUANGOU_HEADER_TIMEOUT_SECONDS", "3");
             let config = Config::load(Some("custom.toml".into())).map_err(|e| e.to_string())?;
@@ -173,6 +182,7 @@ mod tests {
             assert_eq!(http.header_timeout, std::time::Duration::from_secs(3));
             assert_eq!(http.body_timeout, std::time::Duration::from_secs(30));
             assert_eq!(http.max_connections, 64);
+            assert!(http.trust_forwarded_proto);
             Ok(())
         });
     }

@@ -1,5 +1,6 @@
 //! The web layer: the JSON API of API.md (with its OpenAPI document), health and metrics, sessions and CSRF, the
-//! pages, and the server that bounds what each client may hold (`server.rs`).
+//! pages, and the server that bounds what each client may hold (`server.rs`) and the headers every answer carries
+//! (`security.rs`).
 //!
 //! Handlers turn HTTP into parsed input, call one use case of `tuangou-app`, and turn the answer or the
 //! [`problem::Problem`] into HTTP. This crate holds no SQL and no business rules.
@@ -11,6 +12,7 @@ mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
+pub mod security;
 mod server;
 pub mod times;
 
@@ -32,7 +34,7 @@ pub struct AppState {
     /// Turns true when the server shuts down: long-lived responses (event streams) end then, so that the
     /// graceful shutdown does not wait for watchers that never leave.
     pub closing: watch::Receiver<bool>,
-    /// What the server grants each client.
+    /// What the server grants each client, and whether to believe the proxy in front.
     pub http: Arc<HttpSettings>,
 }
 
@@ -47,7 +49,7 @@ pub fn router(app: App, http: HttpSettings, closing: watch::Receiver<bool>) -> R
         .layer(middleware::from_fn(move |request: axum::extract::Request, next: middleware::Next| {
             server::body_deadline(body_timeout, request, next)
         }));
-    observe::layers(routes).with_state(state)
+    observe::layers(routes).layer(middleware::from_fn_with_state(state.clone(), security::headers)).with_state(state)
 }
 
 /// Serves with the default [`HttpSettings`] until `shutdown` resolves (see [`serve_with`]).

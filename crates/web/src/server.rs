@@ -43,6 +43,9 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// How often an event stream sends a comment when it has nothing to say.
     pub event_keep_alive: Duration,
+    /// Believe `X-Forwarded-Proto: https` from the proxy in front (only when every request comes through it):
+    /// cookies are then `Secure`. They are anyway when the public URL is `https://`.
+    pub trust_forwarded_proto: bool,
 }
 
 impl Default for HttpSettings {
@@ -52,6 +55,7 @@ impl Default for HttpSettings {
             body_timeout: Duration::from_secs(30),
             max_connections: 512,
             event_keep_alive: Duration::from_secs(15),
+            trust_forwarded_proto: false,
         }
     }
 }

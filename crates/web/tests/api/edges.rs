@@ -1,6 +1,7 @@
 //! What a client cannot do to the service from outside (issue 17): lead a reader off the site after signing in,
-//! hold a connection with half a request or a body that never ends, take every connection, or keep an event stream
-//! after it left.
+//! hold a connection with half a request or a body that never ends, take every connection, keep an event stream
+//! after it left, load a page's scripts from elsewhere or frame it, or have a session cookie sent over plain HTTP
+//! when the reader came over HTTPS.
 
 use crate::common::{campaign_with, live_campaign_with};
 use futures::StreamExt;
@@ -13,6 +14,7 @@ use tokio::net::TcpStream;
 use tuangou_app::Settings;
 use tuangou_testkit::{Backend, TestApp, on_both_backends};
 use tuangou_web::HttpSettings;
+use tuangou_web::security::{OTHER_POLICY, PAGE_POLICY};
 
 /// The longest any step here may take; each is expected in well under a second.
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -303,9 +305,121 @@ async fn event_streams_keep_alive_and_end_with_their_reader(backend: Backend) {
     app.finish().await;
 }
 
+/// The security headers on pages (HTML), on the API, on assets, on errors of each.
+async fn every_answer_carries_the_security_headers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138620").await;
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(json!({}))).await;
+    let home = app.client.get(format!("{}/", app.base)).send().await.unwrap().text().await.unwrap();
+    let script = home.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script").to_owned();
+    let paths = [
+        "/".to_owned(),
+        "/signin?next=/me".to_owned(),
+        format!("/c/{campaign}"),
+        "/c/nope".to_owned(),
+        "/api/v1/campaigns".to_owned(),
+        format!("/api/v1/campaigns/{campaign}"),
+        "/api/v1/nope".to_owned(),
+        "/api/v1/me".to_owned(),
+        "/api/v1/openapi.json".to_owned(),
+        "/healthz".to_owned(),
+        "/metrics".to_owned(),
+        script,
+    ];
+    let mut answers = Vec::new();
+    for path in &paths {
+        answers.push((path.clone(), app.client.get(format!("{}{path}", app.base)).send().await.unwrap()));
+    }
+    let bad = app.client.post(format!("{}/api/v1/sessions", app.base)).body("{").send().await.unwrap();
+    answers.push(("POST /api/v1/sessions (bad JSON)".to_owned(), bad));
+    let mut pages = 0;
+    for (path, response) in answers {
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let html = header("content-type").starts_with("text/html");
+        pages += usize::from(html);
+        let policy = if html { PAGE_POLICY } else { OTHER_POLICY };
+        assert_eq!(header("content-security-policy"), policy, "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+    }
+    assert_eq!(pages, 4, "four of them are pages");
+    app.finish().await;
+}
+
+/// The `Set-Cookie` headers of a sign-in by `phone`, with `X-Forwarded-Proto` when given.
+async fn sign_in_cookies(app: &TestApp, phone: &str, forwarded_proto: Option<&str>) -> Vec<String> {
+    let mut request = app
+        .client
+        .post(format!("{}/api/v1/sessions", app.base))
+        .json(&json!({"phone": phone, "password": tuangou_testkit::server_password()}));
+    if let Some(proto) = forwarded_proto {
+        request = request.header("x-forwarded-proto", proto);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookies: Vec<String> =
+        response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert_eq!(cookies.len(), 2, "the session and the CSRF cookie: {cookies:?}");
+    cookies
+}
+
+fn secure(cookie: &str) -> bool {
+    cookie.split(';').any(|a| a.trim() == "Secure")
+}
+
+/// Cookies are `Secure` when the reader came over HTTPS: the public URL is `https://`, or a proxy we were told to
+/// trust says so. A client's own `X-Forwarded-Proto` changes nothing otherwise.
+async fn cookies_are_secure_behind_https(backend: Backend) {
+    let plain = TestApp::spawn(backend).await;
+    plain.customer("13800138630").await;
+    for proto in [None, Some("https")] {
+        let cookies = sign_in_cookies(&plain, "13800138630", proto).await;
+        assert!(cookies.iter().all(|c| !secure(c)), "{proto:?}: {cookies:?}");
+    }
+    plain.finish().await;
+
+    let settings = Settings { public_url: "https://tuangou.example".into(), ..Settings::default() };
+    let https = TestApp::spawn_with(backend, settings).await;
+    let customer = https.customer("13800138631").await;
+    let cookies = sign_in_cookies(&https, "13800138631", None).await;
+    assert!(cookies.iter().all(|c| secure(c) && c.matches("Secure").count() == 1), "{cookies:?}");
+    let switched = https.client.get(format!("{}/?lang=en", https.base)).send().await.unwrap();
+    let lang = switched.headers()["set-cookie"].to_str().unwrap();
+    assert!(lang.starts_with("tuangou_lang=en") && secure(lang), "{lang}");
+    let signed_out = https
+        .client
+        .delete(format!("{}/api/v1/sessions/current", https.base))
+        .bearer_auth(&customer.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::NO_CONTENT);
+    assert!(signed_out.headers().get_all("set-cookie").iter().all(|c| secure(c.to_str().unwrap())));
+    https.finish().await;
+
+    let http = HttpSettings { trust_forwarded_proto: true, ..HttpSettings::default() };
+    let proxied = TestApp::spawn_with_http(backend, Settings::default(), http).await;
+    proxied.customer("13800138632").await;
+    for (proto, expected) in [
+        (Some("https"), true),
+        (Some("HTTPS"), true),
+        (Some("https, http"), true),
+        (Some("http"), false),
+        (None, false),
+    ] {
+        let cookies = sign_in_cookies(&proxied, "13800138632", proto).await;
+        assert!(cookies.iter().all(|c| secure(c) == expected), "{proto:?}: {cookies:?}");
+    }
+    proxied.finish().await;
+}
+
 on_both_backends!(
     next_never_leaves_the_site,
     slow_clients_are_cut_off,
     connections_beyond_the_limit_wait_their_turn,
     event_streams_keep_alive_and_end_with_their_reader,
+    every_answer_carries_the_security_headers,
+    cookies_are_secure_behind_https,
 );
