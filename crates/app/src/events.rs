@@ -63,6 +63,11 @@ impl App {
         self.events.sender.subscribe()
     }
 
+    /// How many receivers (event streams) this instance has open.
+    pub fn watchers(&self) -> usize {
+        self.events.sender.receiver_count()
+    }
+
     /// Publishes events after their transaction committed (on PostgreSQL: queues them for the sending task, so
     /// the answer does not wait for them). Never fails the use case: a lost event is healed by watchers refetching.
     pub(crate) fn publish(&self, events: Vec<GroupEvent>) {

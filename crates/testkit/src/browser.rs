@@ -203,6 +203,24 @@ impl Browser {
             .await;
         assert!(report["wide"].as_i64().unwrap_or(1) <= 0, "{name}: wider than the screen by {} px", report["wide"]);
         assert_eq!(report["unlabelled"], json!([]), "{name}: controls without a label");
+        assert_eq!(self.policy_violations().await, json!([]), "{name}: the Content-Security-Policy blocked something");
+    }
+
+    /// What the page's Content-Security-Policy blocked since it loaded (directive, and what was blocked), as the
+    /// browser reports it.
+    pub async fn policy_violations(&self) -> Value {
+        self.run(
+            "return new Promise((resolve) => {
+               const seen = [];
+               const note = (reports) => reports.forEach((r) =>
+                 seen.push(r.body.effectiveDirective + ' ' + (r.body.blockedURL || '') + ' ' + (r.body.sample || '')));
+               const observer = new ReportingObserver(note, { types: ['csp-violation'], buffered: true });
+               observer.observe();
+               setTimeout(() => { note(observer.takeRecords()); observer.disconnect(); resolve(seen); }, 100);
+             });",
+            vec![],
+        )
+        .await
     }
 
     /// Checks the page's basics ([`Browser::check_page_basics`]), then saves a PNG of the window as

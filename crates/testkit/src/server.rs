@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tuangou_app::{App, Clock, NewAccount, PasswordCost, Settings};
 use tuangou_domain::time::Millis;
 use tuangou_store::Backend;
+use tuangou_web::HttpSettings;
 
 /// A signed-in account.
 #[derive(Debug, Clone)]
@@ -42,11 +43,17 @@ impl TestApp {
     /// `app.clock().advance`) and the cheapest password hashing (the suite signs up hundreds of customers).
     /// Background jobs do not run by themselves: tests drive `app.run_jobs_once()`.
     pub async fn spawn_with(backend: Backend, settings: Settings) -> Self {
+        Self::spawn_with_http(backend, settings, HttpSettings::default()).await
+    }
+
+    /// [`TestApp::spawn_with`], with the server granting clients what `http` says (short timeouts, a small
+    /// connection limit, frequent keep-alives, a trusted proxy).
+    pub async fn spawn_with_http(backend: Backend, settings: Settings, http: HttpSettings) -> Self {
         let db = Arc::new(TestDb::new(backend).await);
         let now = Millis(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() as i64
         );
-        Self::start(db, settings, Clock::manual(now)).await
+        Self::start_with(db, settings, Clock::manual(now), http).await
     }
 
     /// The service started again on an existing database, as after a restart.
@@ -59,12 +66,19 @@ impl TestApp {
         Self::start(self.db.clone(), self.app.settings().clone(), self.app.clock().clone()).await
     }
 
-    async fn start(db: Arc<TestDb>, mut settings: Settings, clock: Clock) -> Self {
+    async fn start(db: Arc<TestDb>, settings: Settings, clock: Clock) -> Self {
+        Self::start_with(db, settings, clock, HttpSettings::default()).await
+    }
+
+    async fn start_with(db: Arc<TestDb>, mut settings: Settings, clock: Clock, http: HttpSettings) -> Self {
         settings.password_cost = PasswordCost::Minimal;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        // Share links and QR codes point at this very server.
-        settings.public_url = base.clone();
+        // Share links and QR codes point at this very server, unless the test stands it behind HTTPS (a TLS proxy
+        // that the test itself is not going through).
+        if !settings.public_url.starts_with("https://") {
+            settings.public_url = base.clone();
+        }
         let store = db.open().await;
         let app = App::new(store, settings, clock);
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -75,13 +89,19 @@ impl TestApp {
         tasks.push(tokio::spawn({
             let (app, mut stopped) = (app.clone(), stopped.clone());
             async move {
-                let _ = tuangou_web::serve(listener, app, async move {
+                let _ = tuangou_web::serve_with(listener, app, http, async move {
                     let _ = stopped.changed().await;
                 })
                 .await;
             }
         }));
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        // Idle connections are dropped before the server's header timeout (10 s by default) would close them, so
+        // that no request ever goes out on a connection the server is closing at that very moment.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("client");
         Self { db, app, base, client, stop: Some(stop), tasks }
     }
 

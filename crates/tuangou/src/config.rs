@@ -29,6 +29,15 @@ pub struct Config {
     pub secret: Option<String>,
     /// Where the server secret is kept when `secret` is unset; made (readable by its owner only) on first run.
     pub secret_file: String,
+    /// A request's headers must arrive within this many seconds (also how long an idle connection stays open).
+    pub header_timeout_seconds: u64,
+    /// A request's body must arrive whole within this many seconds after its headers.
+    pub body_timeout_seconds: u64,
+    /// Connections served at once; more wait until one closes. Keep it below the open-file limit.
+    pub max_connections: usize,
+    /// Believe `X-Forwarded-Proto: https` from the proxy in front (cookies become `Secure`). Only when every
+    /// request comes through that proxy.
+    pub trust_forwarded_proto: bool,
 }
 
 impl Default for Config {
@@ -44,6 +53,10 @@ impl Default for Config {
             log_level: "info".into(),
             secret: None,
             secret_file: "tuangou.secret".into(),
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            max_connections: 512,
+            trust_forwarded_proto: false,
         }
     }
 }
@@ -75,6 +88,10 @@ impl std::fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
             .field("secret_file", &self.secret_file)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
+            .field("body_timeout_seconds", &self.body_timeout_seconds)
+            .field("max_connections", &self.max_connections)
+            .field("trust_forwarded_proto", &self.trust_forwarded_proto)
             .finish()
     }
 }
@@ -109,6 +126,18 @@ impl Config {
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
+
+    /// What the server grants each client (timeouts, the connection limit) and whether it trusts its proxy.
+    pub fn http(&self) -> tuangou_web::HttpSettings {
+        use std::time::Duration;
+        tuangou_web::HttpSettings {
+            header_timeout: Duration::from_secs(self.header_timeout_seconds.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_seconds.max(1)),
+            max_connections: self.max_connections.max(1),
+            trust_forwarded_proto: self.trust_forwarded_proto,
+            ..tuangou_web::HttpSettings::default()
+        }
+    }
 }
 
 /// Writes a file only its owner can read (on Unix).
@@ -139,12 +168,21 @@ mod tests {
     #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("custom.toml", "listen = \"0.0.0.0:9000\"\nsession_ttl_hours = 5")?;
+            jail.create_file(
+                "custom.toml",
+                "listen = \"0.0.0.0:9000\"\nsession_ttl_hours = 5\nmax_connections = 64\ntrust_forwarded_proto = true",
+            )?;
             jail.set_env("TUANGOU_SESSION_TTL_HOURS", "7");
+            jail.set_env("TUANGOU_HEADER_TIMEOUT_SECONDS", "3");
             let config = Config::load(Some("custom.toml".into())).map_err(|e| e.to_string())?;
             assert_eq!(config.listen, "0.0.0.0:9000");
             assert_eq!(config.session_ttl_hours, 7);
             assert_eq!(config.database_url, "sqlite://tuangou.db");
+            let http = config.http();
+            assert_eq!(http.header_timeout, std::time::Duration::from_secs(3));
+            assert_eq!(http.body_timeout, std::time::Duration::from_secs(30));
+            assert_eq!(http.max_connections, 64);
+            assert!(http.trust_forwarded_proto);
             Ok(())
         });
     }

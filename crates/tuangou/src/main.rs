@@ -112,7 +112,7 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         stop_signal().await;
         tracing::info!("shutting down: finishing the requests in flight");
     };
-    tuangou_web::serve(listener, app.clone(), shutdown).await?;
+    tuangou_web::serve_with(listener, app.clone(), config.http(), shutdown).await?;
     let _ = stop_jobs.send(true);
     let _ = jobs.await;
     if let Some(task) = listener_task {

@@ -208,6 +208,7 @@ on_both_backends!(
     admin_create_is_idempotent,
     check_reports_a_forged_ledger_entry,
     verify_draw_checks_a_record_from_the_api,
+    slow_clients_do_not_lock_everyone_out,
 );
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -436,4 +437,92 @@ fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
     let check = run(dir.path(), &["check"]);
     assert_eq!(check.status.code(), Some(0), "{}", shown(&check));
     assert!(stdout(&check).contains("all invariants hold"), "{}", shown(&check));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// serve under a small file-descriptor budget (issue 17: 260 slow clients used to lock everyone out of 256)
+
+/// The open-file limit the server runs under here: what it needs idle, and room for a few dozen connections.
+const FILE_LIMIT: u32 = 96;
+
+/// `tuangou serve` on `database`, run through `prlimit` so that it may hold only [`FILE_LIMIT`] files, with a one
+/// second header timeout.
+fn serve_with_few_files(dir: &Path, listen: &str, database: &str) -> Server {
+    let mut command = Command::new("prlimit");
+    command.current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TUANGOU_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .arg(format!("--nofile={FILE_LIMIT}:{FILE_LIMIT}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_tuangou"))
+        .args(["serve", "--listen", listen, "--database", database])
+        .env("TUANGOU_HEADER_TIMEOUT_SECONDS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the tuangou binary under prlimit (util-linux)");
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    Server { child, stdout, stderr }
+}
+
+/// Polls `GET /healthz` until it answers 200; returns how long that took. Panics after `within`.
+fn healthy_within(server: &mut Server, port: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().expect("poll the server") {
+            panic!("the server exited ({status})\n--- stderr ---\n{}", Server::collected(&server.stderr));
+        }
+        let last = match get(port, "/healthz") {
+            Ok((200, _)) => return started.elapsed(),
+            Ok((status, body)) => format!("status {status}: {body}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            started.elapsed() < within,
+            "no answer to GET /healthz within {within:?} (last: {last})\n--- stderr ---\n{}",
+            Server::collected(&server.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Twice as many clients as the server has files for each send half a request's headers and wait. The server
+/// runs out of file descriptors: it says so, waits a second before accepting again (rather than spinning), closes
+/// the slow clients when their header time is up, and answers everyone else within seconds.
+async fn slow_clients_do_not_lock_everyone_out(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let dir = tempdir();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = serve_with_few_files(dir.path(), &listen, &db.url);
+    healthy_within(&mut server, port, Duration::from_secs(15));
+
+    let slow: Vec<TcpStream> = (0..2 * FILE_LIMIT)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect (the listen backlog holds it)");
+            stream.write_all(b"GET / HTTP/1.1\r\nHost: tuangou\r\n").expect("half a request");
+            stream
+        })
+        .collect();
+    let waited = healthy_within(&mut server, port, Duration::from_secs(20));
+    drop(slow);
+
+    let logs = Server::collected(&server.stderr);
+    let accept_errors = logs.lines().filter(|l| l.contains("accept error")).count();
+    assert!(accept_errors >= 1, "the server never ran out of files: the test proves nothing\n{logs}");
+    assert!(logs.contains("Too many open files"), "{logs}");
+    // At most one accept error a second (plus the first): never a spin.
+    assert!(
+        accept_errors as u64 <= waited.as_secs() + 2,
+        "{accept_errors} accept errors in {waited:?}: the server spins\n{logs}"
+    );
+    // Once the slow clients are gone, the service answers at once, database included.
+    let (status, body) = get(port, "/api/v1/campaigns").expect("GET /api/v1/campaigns");
+    assert_eq!(status, 200, "{body}");
 }

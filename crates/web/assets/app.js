@@ -169,6 +169,15 @@
     refresh();
   }
 
+  // Where to go after signing in: the server sends a path on this site; read as the browser reads it, anything
+  // that would leave the site (another origin, or a path starting with `//`) goes home instead.
+  function sameSitePath(next) {
+    let target;
+    try { target = new URL(next || '/', location.origin); } catch (e) { return '/'; }
+    if (target.origin !== location.origin || target.pathname.startsWith('//')) return '/';
+    return target.pathname + target.search;
+  }
+
   // Sign in / sign up.
   $$('form[data-account]').forEach((form) => {
     form.addEventListener('submit', async (event) => {
@@ -179,7 +188,7 @@
       try {
         if (form.dataset.account === 'signup') await api('POST', '/api/v1/users', body);
         await api('POST', '/api/v1/sessions', { phone: body.phone, password: body.password });
-        location.href = form.dataset.next || '/';
+        location.href = sameSitePath(form.dataset.next);
       } catch (problem) {
         showProblem(form, problem);
         busy(button, false);

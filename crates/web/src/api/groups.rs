@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
-use std::time::Duration;
 use tokio_stream::wrappers::BroadcastStream;
 use tuangou_app::{
     BusMessage, Caller, GroupView, IdempotencyClaim, JoinAnswer, JoinInput, JoinTarget, Joined, MemberRow,
@@ -260,8 +259,9 @@ pub async fn draw(
 }
 
 /// Server-sent events of one group, or of every group of a campaign: `joined`, `full`, `drawn`, `expired`, and
-/// `resync` when events may have been missed (refetch). A comment `connected` opens the stream; keep-alives
-/// follow every 15 seconds.
+/// `resync` when events may have been missed (refetch). A comment `connected` opens the stream; keep-alive comments
+/// follow whenever it was quiet for `event_keep_alive` (15 seconds by default), so a watcher that is gone is found
+/// by the next write and its stream ends.
 fn event_stream<F>(state: &AppState, keep: F) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<F>>
 where
     F: Fn(&tuangou_app::GroupEvent) -> bool + Send + 'static,
@@ -287,7 +287,7 @@ where
     });
     let opening = futures::stream::once(std::future::ready(Ok(Event::default().comment("connected"))));
     Sse::new(opening.chain(messages).take_until(Box::pin(closed)))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(state.http.event_keep_alive))
 }
 
 /// Live events of a group.

@@ -16,9 +16,25 @@ pub struct NextParams {
     next: Option<String>,
 }
 
-/// Where to go after signing in: only a path on this site (never another host).
-fn safe_next(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\')).unwrap_or_else(|| "/".into())
+/// Where to go after signing in: a path (and query) on this site, else the home page.
+///
+/// `next` is read the way a browser reads it: as a URL relative to this site (WHATWG parsing, which drops tabs
+/// and line breaks anywhere and takes `\` for `/`), so `/\t/evil.com` is `//evil.com`, another host. Only an
+/// answer on this site's origin is kept, and of it only the path and the query, serialized again (so nothing
+/// the browser could read differently is left). A path that would start with `//` (from `/.//evil.com`) would be
+/// another host when followed: it is refused too.
+fn next_path(next: Option<&str>) -> String {
+    const SITE: &str = "http://tuangou.invalid/";
+    let home = || "/".to_owned();
+    let (Some(next), Ok(site)) = (next, url::Url::parse(SITE)) else { return home() };
+    let Ok(target) = site.join(next) else { return home() };
+    if target.origin() != site.origin() || target.path().starts_with("//") {
+        return home();
+    }
+    match target.query() {
+        Some(query) => format!("{}?{query}", target.path()),
+        None => target.path().to_owned(),
+    }
 }
 
 #[derive(Template)]
@@ -30,12 +46,12 @@ struct SignInPage<'a> {
 }
 
 pub async fn sign_in(page: Chrome, RawQuery(params): RawQuery) -> Response {
-    let next = safe_next(query_params::<NextParams>(params).next);
+    let next = next_path(query_params::<NextParams>(params).next.as_deref());
     respond(&page, &SignInPage { page: &page, next, sign_up: false })
 }
 
 pub async fn sign_up(page: Chrome, RawQuery(params): RawQuery) -> Response {
-    let next = safe_next(query_params::<NextParams>(params).next);
+    let next = next_path(query_params::<NextParams>(params).next.as_deref());
     respond(&page, &SignInPage { page: &page, next, sign_up: true })
 }
 
@@ -118,4 +134,49 @@ pub async fn voucher(page: Chrome, State(state): State<AppState>, id: PagePath) 
     }
     .await;
     finish(&page, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_path;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        let cases: &[(&str, &str)] = &[
+            ("/me", "/me"),
+            ("/g/abc?from=t1&lang=en", "/g/abc?from=t1&lang=en"),
+            ("/c/1#rules", "/c/1"),
+            ("/a b/<x>", "/a%20b/%3Cx%3E"),
+            ("/%2F%2Fevil.com", "/%2F%2Fevil.com"),
+            ("me", "/me"),
+            ("http://tuangou.invalid/me", "/me"),
+            // Other hosts, however spelled.
+            ("//evil.com", "/"),
+            ("///evil.com", "/"),
+            ("/\\evil.com", "/"),
+            ("\\\\evil.com", "/"),
+            ("/\t/evil.com", "/"),
+            ("/\n/evil.com", "/"),
+            ("/\r/evil.com", "/"),
+            ("\t//evil.com", "/"),
+            (" //evil.com", "/"),
+            ("/.//evil.com", "/"),
+            ("/./\\evil.com", "/"),
+            ("/x/..//evil.com", "/"),
+            ("https://evil.com/", "/"),
+            ("http:evil.com", "/evil.com"),
+            ("/%09/evil.com", "/%09/evil.com"),
+            ("HTTPS://EVIL.COM", "/"),
+            ("http://tuangou.invalid@evil.com/", "/"),
+            ("javascript:alert(1)", "/"),
+            ("JaVaScRiPt:alert(1)", "/"),
+            ("java\tscript:alert(1)", "/"),
+            ("data:text/html,<script>alert(1)</script>", "/"),
+            ("", "/"),
+        ];
+        for (next, expected) in cases {
+            assert_eq!(next_path(Some(next)), *expected, "next = {next:?}");
+        }
+        assert_eq!(next_path(None), "/");
+    }
 }

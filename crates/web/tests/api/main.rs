@@ -8,6 +8,7 @@ mod campaigns;
 mod cancellation;
 mod check;
 mod common;
+mod edges;
 mod groups;
 mod hangups;
 mod live_events;

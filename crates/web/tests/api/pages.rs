@@ -15,6 +15,7 @@ struct Page {
     location: String,
     set_cookie: String,
     cache_control: String,
+    policy: String,
     body: String,
 }
 
@@ -33,8 +34,25 @@ async fn page(app: &TestApp, path: &str, who: Option<&TestUser>, lang: &str) -> 
         location: header(LOCATION),
         set_cookie: header(SET_COOKIE),
         cache_control: header(CACHE_CONTROL),
+        policy: header(reqwest::header::CONTENT_SECURITY_POLICY),
         body: response.text().await.unwrap(),
     }
+}
+
+/// The first inline script, event handler, `javascript:` link or style in `html`, if any: the pages' policy
+/// (`script-src 'self'; style-src 'self'`) would block it.
+fn inline_code(html: &str) -> Option<String> {
+    for tag in html.split('<').skip(1).filter_map(|t| t.split('>').next()) {
+        let name = tag.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        let attributes: Vec<String> = tag.split_whitespace().skip(1).map(str::to_ascii_lowercase).collect();
+        let inline_script = name == "script" && !attributes.iter().any(|a| a.starts_with("src="));
+        let handler = attributes.iter().any(|a| a.starts_with("on") && a.contains('='));
+        let style = name == "style" || attributes.iter().any(|a| a.starts_with("style="));
+        if inline_script || handler || style || tag.to_ascii_lowercase().contains("javascript:") {
+            return Some(format!("<{tag}>"));
+        }
+    }
+    None
 }
 
 /// A campaign whose one group is drawn, another group open, a draft beside it; returns what the pages need.
@@ -125,6 +143,8 @@ async fn every_page_renders_for_its_readers(backend: Backend) {
                 assert!(!p.body.contains(&format!(">{key}")), "{path} ({lang}) shows the raw key {key}");
             }
             assert_eq!(p.cache_control, "no-store", "{path}: pages carry personal state");
+            assert_eq!(p.policy, tuangou_web::security::PAGE_POLICY, "{path}");
+            assert_eq!(inline_code(&p.body), None, "{path} ({lang}) holds code the policy blocks");
             if path.starts_with("/shop") || path.starts_with("/m/") || path.contains("/live") {
                 for phone in &phones {
                     assert!(!p.body.contains(phone), "{path} shows a customer's phone number");
@@ -226,6 +246,7 @@ async fn pages_refuse_cleanly_and_never_fail(backend: Backend) {
     let good = good.unwrap();
     assert_eq!(good.status(), StatusCode::OK);
     let html = good.text().await.unwrap();
+    assert_eq!(inline_code(&html), None, "the preview is shown inside the editor's page");
     assert!(html.contains("Groups of 5, 2 win; everyone else gets a full refund and ¥3.00 cash"), "{html}");
     assert_eq!(app.db.fingerprint().await, before, "pages and previews change nothing");
     app.finish().await;
