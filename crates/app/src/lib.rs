@@ -15,6 +15,7 @@ mod events;
 mod groups;
 mod jobs;
 mod ledger;
+mod levels_seen;
 mod merchants;
 mod passwords;
 mod vouchers;
@@ -80,11 +81,22 @@ pub struct App {
     settings: Settings,
     clock: Clock,
     events: events::Events,
+    /// The throttles' buckets as last read here, to refuse a client past a limit without a read.
+    levels_seen: levels_seen::LevelsSeen,
+    /// When this instance last pruned the throttles' closed windows.
+    pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
-        Self { store, settings, clock, events: events::Events::default() }
+        Self {
+            store,
+            settings,
+            clock,
+            events: events::Events::default(),
+            levels_seen: levels_seen::LevelsSeen::default(),
+            pruned_at: std::sync::Arc::default(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
