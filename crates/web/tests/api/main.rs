@@ -17,4 +17,5 @@ mod pages;
 mod randomized;
 mod redemption;
 mod service;
+mod sign_in_limits;
 mod trust;
