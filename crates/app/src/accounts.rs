@@ -1,8 +1,10 @@
 //! Accounts and sessions: sign up, sign in and out, who is calling, the operator's first account, a customer's own
 //! history, and closing an account.
 
-use crate::{App, AppError, AppResult, passwords};
+use crate::admission::Admitted;
+use crate::{App, AppError, AppResult, in_flight, passwords};
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use tuangou_domain::ids::{MerchantId, UserId};
 use tuangou_domain::phone::UserPhone;
 use tuangou_domain::text;
@@ -73,33 +75,71 @@ fn random_token() -> AppResult<String> {
 }
 
 impl App {
-    /// Signs a customer up. 409 `phone_taken` when the phone is registered.
+    /// Signs a customer up from `client`. 409 `phone_taken` when the phone is registered; 429 `throttled` past the
+    /// address's sign-ups in the window (every attempt counts, taken phones too) or its attempts at once; 503
+    /// `overloaded` when password hashing is saturated.
+    pub async fn sign_up(&self, account: NewAccount, client: IpAddr) -> AppResult<UserRow> {
+        let Admitted { attempt, claims } = self.admit_sign_up(client).await?;
+        let turn = attempt.turn().await;
+        let password_hash = match self.hashing.hash(account.password, self.settings.password_cost, turn).await {
+            Ok(hash) => hash,
+            Err(error) => {
+                self.give_back(claims).await;
+                return Err(error);
+            }
+        };
+        self.create_user(account.phone, account.name, password_hash).await
+    }
+
+    /// Signs a customer up without a client to throttle (the demo's seeding).
     pub async fn register(&self, account: NewAccount) -> AppResult<UserRow> {
-        let password_hash = passwords::hash(account.password, self.settings.password_cost).await?;
-        let user =
-            NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: false };
+        let password_hash = self.hashing.hash(account.password, self.settings.password_cost, ()).await?;
+        self.create_user(account.phone, account.name, password_hash).await
+    }
+
+    async fn create_user(&self, phone: UserPhone, name: String, password_hash: String) -> AppResult<UserRow> {
+        let user = NewUser { phone: phone.as_str().to_owned(), name, password_hash, is_operator: false };
         Ok(self.store.create_user(user, self.clock.now()).await?)
     }
 
-    /// Checks a phone and password and opens a session.
-    pub async fn sign_in(&self, phone: &str, password: &str) -> AppResult<SignedIn> {
+    /// Checks a phone and password from `client` and opens a session. 401 `bad_credentials`; 429 `throttled`
+    /// while failures from this address (at this phone, or at all) are over their limits (see `throttles`);
+    /// 503 `overloaded` when password hashing is saturated.
+    pub async fn sign_in(&self, phone: &str, password: &str, client: IpAddr) -> AppResult<SignedIn> {
         // Any malformed phone is simply a wrong credential: the answer must not tell which part was wrong.
-        let user = match UserPhone::parse("phone", phone) {
-            Ok(phone) => self.store.user_by_phone(phone.as_str()).await?,
-            Err(_) => None,
-        };
-        let stored = user.as_ref().map_or(passwords::DECOY_HASH.to_owned(), |u| u.password_hash.clone());
-        let matches = passwords::verify(password.to_owned(), stored).await?;
-        let user = match user {
-            Some(user) if matches => user,
-            _ => return Err(AppError::BadCredentials),
+        let phone = UserPhone::parse("phone", phone).ok();
+        let Admitted { attempt, claims } = self.admit_sign_in(phone.as_ref(), client).await?;
+        let user = match self.check_password(phone.as_ref(), password, attempt).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(AppError::BadCredentials),
+            Err(error) => {
+                self.give_back(claims).await;
+                return Err(error);
+            }
         };
         let token = random_token()?;
         let now = self.clock.now();
         let expires_at = now.plus_millis(self.settings.session_ttl_hours.saturating_mul(Millis::HOUR));
-        self.store.create_session(&token_hash(&token), &user.user_id(), now, expires_at).await?;
+        self.store.create_session_releasing(&token_hash(&token), &user.user_id(), now, expires_at, claims).await?;
         let roles = self.store.roles_of(&user.user_id()).await?;
         Ok(SignedIn { token, user, roles, expires_at })
+    }
+
+    /// The account with this phone if `password` is its password. An unknown phone is checked against a decoy
+    /// hash, so that it takes as long as a wrong password.
+    async fn check_password(
+        &self,
+        phone: Option<&UserPhone>,
+        password: &str,
+        attempt: in_flight::Attempt,
+    ) -> AppResult<Option<UserRow>> {
+        let user = match phone {
+            Some(phone) => self.store.user_by_phone(phone.as_str()).await?,
+            None => None,
+        };
+        let stored = user.as_ref().map_or(passwords::DECOY_HASH.to_owned(), |u| u.password_hash.clone());
+        let matches = self.hashing.verify(password.to_owned(), stored, attempt.turn().await).await?;
+        Ok(user.filter(|_| matches))
     }
 
     pub async fn sign_out(&self, token: &str) -> AppResult<()> {
@@ -124,7 +164,7 @@ impl App {
 
     /// Creates the operator account, or makes an existing account an operator (idempotent for the same phone).
     pub async fn create_operator(&self, account: NewAccount) -> AppResult<UserRow> {
-        let password_hash = passwords::hash(account.password, self.settings.password_cost).await?;
+        let password_hash = self.hashing.hash(account.password, self.settings.password_cost, ()).await?;
         let user =
             NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: true };
         Ok(self.store.ensure_operator(user, self.clock.now()).await?)

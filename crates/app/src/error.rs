@@ -60,6 +60,7 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(code) => AppError::conflict(code, conflict_message(code)),
             StoreError::InsufficientFunds(_) => AppError::InsufficientFunds,
             StoreError::Inconsistent(e) => AppError::Internal(e),
+            StoreError::Throttled { retry_after_seconds } => AppError::Throttled(retry_after_seconds),
             StoreError::Overloaded => AppError::Overloaded,
             StoreError::Internal(e) => AppError::Internal(e),
             // Only ever inside a unit of work; answered as the conflict it names if it ever got out.

@@ -5,6 +5,7 @@
 //! the rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work instead of queueing.
 
 use crate::{App, AppResult};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -14,10 +15,13 @@ const TICK: Duration = Duration::from_millis(250);
 /// The most changes of one kind a step makes, so that one step stays short.
 const BATCH: usize = 500;
 
+/// How often an instance prunes the throttles' closed windows.
+const PRUNE_EVERY_MS: i64 = 60_000;
+
 impl App {
     /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
-    /// expire vouchers past their date (refunding purchases), settle ended campaigns. Returns how many things it
-    /// changed.
+    /// expire vouchers past their date (refunding purchases), settle ended campaigns, prune the throttles' closed
+    /// windows. Returns how many things it changed (pruned counters are not counted: they held nothing).
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
         let mut changed = self.end_due_campaigns().await?;
         for _ in 0..BATCH {
@@ -39,7 +43,22 @@ impl App {
             changed += 1;
         }
         changed += self.settle_ended_campaigns().await?;
+        self.prune_throttles().await?;
         Ok(changed)
+    }
+
+    /// Forgets the throttles' counters whose window has closed (they hold nothing any more), at most once a
+    /// minute per instance: a flood from many addresses leaves a row per address behind it.
+    async fn prune_throttles(&self) -> AppResult<()> {
+        let now = self.clock.now();
+        let last = self.pruned_at.load(Ordering::SeqCst);
+        if now.0.saturating_sub(last) < PRUNE_EVERY_MS
+            || self.pruned_at.compare_exchange(last, now.0, Ordering::SeqCst, Ordering::SeqCst).is_err()
+        {
+            return Ok(());
+        }
+        self.store.prune_buckets(now).await?;
+        Ok(())
     }
 
     /// Runs [`App::run_jobs_once`] every tick until `shutdown` turns true. Errors are logged, never fatal.

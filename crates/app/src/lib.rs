@@ -7,16 +7,20 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod admission;
 mod campaigns;
 mod clock;
 mod dashboards;
 mod error;
 mod events;
 mod groups;
+mod in_flight;
 mod jobs;
 mod ledger;
+mod levels_seen;
 mod merchants;
 mod passwords;
+mod throttles;
 mod vouchers;
 
 pub use accounts::{Caller, NewAccount, SignedIn, csrf_token_for};
@@ -29,6 +33,7 @@ pub use groups::{GroupView, JoinAnswer, JoinInput, JoinTarget, Joined, idempoten
 pub use ledger::{CreditTarget, CustomerWallet, MerchantWallet};
 pub use merchants::{MerchantInput, MerchantView};
 pub use passwords::PasswordCost;
+pub use throttles::{Limit, Throttles};
 pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
     Admission, Backend, CampaignRow, DailyFigures, EntryRecord, GroupRow, History, IdempotencyClaim, MemberRow,
@@ -51,6 +56,8 @@ pub struct Settings {
     pub password_cost: PasswordCost,
     /// The secret voucher codes are derived and hashed with; kept outside the database.
     pub secret: ServerSecret,
+    /// How often sign-ins may fail and sign-ups happen per client address.
+    pub throttles: Throttles,
 }
 
 impl Default for Settings {
@@ -61,6 +68,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             password_cost: PasswordCost::Standard,
             secret: ServerSecret::from_bytes(random_secret()),
+            throttles: Throttles::default(),
         }
     }
 }
@@ -80,11 +88,29 @@ pub struct App {
     settings: Settings,
     clock: Clock,
     events: events::Events,
+    /// Every password hash goes through it: bounded in time and memory.
+    hashing: passwords::Hashing,
+    /// Sign-ins and sign-ups in flight per client address.
+    in_flight: in_flight::InFlight,
+    /// The throttles' buckets as last read here, to refuse a client past a limit without a read.
+    levels_seen: levels_seen::LevelsSeen,
+    /// When this instance last pruned the throttles' closed windows.
+    pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
-        Self { store, settings, clock, events: events::Events::default() }
+        let hashing = passwords::Hashing::sized_to_the_machine(settings.throttles.hashes_waiting_per_core);
+        Self {
+            store,
+            settings,
+            clock,
+            events: events::Events::default(),
+            hashing,
+            in_flight: in_flight::InFlight::default(),
+            levels_seen: levels_seen::LevelsSeen::default(),
+            pruned_at: std::sync::Arc::default(),
+        }
     }
 
     pub fn settings(&self) -> &Settings {

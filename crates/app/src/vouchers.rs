@@ -3,14 +3,21 @@
 //! Staff of a merchant (and its owner) redeem only that merchant's vouchers. A guesser learns nothing: a
 //! malformed code, a bad check character, an unknown code and another merchant's code all answer the same 404
 //! `unknown_code`. Failed lookups and redemptions are throttled: after 10 failures in a minute by one staff
-//! member, or 50 at one merchant, further attempts answer 429 until the minute has passed. Every attempt, allowed
-//! or not, is logged with the staff member, the result, the time and the client's address.
+//! member, or 50 at one merchant, further attempts answer 429 until the minute has passed (a window opens at its
+//! first failure).
+//!
+//! The throttle holds for requests in flight together, on every instance: a failure takes its slot in the
+//! database's counters in the same transaction that logs it, only while there is room (`Store::record_failure`,
+//! `Store::redeem`), and one that finds no room is answered 429 and changes nothing. A caller already over a
+//! limit is refused on a read before the lookup, so a throttled guesser learns nothing, valid codes included. A
+//! preview that finds its voucher writes nothing (a GET stays a read); successes do not count. Redemptions, undos
+//! and counted failures are logged with the staff member, the result, the time and the client's address.
 
 use crate::{App, AppError, AppResult, Caller};
 use tuangou_domain::ids::MerchantId;
 use tuangou_domain::time::Millis;
 use tuangou_domain::voucher_code::VoucherCode;
-use tuangou_store::{Attempt, MemberRow, MerchantRole, RedemptionRow, StoreError, VoucherRow};
+use tuangou_store::{Attempt, Bucket, MemberRow, MerchantRole, RedemptionRow, StoreError, VoucherRow};
 
 /// Failed attempts per staff member per minute that pass before the throttle answers 429.
 pub const STAFF_FAILURES_PER_MINUTE: i64 = 10;
@@ -38,6 +45,19 @@ pub struct MembershipView {
 
 fn unknown_code() -> AppError {
     AppError::NotFound("unknown_code", "no such voucher at this store")
+}
+
+/// The throttle's counters a failure at `merchant`'s counter by `caller` claims: the staff member's there, and
+/// the merchant's.
+fn counter_buckets(caller: &Caller, merchant: &MerchantId) -> [Bucket; 2] {
+    [
+        Bucket {
+            key: format!("voucher-staff:{merchant}:{}", caller.user),
+            limit: STAFF_FAILURES_PER_MINUTE,
+            window_ms: 60_000,
+        },
+        Bucket { key: format!("voucher-merchant:{merchant}"), limit: MERCHANT_FAILURES_PER_MINUTE, window_ms: 60_000 },
+    ]
 }
 
 impl App {
@@ -97,34 +117,27 @@ impl App {
             .ok_or(AppError::Forbidden("staff_only", "only the merchant's staff may do this"))
     }
 
-    async fn throttle(&self, caller: &Caller, merchant: &MerchantId) -> AppResult<()> {
-        let since = self.clock.now().plus_millis(-60_000);
-        let (by_staff, at_merchant) = self.store.failed_attempts(merchant, &caller.user, since).await?;
-        if by_staff >= STAFF_FAILURES_PER_MINUTE || at_merchant >= MERCHANT_FAILURES_PER_MINUTE {
-            return Err(AppError::Throttled(60));
-        }
-        Ok(())
-    }
-
-    async fn log_failure(
+    /// A failed lookup or redemption: counted and logged, then answered 404 `unknown_code` (or 429 when the
+    /// counters are full).
+    async fn unknown_code(
         &self,
         caller: &Caller,
         merchant: &MerchantId,
         action: &'static str,
-        code: &str,
         client: Option<&str>,
-    ) {
+    ) -> AppError {
         let attempt = Attempt {
             merchant,
             staff: &caller.user,
             voucher: None,
             action,
-            result: code,
+            result: "unknown_code",
             client_address: client,
             at: self.clock.now(),
         };
-        if let Err(error) = self.store.log_attempt(&attempt).await {
-            tracing::warn!(%error, "could not log a redemption attempt");
+        match self.store.record_failure(&attempt, &counter_buckets(caller, merchant)).await {
+            Ok(()) => unknown_code(),
+            Err(error) => error.into(),
         }
     }
 
@@ -137,26 +150,16 @@ impl App {
         client: Option<&str>,
     ) -> AppResult<VoucherView> {
         self.require_staff(caller, merchant).await?;
-        self.throttle(caller, merchant).await?;
+        // Before the lookup: a throttled caller learns nothing.
+        self.refuse_when_full(&counter_buckets(caller, merchant), self.clock.now()).await?;
         let found = match VoucherCode::parse(code) {
             Ok(code) => self.store.voucher_by_code(merchant, &self.settings.secret.lookup_hash(&code)).await?,
             Err(_) => None,
         };
-        let Some(voucher) = found else {
-            self.log_failure(caller, merchant, "preview", "unknown_code", client).await;
-            return Err(unknown_code());
-        };
-        let attempt = Attempt {
-            merchant,
-            staff: &caller.user,
-            voucher: Some(&voucher.id),
-            action: "preview",
-            result: "ok",
-            client_address: client,
-            at: self.clock.now(),
-        };
-        self.store.log_attempt(&attempt).await?;
-        Ok(self.view(voucher))
+        match found {
+            Some(voucher) => Ok(self.view(voucher)),
+            None => Err(self.unknown_code(caller, merchant, "preview", client).await),
+        }
     }
 
     /// Redeems a voucher at the counter: the merchant is paid the price less commission, the platform the
@@ -169,10 +172,10 @@ impl App {
         client: Option<&str>,
     ) -> AppResult<(VoucherView, RedemptionRow)> {
         self.require_staff(caller, merchant).await?;
-        self.throttle(caller, merchant).await?;
+        let counters = counter_buckets(caller, merchant);
+        self.refuse_when_full(&counters, self.clock.now()).await?;
         let Ok(parsed) = VoucherCode::parse(code) else {
-            self.log_failure(caller, merchant, "redeem", "unknown_code", client).await;
-            return Err(unknown_code());
+            return Err(self.unknown_code(caller, merchant, "redeem", client).await);
         };
         let attempt = Attempt {
             merchant,
@@ -183,24 +186,11 @@ impl App {
             client_address: client,
             at: self.clock.now(),
         };
-        match self.store.redeem(&self.settings.secret.lookup_hash(&parsed), &attempt).await {
+        match self.store.redeem(&self.settings.secret.lookup_hash(&parsed), &attempt, &counters).await {
             Ok((voucher, redemption)) => Ok((self.view(voucher), redemption)),
-            Err(error) => {
-                let (code, answer) = match error {
-                    StoreError::NotFound => ("unknown_code", unknown_code()),
-                    StoreError::Conflict("expired") => ("expired", AppError::Gone("this voucher has expired")),
-                    other => {
-                        let answer = AppError::from(other);
-                        let code = match &answer {
-                            AppError::Conflict(code, _) => *code,
-                            _ => "error",
-                        };
-                        (code, answer)
-                    }
-                };
-                self.log_failure(caller, merchant, "redeem", code, client).await;
-                Err(answer)
-            }
+            Err(StoreError::NotFound) => Err(unknown_code()),
+            Err(StoreError::Conflict("expired")) => Err(AppError::Gone("this voucher has expired")),
+            Err(other) => Err(other.into()),
         }
     }
 

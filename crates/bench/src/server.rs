@@ -4,7 +4,7 @@
 use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tuangou_app::{App, Clock, PasswordCost, Settings};
+use tuangou_app::{App, Clock, Limit, PasswordCost, Settings, Throttles};
 use tuangou_store::{PoolSettings, Store};
 use tuangou_testkit::TestDb;
 
@@ -19,11 +19,19 @@ pub struct Server {
 
 impl Server {
     /// Opens the store with `pools` (the production sizes unless the bench was told otherwise), then serves on
-    /// 127.0.0.1:0. Only the password hashing is cheapened (the setup signs up a thousand customers); nothing on
-    /// the join path changes.
+    /// 127.0.0.1:0. Only the password hashing is cheapened and the limits per client address are lifted (the setup
+    /// signs up a thousand customers); nothing on the join path changes.
     pub async fn start(db: &TestDb, pools: &PoolSettings) -> anyhow::Result<Self> {
         let store = Store::open(&db.url, pools).await.context("opening the store")?;
-        let settings = Settings { password_cost: PasswordCost::Minimal, ..Settings::default() };
+        // The setup signs a thousand customers up and in from one address, many at once: no limits per address.
+        let throttles = Throttles {
+            sign_ups_per_address: None,
+            sign_in_failures_per_address: Limit { max: i64::MAX, window_ms: 60_000 },
+            in_flight_per_address: usize::MAX,
+            hashes_waiting_per_core: 1 << 16,
+            ..Throttles::default()
+        };
+        let settings = Settings { password_cost: PasswordCost::Minimal, throttles, ..Settings::default() };
         let app = App::new(store, settings, Clock::system());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding 127.0.0.1:0")?;
         let base = format!("http://{}", listener.local_addr()?);

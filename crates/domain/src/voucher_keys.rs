@@ -55,6 +55,13 @@ impl ServerSecret {
     pub fn lookup_hash(&self, code: &VoucherCode) -> String {
         hex::encode(self.mac("tuangou-voucher-lookup", &code.canonical()))
     }
+
+    /// A stable stand-in for `data` that the store may keep where `data` itself should not be (a phone number
+    /// or a client's address in a throttle's key): the same for the same `purpose` and `data`, and without the
+    /// secret, neither computable nor reversible (phone numbers are few enough to try them all).
+    pub fn pseudonym(&self, purpose: &str, data: &str) -> String {
+        hex::encode(&self.mac(purpose, data)[..16])
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod privacy;
 mod sqlite_sql;
 mod sqlite_writer;
 mod stats;
+mod throttles;
 mod unit_of_work;
 mod users;
 mod views;
@@ -35,6 +36,7 @@ pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use privacy::History;
 pub use stats::{MerchantStats, StatsScope};
+pub use throttles::{Bucket, Claimed, Level};
 pub use users::{NewUser, UserRow};
 pub use views::{DailyFigures, RecentRedemption, StaffRow};
 pub use vouchers::{Attempt, AttemptRow, NewVoucher, RedemptionRow, VoucherRow};
@@ -56,6 +58,9 @@ pub enum StoreError {
     /// Stored data breaks a rule it was checked against on the way in (a hand-edited database).
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(String),
+    /// A throttle's bucket is full: nothing was claimed; its window closes in this many seconds (429 `throttled`).
+    #[error("throttled: retry in {retry_after_seconds} s")]
+    Throttled { retry_after_seconds: u64 },
     /// Too many writes are waiting for SQLite's writer: try again shortly (503 `overloaded`).
     #[error("too many writes are waiting: try again shortly")]
     Overloaded,

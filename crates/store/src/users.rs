@@ -1,6 +1,7 @@
 //! Accounts and sessions.
 
 use crate::db::sql;
+use crate::throttles::{Claimed, release_in};
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::UserId;
 use tuangou_domain::time::Millis;
@@ -114,6 +115,32 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// Stores a session, and gives back the throttle slots its sign-in claimed (it did not fail): one unit.
+    pub async fn create_session_releasing(
+        &self,
+        token_hash: &str,
+        user: &UserId,
+        now: Millis,
+        expires_at: Millis,
+        claims: Vec<Claimed>,
+    ) -> StoreResult<()> {
+        let session = (token_hash.to_owned(), user.clone(), now, expires_at, claims);
+        self.write(session, |mut conn, (token_hash, user, now, expires_at, claims)| {
+            Box::pin(async move {
+                conn.execute(
+                    sql("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                        .bind(token_hash.as_str())
+                        .bind(user.as_str())
+                        .bind(now.0)
+                        .bind(expires_at.0),
+                )
+                .await?;
+                release_in(&mut conn, claims).await
+            })
+        })
+        .await
     }
 
     /// The signed-in user of an unexpired session of an open account.

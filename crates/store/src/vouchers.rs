@@ -1,8 +1,10 @@
 //! Vouchers (S4): issued at the draw, redeemed by staff of their merchant with one conditional update, undone by
-//! the owner within an hour, expired by the worker. Every attempt at the counter is logged.
+//! the owner within an hour, expired by the worker. Redemptions, undos and failed attempts at the counter are
+//! logged; a failure is counted in the throttle's buckets in the same transaction that logs it.
 
 use crate::db::{Conn, Sql, sql};
 use crate::ledger::post_all;
+use crate::throttles::{Bucket, claim_in};
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{MerchantId, UserId};
 use tuangou_domain::ledger::{Entry, settlement_entries, undo_entries, voucher_expiry_refund, voucher_refund};
@@ -216,46 +218,34 @@ impl Store {
         Ok(pooled.conn().fetch_all(q).await?)
     }
 
-    /// Logs an attempt that changed nothing (a refusal, or a preview).
-    pub async fn log_attempt(&self, attempt: &Attempt<'_>) -> StoreResult<()> {
-        self.write(attempt.to_record(), |mut conn, attempt| {
+    /// Records a failed attempt at the counter (a preview or a redemption that found no voucher it could use):
+    /// claims a slot in each of `failure` (the throttle's buckets) and logs the attempt, in one unit of work.
+    /// [`StoreError::Throttled`] when a bucket is full: then nothing is claimed or logged.
+    pub async fn record_failure(&self, attempt: &Attempt<'_>, failure: &[Bucket]) -> StoreResult<()> {
+        self.write((attempt.to_record(), failure.to_vec()), |mut conn, (attempt, failure)| {
             Box::pin(async move {
-                log_in(&mut conn, &attempt.attempt()).await?;
-                Ok(())
+                let attempt = attempt.attempt();
+                claim_in(&mut conn, failure, attempt.at).await?;
+                log_in(&mut conn, &attempt).await
             })
         })
         .await
     }
 
-    /// Failed attempts since `since` by this staff member, and at this merchant (for the throttle).
-    pub async fn failed_attempts(
-        &self,
-        merchant: &MerchantId,
-        staff: &UserId,
-        since: Millis,
-    ) -> StoreResult<(i64, i64)> {
-        let mut pooled = self.pools.read().await?;
-        let row: (i64, i64) = pooled
-            .conn()
-            .fetch_one(
-                sql("SELECT
-                       CAST(COALESCE(SUM(CASE WHEN staff_id = $2 THEN 1 ELSE 0 END), 0) AS BIGINT),
-                       CAST(COUNT(*) AS BIGINT)
-                     FROM redemption_attempts WHERE merchant_id = $1 AND at >= $3 AND result <> 'ok'")
-                .bind(merchant.as_str())
-                .bind(staff.as_str())
-                .bind(since.0),
-            )
-            .await?;
-        Ok(row)
-    }
-
     /// Redeems a voucher: `issued` → `redeemed` by one conditional update (never read-then-write), the
     /// redemption recorded, the merchant paid (price less commission, from its receivable) and the commission
     /// paid to the platform, and the attempt logged — one transaction. On refusal: `NotFound` (no such code at
-    /// this merchant), `Conflict("already_redeemed" | "voucher_refunded")`, `Conflict("expired")`.
-    pub async fn redeem(&self, code_hash: &str, attempt: &Attempt<'_>) -> StoreResult<(VoucherRow, RedemptionRow)> {
-        self.write((code_hash.to_owned(), attempt.to_record()), |mut conn, (code_hash, attempt)| {
+    /// this merchant), `Conflict("already_redeemed" | "voucher_refunded")`, `Conflict("expired")`; a refusal is a
+    /// failure, counted in `failure` (the throttle's buckets) and logged in the same transaction, or, when a bucket
+    /// is full, [`StoreError::Throttled`] and nothing changes.
+    pub async fn redeem(
+        &self,
+        code_hash: &str,
+        attempt: &Attempt<'_>,
+        failure: &[Bucket],
+    ) -> StoreResult<(VoucherRow, RedemptionRow)> {
+        let input = (code_hash.to_owned(), attempt.to_record(), failure.to_vec());
+        self.write(input, |mut conn, (code_hash, attempt, failure)| {
             Box::pin(async move {
                 let attempt = &attempt.attempt();
                 let now = attempt.at;
@@ -281,12 +271,20 @@ impl Store {
                             .bind(attempt.merchant.as_str()),
                         )
                         .await?;
-                    return Err(match found {
-                        None => StoreError::NotFound,
-                        Some(v) if v.status == "redeemed" => StoreError::Conflict("already_redeemed"),
-                        Some(v) if v.status == "refunded" => StoreError::Conflict("voucher_refunded"),
-                        Some(_) => StoreError::Conflict("expired"),
-                    });
+                    let (refusal, code) = match found {
+                        None => (StoreError::NotFound, "unknown_code"),
+                        Some(v) if v.status == "redeemed" => {
+                            (StoreError::Conflict("already_redeemed"), "already_redeemed")
+                        }
+                        Some(v) if v.status == "refunded" => {
+                            (StoreError::Conflict("voucher_refunded"), "voucher_refunded")
+                        }
+                        Some(_) => (StoreError::Conflict("expired"), "expired"),
+                    };
+                    // Kept (the unit returns `Ok`), so that the failure counts; answered as the refusal after.
+                    claim_in(&mut conn, failure, now).await?;
+                    log_in(&mut conn, &Attempt { result: code, ..attempt.clone() }).await?;
+                    return Ok(Err(refusal));
                 };
                 let redemption: RedemptionRow = conn
                     .fetch_one(
@@ -311,10 +309,10 @@ impl Store {
                     post_all(&mut conn, &entries, now).await?;
                 }
                 log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
-                Ok((voucher, redemption))
+                Ok(Ok((voucher, redemption)))
             })
         })
-        .await
+        .await?
     }
 
     /// Undoes a redemption within `window` of it: the voucher is `issued` again and the settlement reversed by

@@ -66,12 +66,33 @@ impl TestApp {
         Self::start(self.db.clone(), self.app.settings().clone(), self.app.clock().clone()).await
     }
 
+    /// Starts the service with `settings` exactly as given (real password hashing and every production limit),
+    /// for the tests of the limits themselves; otherwise like [`TestApp::spawn_with`].
+    pub async fn spawn_exact(backend: Backend, settings: Settings) -> Self {
+        let db = Arc::new(TestDb::new(backend).await);
+        let now = Millis(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis() as i64
+        );
+        Self::start_exact(db, settings, Clock::manual(now), HttpSettings::default()).await
+    }
+
     async fn start(db: Arc<TestDb>, settings: Settings, clock: Clock) -> Self {
         Self::start_with(db, settings, clock, HttpSettings::default()).await
     }
 
     async fn start_with(db: Arc<TestDb>, mut settings: Settings, clock: Clock, http: HttpSettings) -> Self {
         settings.password_cost = PasswordCost::Minimal;
+        // Tests sign hundreds of customers up and in at once from one address, and a sign-in in flight counts as
+        // a failure at its address until it succeeds: the limits per address and on attempts at once are tested
+        // by themselves, with `spawn_exact` (failures per phone stay as they are in production).
+        settings.throttles.sign_ups_per_address = None;
+        settings.throttles.sign_in_failures_per_address.max = i64::MAX;
+        settings.throttles.in_flight_per_address = usize::MAX;
+        settings.throttles.hashes_waiting_per_core = 1 << 16;
+        Self::start_exact(db, settings, clock, http).await
+    }
+
+    async fn start_exact(db: Arc<TestDb>, mut settings: Settings, clock: Clock, http: HttpSettings) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         // Share links and QR codes point at this very server, unless the test stands it behind HTTPS (a TLS proxy

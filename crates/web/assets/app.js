@@ -45,7 +45,8 @@
       limit_reached: say('已达到每人参与上限', 'You have reached the limit for this deal'),
       own_merchant: say('商家自己的人不能参团', "A store's own people cannot join its groups"),
       csrf_failed: say('页面已过期，请刷新', 'This page is stale — reload it'),
-      throttled: say('尝试过多，请一分钟后再试', 'Too many attempts — wait a minute'),
+      throttled: say('尝试过多，请稍后再试', 'Too many attempts — wait a while and try again'),
+      overloaded: say('服务繁忙，请稍后再试', 'The service is busy — try again in a moment'),
       bad_credentials: say('手机号或密码不对', 'Wrong phone or password'),
       // The counter's refusals (redeem.js).
       unknown_code: say('无效券码（不是本店的券，或输错了）', 'Not a voucher of this store (or mistyped)'),

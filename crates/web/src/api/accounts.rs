@@ -3,10 +3,11 @@
 use crate::AppState;
 use crate::extract::{Auth, CSRF_COOKIE, Json, SESSION_COOKIE, session_token};
 use crate::problem::{ApiResult, Problem, ProblemBody};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
 use tuangou_app::{MerchantRole, NewAccount, UserRow, csrf_token_for};
 use tuangou_domain::ids::MerchantId;
 use utoipa::ToSchema;
@@ -85,15 +86,17 @@ pub struct WalletBody {
     points: i64,
 }
 
-/// Sign up.
+/// Sign up. Limited per client address (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = SignUp,
-    responses((status = 201, body = NewUserBody), (status = 400, body = ProblemBody), (status = 409, body = ProblemBody)))]
+    responses((status = 201, body = NewUserBody), (status = 400, body = ProblemBody), (status = 409, body = ProblemBody),
+        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
 pub async fn sign_up(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Json(body): Json<SignUp>,
 ) -> ApiResult<(StatusCode, axum::Json<NewUserBody>)> {
     let account = NewAccount::parse(&body.phone, &body.password, &body.name)?;
-    let user = state.app.register(account).await?;
+    let user = state.app.sign_up(account, client.ip()).await?;
     let body = NewUserBody { id: user.id, phone: user.phone.unwrap_or_default(), name: user.name };
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
@@ -109,14 +112,20 @@ fn cookie(name: &str, value: &str, http_only: bool, max_age_seconds: i64, secure
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Sign in: a bearer token for API clients, and the same session as an HttpOnly cookie for the pages.
+/// Sign in: a bearer token for API clients, and the same session as an HttpOnly cookie for the pages. Failures
+/// are limited per client address and per phone and address (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = SignIn,
-    responses((status = 201, body = SessionBody), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody)))]
-pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) -> ApiResult<Response> {
+    responses((status = 201, body = SessionBody), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
+        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Json(body): Json<SignIn>,
+) -> ApiResult<Response> {
     if body.phone.len() > 64 || body.password.len() > 512 {
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "bad_credentials", "phone or password is wrong"));
     }
-    let signed_in = state.app.sign_in(&body.phone, &body.password).await?;
+    let signed_in = state.app.sign_in(&body.phone, &body.password, client.ip()).await?;
     let csrf = csrf_token_for(&signed_in.token);
     let max_age = (signed_in.expires_at.0 - state.app.clock().now().0) / 1_000;
     let secure = state.app.settings().public_url.starts_with("https://");

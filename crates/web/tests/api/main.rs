@@ -18,4 +18,5 @@ mod pages;
 mod randomized;
 mod redemption;
 mod service;
+mod sign_in_limits;
 mod trust;

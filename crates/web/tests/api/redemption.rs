@@ -242,6 +242,75 @@ async fn guessing_is_useless_and_throttled(backend: Backend) {
     app.finish().await;
 }
 
+/// Wrong codes sent together by one staff member pass the throttle at most `limit` times: the count and the
+/// claim are one step, so requests in flight together cannot all see room. Previews first, then redemptions;
+/// then many clerks of one merchant together pass at most the merchant's limit. A preview that finds its voucher
+/// writes nothing.
+async fn parallel_wrong_codes_pass_at_most_the_limit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138130").await;
+    let (merchant, campaign) =
+        live_campaign_with(&app, &operator, &owner, campaign_with(json!({"group_size": 2, "winners_per_group": 1})))
+            .await;
+    let people = app.customers(&operator, 2, 2_000).await;
+    let record = fill(&app, &campaign, &people, None).await;
+    let real = vouchers(&app, &people[winners(&record)[0]]).await[0]["code"].as_str().unwrap().to_owned();
+    let phones: Vec<String> = (0..6).map(|i| format!("1380013814{i}")).collect();
+    let clerks = futures::future::join_all(phones.iter().map(|phone| app.customer(phone))).await;
+    for clerk in &clerks {
+        let (status, _) = app
+            .post(&format!("/api/v1/merchants/{merchant}/staff"), Some(&owner.token), json!({"phone": clerk.phone}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let count = |answers: &[(StatusCode, Value)]| {
+        let not_found =
+            answers.iter().filter(|(s, b)| *s == StatusCode::NOT_FOUND && code(b) == "unknown_code").count();
+        let throttled =
+            answers.iter().filter(|(s, b)| *s == StatusCode::TOO_MANY_REQUESTS && code(b) == "throttled").count();
+        assert_eq!(not_found + throttled, answers.len(), "only 404 and 429: {answers:?}");
+        (not_found, throttled)
+    };
+    // Distinct wrong codes of the right shape.
+    let wrong = |i: usize| {
+        let digits: String = format!("{:04}", i % 10_000).chars().map(|d| (b'A' + d as u8 - b'0') as char).collect();
+        format!("WXYZ-WXYZ-{digits}-W")
+    };
+
+    let clerk = &clerks[0];
+    let paths: Vec<String> = (0..60).map(|i| format!("/api/v1/merchants/{merchant}/vouchers/{}", wrong(i))).collect();
+    let previews = paths.iter().map(|path| app.get(path, Some(&clerk.token)));
+    let (not_found, throttled) = count(&futures::future::join_all(previews).await);
+    eprintln!("60 parallel wrong previews on {backend:?}: {not_found} × 404, {throttled} × 429");
+    assert_eq!(not_found, 10, "the staff limit, no more, no less");
+
+    app.app.clock().advance(60_001);
+    let url = format!("/api/v1/merchants/{merchant}/redemptions");
+    let redeems = (0..200).map(|i| app.post(&url, Some(&clerk.token), json!({"code": wrong(i)})));
+    let (not_found, throttled) = count(&futures::future::join_all(redeems).await);
+    eprintln!("200 parallel wrong redemptions on {backend:?}: {not_found} × 404, {throttled} × 429");
+    assert_eq!(not_found, 10, "the staff limit");
+    // The real code, redeemed by another clerk meanwhile, is not held up by this one's guesses.
+    let (status, body) = app.post(&url, Some(&clerks[1].token), json!({"code": real})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    app.app.clock().advance(60_001);
+    let together =
+        clerks.iter().flat_map(|clerk| (0..20).map(|i| app.post(&url, Some(&clerk.token), json!({"code": wrong(i)}))));
+    let (not_found, throttled) = count(&futures::future::join_all(together).await);
+    eprintln!("6 clerks × 20 parallel wrong redemptions on {backend:?}: {not_found} × 404, {throttled} × 429");
+    assert_eq!(not_found, 50, "the merchant's limit");
+
+    // A preview that finds its voucher writes nothing (the owner has not failed in this window).
+    let before = app.db.fingerprint().await;
+    app.app.clock().advance(60_001);
+    let (status, _) = app.get(&format!("/api/v1/merchants/{merchant}/vouchers/{real}"), Some(&owner.token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.db.fingerprint().await, before, "a preview is a read");
+    app.finish().await;
+}
+
 /// Coupons are vouchers of their own that move no money; points rewards are points.
 async fn coupons_and_points_for_those_not_drawn(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -288,5 +357,6 @@ async fn coupons_and_points_for_those_not_drawn(backend: Backend) {
 on_both_backends!(
     the_whole_story_to_the_fen,
     guessing_is_useless_and_throttled,
+    parallel_wrong_codes_pass_at_most_the_limit,
     coupons_and_points_for_those_not_drawn
 );
