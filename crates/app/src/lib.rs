@@ -17,6 +17,7 @@ mod jobs;
 mod ledger;
 mod merchants;
 mod passwords;
+pub mod payments;
 mod vouchers;
 
 pub use accounts::{Caller, NewAccount, SignedIn, csrf_token_for};
@@ -32,7 +33,8 @@ pub use passwords::PasswordCost;
 pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
     Admission, Backend, CampaignRow, DailyFigures, EntryRecord, GroupRow, History, IdempotencyClaim, MemberRow,
-    MerchantRole, MerchantRow, RecentRedemption, RedemptionRow, StaffRow, Store, UserRow, Violation,
+    MerchantRole, MerchantRow, PaymentEventRow, PaymentRow, RecentRedemption, RedemptionRow, SandboxPaymentRow,
+    StaffRow, Store, UserRow, Violation,
 };
 pub use vouchers::{MembershipView, VoucherView};
 
@@ -51,6 +53,8 @@ pub struct Settings {
     pub password_cost: PasswordCost,
     /// The secret voucher codes are derived and hashed with; kept outside the database.
     pub secret: ServerSecret,
+    /// The payment providers this instance offers.
+    pub payments: payments::PaymentSettings,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".into(),
             password_cost: PasswordCost::Standard,
             secret: ServerSecret::from_bytes(random_secret()),
+            payments: payments::PaymentSettings::default(),
         }
     }
 }
@@ -80,11 +85,13 @@ pub struct App {
     settings: Settings,
     clock: Clock,
     events: events::Events,
+    providers: payments::Providers,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
-        Self { store, settings, clock, events: events::Events::default() }
+        let providers = payments::Providers::new(&settings.payments, &store, &clock, &settings.public_url);
+        Self { store, settings, clock, events: events::Events::default(), providers }
     }
 
     pub fn settings(&self) -> &Settings {

@@ -87,6 +87,7 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
         public_url: config.public_url(),
         password_cost: tuangou_app::PasswordCost::Standard,
         secret: config.server_secret()?,
+        payments: tuangou_app::payments::PaymentSettings::default(),
     };
     Ok(App::new(store, settings, Clock::system()))
 }
