@@ -326,18 +326,16 @@ impl Sandbox {
         let mut delivered = 0;
         for notification in due {
             let copies = if faults.duplicate { 2 } else { 1 };
-            let mut outcome = Ok(());
-            for _ in 0..copies {
+            let (mut sends, mut outcome) = (0, Ok(()));
+            while sends < copies && outcome.is_ok() {
                 outcome = self.send(&notification.body).await;
-                if outcome.is_err() {
-                    break;
-                }
+                sends += 1;
             }
             let now = self.clock.now();
             match outcome {
                 Ok(()) => {
                     delivered += 1;
-                    self.store.sandbox_notification_tried(&notification.id, copies, true, None, None, now).await?;
+                    self.store.sandbox_notification_tried(&notification.id, sends, true, None, None, now).await?;
                 }
                 Err(error) => {
                     let attempts = notification.attempts + 1;
@@ -345,7 +343,7 @@ impl Sandbox {
                         (attempts < MAX_ATTEMPTS).then(|| now.plus_millis((1_000_i64 << attempts.min(9)).min(300_000)));
                     tracing::info!(notification = %notification.id, attempts, %error, "sandbox notification not accepted");
                     self.store
-                        .sandbox_notification_tried(&notification.id, 1, false, retry_at, Some(&error), now)
+                        .sandbox_notification_tried(&notification.id, sends, false, retry_at, Some(&error), now)
                         .await?;
                 }
             }

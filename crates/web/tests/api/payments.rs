@@ -8,7 +8,7 @@ use reqwest::header::ACCEPT_LANGUAGE;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::time::Duration;
-use tuangou_app::payments::port::{PayerHints, PaymentState, RefundRequest, TransferState};
+use tuangou_app::payments::port::{PayerHints, PaymentRequest, PaymentState, RefundRequest, TransferState};
 use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
 use tuangou_app::payments::{PaymentOrder, PaymentSettings};
 use tuangou_app::{PaymentRow, Settings};
@@ -231,6 +231,42 @@ async fn duplicated_notifications_are_stored_once(backend: Backend) {
     let sent = &app.app.store().sandbox_notifications_of(&payment.id).await.unwrap()[0];
     assert_eq!((sent.attempts, sent.sends), (1, 2), "sent twice in one delivery");
     assert_eq!(events_of(&app, &payment.id).await.len(), 1, "stored once");
+    app.finish().await;
+}
+
+/// A notification the service does not accept (here: about a payment that is not ours) is tried again later,
+/// further apart each time, and never stored.
+async fn refused_notifications_are_retried_with_backoff(backend: Backend) {
+    let app = sandbox_app(backend, Faults::default()).await;
+    let sandbox = app.app.provider("sandbox").unwrap();
+    let request = PaymentRequest {
+        out_trade_no: "not-ours".into(),
+        amount: Fen::from_stored(100).unwrap(),
+        description: "someone else's".into(),
+        expires_at: app.app.clock().now().plus_seconds(300),
+        payer: PayerHints::default(),
+    };
+    sandbox.create_payment(&request).await.unwrap();
+    let (status, _) = pay(&app, "not-ours").await;
+    assert_eq!(status, StatusCode::OK);
+    let store = app.app.store().clone();
+    let tried = |attempts: i64| {
+        let store = store.clone();
+        async move {
+            let owed = store.sandbox_notifications_of("not-ours").await.unwrap();
+            owed[0].attempts == attempts
+        }
+    };
+    eventually("a first delivery", || tried(1)).await;
+    let owed = &store.sandbox_notifications_of("not-ours").await.unwrap()[0];
+    assert_eq!(owed.status, "pending");
+    assert!(owed.last_error.as_deref().unwrap().contains("400"), "{owed:?}");
+    assert_eq!(owed.due_at, app.app.clock().now().0 + 2_000, "again in 2 s");
+    app.app.clock().advance(2_000);
+    eventually("a second delivery", || tried(2)).await;
+    let owed = &store.sandbox_notifications_of("not-ours").await.unwrap()[0];
+    assert_eq!(owed.due_at, app.app.clock().now().0 + 4_000, "then in 4 s");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM payment_events").await, 0);
     app.finish().await;
 }
 
@@ -481,6 +517,7 @@ on_both_backends!(
     bad_notifications_change_nothing,
     the_sandbox_pays_and_notifies,
     duplicated_notifications_are_stored_once,
+    refused_notifications_are_retried_with_backoff,
     reordered_notifications_arrive_newest_first,
     delayed_notifications_wait,
     dropped_notifications_leave_the_query,
