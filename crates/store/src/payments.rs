@@ -255,9 +255,16 @@ impl Store {
                 // Another instance applied it between the look and the update (SQLite has one writer; on
                 // PostgreSQL the row is locked): nothing to do.
                 let Some(event) = applied else { return Ok(None) };
+                // The payment as it is now, locked for this unit on PostgreSQL: the effect is decided from its
+                // current state (another event about it may have just been applied), never from an older snapshot.
+                let lock = match conn.backend() {
+                    Backend::Postgres => " FOR UPDATE",
+                    Backend::Sqlite => "",
+                };
                 let payment: PaymentRow = conn
                     .fetch_one(
-                        sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1")).bind(&event.payment_id),
+                        sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{lock}"))
+                            .bind(&event.payment_id),
                     )
                     .await?;
                 let changed: Option<PaymentRow> = match effect(&event, &payment) {
