@@ -11,6 +11,14 @@ pub enum AppError {
     /// No valid session (401 `not_signed_in`).
     #[error("sign in first")]
     NotSignedIn,
+    /// A caller that is not who it claims, with the code (401): a payment notification whose signature does not
+    /// match (`bad_signature`) or whose timestamp is stale (`stale_timestamp`).
+    #[error("{1}")]
+    Unauthenticated(&'static str, String),
+    /// A payment provider did not answer, or failed: nothing is known to have changed there (503
+    /// `provider_unavailable`).
+    #[error("the payment provider is unavailable: {0}")]
+    ProviderUnavailable(String),
     /// Wrong phone or password (401 `bad_credentials`).
     #[error("phone or password is wrong")]
     BadCredentials,

@@ -20,6 +20,7 @@ mod ledger;
 mod levels_seen;
 mod merchants;
 mod passwords;
+pub mod payments;
 mod throttles;
 mod vouchers;
 
@@ -37,7 +38,8 @@ pub use throttles::{Limit, Throttles};
 pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
     Admission, Backend, CampaignRow, DailyFigures, EntryRecord, GroupRow, History, IdempotencyClaim, MemberRow,
-    MerchantRole, MerchantRow, RecentRedemption, RedemptionRow, StaffRow, Store, UserRow, Violation,
+    MerchantRole, MerchantRow, PaymentEventRow, PaymentRow, RecentRedemption, RedemptionRow, SandboxPaymentRow,
+    StaffRow, Store, UserRow, Violation,
 };
 pub use vouchers::{MembershipView, VoucherView};
 
@@ -58,6 +60,8 @@ pub struct Settings {
     pub secret: ServerSecret,
     /// How often sign-ins may fail and sign-ups happen per client address.
     pub throttles: Throttles,
+    /// The payment providers this instance offers.
+    pub payments: payments::PaymentSettings,
 }
 
 impl Default for Settings {
@@ -69,6 +73,7 @@ impl Default for Settings {
             password_cost: PasswordCost::Standard,
             secret: ServerSecret::from_bytes(random_secret()),
             throttles: Throttles::default(),
+            payments: payments::PaymentSettings::default(),
         }
     }
 }
@@ -96,11 +101,13 @@ pub struct App {
     levels_seen: levels_seen::LevelsSeen,
     /// When this instance last pruned the throttles' closed windows.
     pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    providers: payments::Providers,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
         let hashing = passwords::Hashing::sized_to_the_machine(settings.throttles.hashes_waiting_per_core);
+        let providers = payments::Providers::new(&settings.payments, &store, &clock, &settings.public_url);
         Self {
             store,
             settings,
@@ -110,6 +117,7 @@ impl App {
             in_flight: in_flight::InFlight::default(),
             levels_seen: levels_seen::LevelsSeen::default(),
             pruned_at: std::sync::Arc::default(),
+            providers,
         }
     }
 

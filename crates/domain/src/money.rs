@@ -36,6 +36,26 @@ impl Fen {
         self.0.checked_add(other.0).map(Fen)
     }
 
+    /// Yuan with two decimals (`19.90`), as providers' bills write amounts.
+    pub fn yuan_text(self) -> String {
+        format!("{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+
+    /// Yuan with up to two decimals (`19.9`, `0.01`, `3`), as providers' bills write them; `None` for anything else.
+    pub fn parse_yuan(text: &str) -> Option<Fen> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) if digits(fraction) => (whole, fraction),
+            Some(_) => return None,
+            None => (text, ""),
+        };
+        if !digits(whole) || fraction.len() > 2 || whole.len() > 12 {
+            return None;
+        }
+        let cents = format!("{fraction:0<2}").parse::<i64>().ok()?;
+        Some(Fen(whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(cents)?))
+    }
+
     pub fn checked_mul(self, factor: i64) -> Option<Fen> {
         if factor < 0 {
             return None;
@@ -72,6 +92,20 @@ impl BasisPoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yuan_text_round_trips() {
+        for fen in [0, 1, 10, 99, 100, 1990, 123_456_789] {
+            let text = Fen(fen).yuan_text();
+            assert_eq!(Fen::parse_yuan(&text), Some(Fen(fen)), "{text}");
+        }
+        assert_eq!(Fen(1990).yuan_text(), "19.90");
+        assert_eq!(Fen::parse_yuan("19.9"), Some(Fen(1990)));
+        assert_eq!(Fen::parse_yuan("3"), Some(Fen(300)));
+        for bad in ["", ".5", "1.234", "-1", "1e3", "1.", "abc"] {
+            assert_eq!(Fen::parse_yuan(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn amounts_are_bounded() {

@@ -16,7 +16,9 @@ mod join_queue;
 mod ledger;
 mod merchants;
 mod notify;
+mod payments;
 mod privacy;
+mod sandbox;
 mod sqlite_sql;
 mod sqlite_writer;
 mod stats;
@@ -34,7 +36,12 @@ pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
+pub use payments::{EventEffect, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
 pub use privacy::History;
+pub use sandbox::{
+    NewSandboxNotification, NewSandboxPayment, SandboxChange, SandboxDay, SandboxNotificationRow, SandboxPaymentRow,
+    SandboxRefundRow, SandboxTransferRow,
+};
 pub use stats::{MerchantStats, StatsScope};
 pub use throttles::{Bucket, Claimed, Level};
 pub use users::{NewUser, UserRow};

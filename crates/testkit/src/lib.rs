@@ -88,6 +88,12 @@ impl TestDb {
             "vouchers",
             "redemptions",
             "redemption_attempts",
+            "payments",
+            "payment_events",
+            "sandbox_payments",
+            "sandbox_refunds",
+            "sandbox_transfers",
+            "sandbox_notifications",
         ];
         // One connection for the whole reading: the bad-input test takes two fingerprints per request.
         enum Reader {

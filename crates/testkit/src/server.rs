@@ -61,6 +61,11 @@ impl TestApp {
         Self::start(db, Settings::default(), clock).await
     }
 
+    /// The service started again on an existing database with these settings, as after a restart.
+    pub async fn spawn_on_with(db: Arc<TestDb>, settings: Settings, clock: Clock) -> Self {
+        Self::start(db, settings, clock).await
+    }
+
     /// A second instance of the service on the same database (and the same clock), as behind a load balancer.
     pub async fn second_instance(&self) -> Self {
         Self::start(self.db.clone(), self.app.settings().clone(), self.app.clock().clone()).await
@@ -106,6 +111,11 @@ impl TestApp {
         let mut tasks = Vec::new();
         if let Some(events) = app.start_event_listener(stopped.clone()).await {
             tasks.push(events);
+        }
+        // The sandbox payment provider, when on, runs beside the service as it does in `serve`.
+        if let Some(sandbox) = app.sandbox().cloned() {
+            let stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move { sandbox.run(stopped).await }));
         }
         tasks.push(tokio::spawn({
             let (app, mut stopped) = (app.clone(), stopped.clone());

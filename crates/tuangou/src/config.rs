@@ -38,6 +38,14 @@ pub struct Config {
     /// Believe `X-Forwarded-Proto: https` from the proxy in front (cookies become `Secure`). Only when every
     /// request comes through that proxy.
     pub trust_forwarded_proto: bool,
+    /// Offer the built-in sandbox payment provider (`serve --demo` turns it on too).
+    pub payments_sandbox: bool,
+    /// The sandbox's signing key (64 hex characters). Secret: never logged. When unset, it is read from
+    /// `tuangou.sandbox.key` beside the server secret's file, made there on first use.
+    pub payments_sandbox_key: Option<String>,
+    /// The sandbox's fault switches, a comma list: `duplicate`, `reorder`, `delay_ms=N`, `drop`, `fail_refunds`,
+    /// `late_pay`.
+    pub payments_sandbox_faults: String,
 }
 
 impl Default for Config {
@@ -57,6 +65,9 @@ impl Default for Config {
             body_timeout_seconds: 30,
             max_connections: 512,
             trust_forwarded_proto: false,
+            payments_sandbox: false,
+            payments_sandbox_key: None,
+            payments_sandbox_faults: String::new(),
         }
     }
 }
@@ -92,6 +103,9 @@ impl std::fmt::Debug for Config {
             .field("body_timeout_seconds", &self.body_timeout_seconds)
             .field("max_connections", &self.max_connections)
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
+            .field("payments_sandbox", &self.payments_sandbox)
+            .field("payments_sandbox_key", &self.payments_sandbox_key.as_ref().map(|_| "***"))
+            .field("payments_sandbox_faults", &self.payments_sandbox_faults)
             .finish()
     }
 }
@@ -121,6 +135,39 @@ impl Config {
         let secret = tuangou_app::ServerSecret::from_bytes(tuangou_app::random_secret());
         write_private(path, &secret.to_hex()).with_context(|| format!("making {}", path.display()))?;
         Ok(secret)
+    }
+
+    /// The sandbox provider's settings when it is on (configured, or `demo`): its key from configuration, else
+    /// from `tuangou.sandbox.key` beside the secret file, made there on first use; its fault switches.
+    pub fn sandbox(&self, demo: bool) -> anyhow::Result<Option<tuangou_app::payments::sandbox::SandboxSettings>> {
+        use anyhow::Context;
+        use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
+        if !(self.payments_sandbox || demo) {
+            return Ok(None);
+        }
+        let faults = Faults::parse(&self.payments_sandbox_faults)
+            .map_err(|why| anyhow::anyhow!("payments_sandbox_faults: {why}"))?;
+        let key = match &self.payments_sandbox_key {
+            Some(hex) => SandboxKey::from_hex(hex).context("payments_sandbox_key must be 64 hex characters")?,
+            None => {
+                let path = self.sandbox_key_file();
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => SandboxKey::from_hex(&text)
+                        .with_context(|| format!("{} must hold 64 hex characters", path.display()))?,
+                    Err(_) => {
+                        let key = SandboxKey::from_bytes(tuangou_app::random_secret());
+                        write_private(&path, &key.to_hex()).with_context(|| format!("making {}", path.display()))?;
+                        key
+                    }
+                }
+            }
+        };
+        Ok(Some(SandboxSettings { key, faults }))
+    }
+
+    /// Where the sandbox's key is kept when not configured: beside the server secret's file.
+    pub fn sandbox_key_file(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.secret_file).with_file_name("tuangou.sandbox.key")
     }
 
     pub fn public_url(&self) -> String {
@@ -160,8 +207,10 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db:5432/tuangou"));
-        let with_secret = Config { secret: Some("ab".repeat(32)), ..Config::default() };
+        let with_secret =
+            Config { secret: Some("ab".repeat(32)), payments_sandbox_key: Some("cd".repeat(32)), ..Config::default() };
         assert!(!format!("{with_secret:?}").contains("abab"));
+        assert!(!format!("{with_secret:?}").contains("cdcd"));
     }
 
     #[test]
@@ -183,6 +232,35 @@ mod tests {
             assert_eq!(http.body_timeout, std::time::Duration::from_secs(30));
             assert_eq!(http.max_connections, 64);
             assert!(http.trust_forwarded_proto);
+            Ok(())
+        });
+    }
+
+    /// The sandbox is off unless configured or demoed; its key is made once beside the secret and kept; a bad
+    /// fault switch is refused.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn the_sandbox_is_configured_and_keeps_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_dir("keys")?;
+            jail.set_env("TUANGOU_SECRET_FILE", "keys/tuangou.secret");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(config.sandbox(false).map_err(|e| e.to_string())?.is_none(), "off by default");
+            jail.set_env("TUANGOU_PAYMENTS_SANDBOX", "true");
+            jail.set_env("TUANGOU_PAYMENTS_SANDBOX_FAULTS", "duplicate,delay_ms=20");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let first = config.sandbox(false).map_err(|e| e.to_string())?.expect("on");
+            assert!(first.faults.duplicate && first.faults.delay_ms == 20);
+            assert!(jail.directory().join("keys/tuangou.sandbox.key").exists(), "made beside the secret");
+            let again = config.sandbox(false).map_err(|e| e.to_string())?.expect("on");
+            assert_eq!(first.key, again.key, "kept");
+            jail.set_env("TUANGOU_PAYMENTS_SANDBOX_KEY", "ef".repeat(32));
+            let configured =
+                Config::load(None).map_err(|e| e.to_string())?.sandbox(false).map_err(|e| e.to_string())?;
+            assert_eq!(configured.expect("on").key.to_hex(), "ef".repeat(32));
+            jail.set_env("TUANGOU_PAYMENTS_SANDBOX_FAULTS", "explode");
+            let refused = Config::load(None).map_err(|e| e.to_string())?.sandbox(false);
+            assert!(refused.is_err());
             Ok(())
         });
     }

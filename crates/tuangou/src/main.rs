@@ -76,7 +76,8 @@ fn init_logs(config: &Config) {
     }
 }
 
-async fn open_app(config: &Config) -> anyhow::Result<App> {
+/// The app over the configured database; `demo` turns the sandbox payment provider on.
+async fn open_app(config: &Config, demo: bool) -> anyhow::Result<App> {
     let pools = PoolSettings { postgres_connections: config.postgres_connections, ..PoolSettings::default() };
     let store = Store::open(&config.database_url, &pools)
         .await
@@ -88,12 +89,13 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
         password_cost: tuangou_app::PasswordCost::Standard,
         secret: config.server_secret()?,
         throttles: tuangou_app::Throttles::default(),
+        payments: tuangou_app::payments::PaymentSettings { sandbox: config.sandbox(demo)? },
     };
     Ok(App::new(store, settings, Clock::system()))
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
-    let app = open_app(&config).await?;
+    let app = open_app(&config, demo).await?;
     if demo {
         demo::seed(&app).await.context("seeding the demo city")?;
     }
@@ -106,9 +108,14 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let listener_task = app.start_event_listener(jobs_stopped.clone()).await;
     let jobs = tokio::spawn({
-        let app = app.clone();
-        async move { app.run_jobs(jobs_stopped).await }
+        let (app, stopped) = (app.clone(), jobs_stopped.clone());
+        async move { app.run_jobs(stopped).await }
     });
+    // The sandbox provider, when on, runs beside the service as a provider would: it delivers its notifications.
+    let sandbox = app.sandbox().cloned().map(|sandbox| tokio::spawn(async move { sandbox.run(jobs_stopped).await }));
+    if app.sandbox().is_some() {
+        tracing::info!("the sandbox payment provider is on");
+    }
     let shutdown = async {
         stop_signal().await;
         tracing::info!("shutting down: finishing the requests in flight");
@@ -116,6 +123,9 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     tuangou_web::serve_with(listener, app.clone(), config.http(), shutdown).await?;
     let _ = stop_jobs.send(true);
     let _ = jobs.await;
+    if let Some(sandbox) = sandbox {
+        let _ = sandbox.await;
+    }
     if let Some(task) = listener_task {
         let _ = task.await;
     }
@@ -160,18 +170,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { demo, .. } => serve(config, demo).await?,
         Command::Migrate => {
-            open_app(&config).await?.store().close().await;
+            open_app(&config, false).await?.store().close().await;
             println!("schema is up to date");
         }
         Command::Admin { command: AdminCommand::Create { phone, password, name } } => {
-            let app = open_app(&config).await?;
+            let app = open_app(&config, false).await?;
             let account = NewAccount::parse(&phone, &password, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
             let user = app.create_operator(account).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("operator {} ({})", user.id, user.phone.unwrap_or_default());
             app.store().close().await;
         }
         Command::Check => {
-            let app = open_app(&config).await?;
+            let app = open_app(&config, false).await?;
             let violations = app.check().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             app.store().close().await;
             if violations.is_empty() {

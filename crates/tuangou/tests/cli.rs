@@ -414,6 +414,13 @@ fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
     }
     assert_eq!((open, full), (6, 3), "six open groups and three full scheduled ones");
 
+    // The demo offers the sandbox payment provider: its bill answers (it is 404 when the sandbox is off), and
+    // its signing key was made beside the secret.
+    let (status, bill) = get(port, "/sandbox/bills/2025-11-27").expect("GET the sandbox's bill");
+    assert_eq!(status, 200, "{bill}");
+    assert!(bill.starts_with("交易时间,"), "{bill}");
+    assert!(dir.path().join("tuangou.sandbox.key").is_file(), "no sandbox key: {:?}", list(dir.path()));
+
     // The accounts were printed before the server started listening; the reader thread may still be passing
     // them on, so wait (bounded) for the last line expected.
     let mut printed = String::new();

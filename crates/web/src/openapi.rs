@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use crate::api::{accounts, admin, campaigns, groups, merchants, service, vouchers};
+use crate::api::{accounts, admin, campaigns, groups, merchants, payments, service, vouchers};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
         groups::campaign_events,
         vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::preview, vouchers::redeem, vouchers::undo,
+        payments::notify, payments::sandbox_pay, payments::sandbox_cancel, payments::sandbox_bill,
         service::healthz, service::readyz, service::metrics,
     ),
     modifiers(&BearerAuth)

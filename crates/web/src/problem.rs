@@ -90,6 +90,15 @@ impl From<AppError> for Problem {
             AppError::Invalid(invalid) => Problem::invalid(invalid.field, invalid.code, invalid.message),
             AppError::NotSignedIn => Problem::new(StatusCode::UNAUTHORIZED, "not_signed_in", error.to_string()),
             AppError::BadCredentials => Problem::new(StatusCode::UNAUTHORIZED, "bad_credentials", error.to_string()),
+            AppError::Unauthenticated(code, message) => Problem::new(StatusCode::UNAUTHORIZED, code, message),
+            AppError::ProviderUnavailable(cause) => {
+                tracing::warn!(%cause, "a payment provider is unavailable");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_unavailable",
+                    "the payment provider did not answer: try again shortly",
+                )
+            }
             AppError::Forbidden(code, message) => Problem::new(StatusCode::FORBIDDEN, code, message),
             AppError::NotFound(code, message) => Problem::new(StatusCode::NOT_FOUND, code, message),
             AppError::Conflict(code, message) => Problem::new(StatusCode::CONFLICT, code, message),

@@ -269,3 +269,17 @@ operator-credit-amount = Amount (yuan)
 operator-credit-reference = Outside reference
 operator-credit-reference-hint = The same reference credits once.
 operator-credit-go = Credit
+
+# The sandbox provider's pay page
+sandbox-title = Simulated payment
+sandbox-badge = Sandbox: no real money moves
+sandbox-lead = This page stands in for WeChat Pay or Alipay while trying tuangou out.
+sandbox-trade = Sandbox transaction { $id }
+sandbox-until = Pay before { $at }
+sandbox-pay = Pay { $amount }
+sandbox-cancel = Cancel payment
+sandbox-return = Back to the shop
+sandbox-status-created = Awaiting payment
+sandbox-status-paid = Paid
+sandbox-status-closed = Closed
+sandbox-status-expired = Time ran out

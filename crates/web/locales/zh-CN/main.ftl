@@ -269,3 +269,17 @@ operator-credit-amount = 金额（元）
 operator-credit-reference = 外部流水号
 operator-credit-reference-hint = 同一个流水号只会入账一次。
 operator-credit-go = 入账
+
+# 沙箱支付页
+sandbox-title = 模拟支付
+sandbox-badge = 沙箱：不会扣真钱
+sandbox-lead = 试用 tuangou 时，本页代替微信支付或支付宝。
+sandbox-trade = 沙箱交易号 { $id }
+sandbox-until = 请在 { $at } 前支付
+sandbox-pay = 支付 { $amount }
+sandbox-cancel = 取消支付
+sandbox-return = 返回商户
+sandbox-status-created = 待支付
+sandbox-status-paid = 已支付
+sandbox-status-closed = 已关闭
+sandbox-status-expired = 已超时

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod campaigns;
 pub mod groups;
 pub mod merchants;
+pub mod payments;
 pub mod service;
 pub mod vouchers;
 
@@ -47,6 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/groups/{id}/members", post(groups::join_group))
         .route("/api/v1/groups/{id}/events", get(groups::group_events))
         .route("/api/v1/groups/{id}/draw", post(groups::draw))
+        .route("/api/v1/payments/{provider}/notify", post(payments::notify))
+        .route("/sandbox/payments/{id}/pay", post(payments::sandbox_pay))
+        .route("/sandbox/payments/{id}/cancel", post(payments::sandbox_cancel))
+        .route("/sandbox/bills/{date}", get(payments::sandbox_bill))
         .route("/api/v1/openapi.json", get(service::openapi))
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))

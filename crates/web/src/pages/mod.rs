@@ -15,6 +15,7 @@ mod format;
 mod i18n;
 mod merchant;
 mod operator;
+mod sandbox;
 
 use crate::AppState;
 use crate::extract::session_token;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/shop/campaigns/{id}/edit", get(merchant::edit_campaign))
         .route("/shop/{id}/redeem", get(counter::redeem))
         .route("/operator", get(operator::operator))
+        .route("/sandbox/pay/{id}", get(sandbox::pay))
         .route("/assets/{name}", get(assets::serve))
 }
 

@@ -15,6 +15,7 @@ mod live_events;
 mod merchants;
 mod operator;
 mod pages;
+mod payments;
 mod randomized;
 mod redemption;
 mod service;

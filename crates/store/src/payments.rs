@@ -1,0 +1,313 @@
+//! Our payments (PAYMENTS.md): what we asked a provider for, and every verified notification about it.
+//!
+//! A payment's id is our `out_trade_no`. A notification is stored once, by the provider's event id, as
+//! `received`; a worker applies it later and it becomes `applied`, exactly once: the worker claims the next one
+//! inside the unit of work that applies it ([`Store::apply_next_payment_event`]), with `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL so that instances share the work instead of queueing, and its state leaves `received` by a
+//! conditional update.
+
+use crate::db::{Conn, Sql, sql};
+use crate::{Backend, Store, StoreError, StoreResult, new_id};
+use tuangou_domain::ids::UserId;
+use tuangou_domain::money::Fen;
+use tuangou_domain::time::Millis;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: String,
+    pub provider: String,
+    pub user_id: String,
+    pub membership_id: Option<String>,
+    pub amount: i64,
+    pub description: String,
+    /// `created`, `paid`, `closed` or `refunded`.
+    pub status: String,
+    /// JSON for the client (a URL, a QR text, signed parameters), once the provider answered.
+    pub client: Option<String>,
+    pub provider_trade_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+    pub closed_at: Option<i64>,
+}
+crate::sqlite_sql::from_values!(PaymentRow {
+    id,
+    provider,
+    user_id,
+    membership_id,
+    amount,
+    description,
+    status,
+    client,
+    provider_trade_id,
+    created_at,
+    expires_at,
+    paid_at,
+    closed_at
+});
+
+const PAYMENT_COLUMNS: &str = "id, provider, user_id, membership_id, amount, description, status, client, \
+     provider_trade_id, created_at, expires_at, paid_at, closed_at";
+
+/// A payment to ask a provider for.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    /// Our `out_trade_no`: [`crate::new_id`], or one derived from what it pays for.
+    pub id: String,
+    pub provider: String,
+    pub user: UserId,
+    pub membership: Option<String>,
+    pub amount: Fen,
+    pub description: String,
+    pub expires_at: Millis,
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentEventRow {
+    pub id: String,
+    pub provider: String,
+    pub event_id: String,
+    pub payment_id: String,
+    /// `paid` or `closed`.
+    pub kind: String,
+    pub amount: Option<i64>,
+    pub paid_at: Option<i64>,
+    /// The body exactly as received (and verified).
+    pub raw: String,
+    /// `received` or `applied`.
+    pub status: String,
+    pub received_at: i64,
+    pub applied_at: Option<i64>,
+}
+crate::sqlite_sql::from_values!(PaymentEventRow {
+    id,
+    provider,
+    event_id,
+    payment_id,
+    kind,
+    amount,
+    paid_at,
+    raw,
+    status,
+    received_at,
+    applied_at
+});
+
+const EVENT_COLUMNS: &str =
+    "id, provider, event_id, payment_id, kind, amount, paid_at, raw, status, received_at, applied_at";
+
+/// A verified notification to store.
+#[derive(Debug, Clone)]
+pub struct NewPaymentEvent {
+    pub provider: String,
+    pub event_id: String,
+    pub payment_id: String,
+    /// `paid` or `closed`.
+    pub kind: &'static str,
+    pub amount: Option<Fen>,
+    pub paid_at: Option<Millis>,
+    pub raw: String,
+}
+
+/// What applying an event does to its payment (decided by the app from the event and the payment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventEffect {
+    /// The payment is `paid` (from `created`, or from `closed` when the money came late).
+    MarkPaid { paid_at: Millis },
+    /// The payment is `closed` (from `created` only).
+    MarkClosed,
+    /// Nothing changes but the event's own state.
+    Nothing,
+}
+
+/// The statement that creates a payment (`created`, no client yet), for a unit of work that makes it with what it
+/// pays for.
+pub(crate) fn insert_payment_sql(payment: &NewPayment, now: Millis) -> Sql {
+    sql(format!(
+        "INSERT INTO payments (id, provider, user_id, membership_id, amount, description, status, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'created', $7, $8) RETURNING {PAYMENT_COLUMNS}"
+    ))
+    .bind(&payment.id)
+    .bind(&payment.provider)
+    .bind(payment.user.as_str())
+    .bind(payment.membership.clone())
+    .bind(payment.amount.get())
+    .bind(&payment.description)
+    .bind(now.0)
+    .bind(payment.expires_at.0)
+}
+
+impl Store {
+    /// Creates a payment, `created` and without client parameters until the provider answered
+    /// ([`Store::set_payment_client`]). `Conflict("payment_exists")` when the id is taken.
+    pub async fn create_payment(&self, payment: &NewPayment, now: Millis) -> StoreResult<PaymentRow> {
+        self.write_returning(insert_payment_sql(payment, now))
+            .await
+            .map_err(|error| error.unique_as("payment_exists"))?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Keeps what the provider answered to a created payment: the client's parameters (JSON) and its own id.
+    pub async fn set_payment_client(
+        &self,
+        id: &str,
+        provider_trade_id: Option<&str>,
+        client: &str,
+    ) -> StoreResult<PaymentRow> {
+        self.write_returning(
+            sql(format!(
+                "UPDATE payments SET client = $2, provider_trade_id = COALESCE($3, provider_trade_id)
+                     WHERE id = $1 RETURNING {PAYMENT_COLUMNS}"
+            ))
+            .bind(id)
+            .bind(client)
+            .bind(provider_trade_id),
+        )
+        .await?
+        .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn payment(&self, id: &str) -> StoreResult<Option<PaymentRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1")).bind(id);
+        Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
+    /// Stores a verified notification once: `(row, true)` when it is new, `(the row stored first, false)` when the
+    /// provider sent this event before (nothing changes then).
+    pub async fn record_payment_event(
+        &self,
+        event: &NewPaymentEvent,
+        now: Millis,
+    ) -> StoreResult<(PaymentEventRow, bool)> {
+        self.write((event.clone(), now), |mut conn, (event, now)| {
+            Box::pin(async move {
+                let inserted: Option<PaymentEventRow> = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "INSERT INTO payment_events
+                                 (id, provider, event_id, payment_id, kind, amount, paid_at, raw, status, received_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9)
+                             ON CONFLICT (provider, event_id) DO NOTHING RETURNING {EVENT_COLUMNS}"
+                        ))
+                        .bind(new_id())
+                        .bind(&event.provider)
+                        .bind(&event.event_id)
+                        .bind(&event.payment_id)
+                        .bind(event.kind)
+                        .bind(event.amount.map(Fen::get))
+                        .bind(event.paid_at.map(|at| at.0))
+                        .bind(&event.raw)
+                        .bind(now.0),
+                    )
+                    .await?;
+                if let Some(row) = inserted {
+                    return Ok((row, true));
+                }
+                let first: PaymentEventRow = conn
+                    .fetch_one(
+                        sql(format!(
+                            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE provider = $1 AND event_id = $2"
+                        ))
+                        .bind(&event.provider)
+                        .bind(&event.event_id),
+                    )
+                    .await?;
+                Ok((first, false))
+            })
+        })
+        .await
+    }
+
+    /// The notifications stored for a payment, in the order they arrived.
+    pub async fn payment_events_of(&self, payment: &str) -> StoreResult<Vec<PaymentEventRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q =
+            sql(format!("SELECT {EVENT_COLUMNS} FROM payment_events WHERE payment_id = $1 ORDER BY id")).bind(payment);
+        Ok(pooled.conn().fetch_all(q).await?)
+    }
+
+    /// Applies the oldest `received` notification, if any: `effect` decides from the event and its payment what
+    /// happens to the payment; the event becomes `applied` in the same unit of work. Exactly once, whichever
+    /// instance gets there first (see the module's docs).
+    pub async fn apply_next_payment_event<F>(
+        &self,
+        now: Millis,
+        effect: F,
+    ) -> StoreResult<Option<(PaymentEventRow, PaymentRow)>>
+    where
+        F: Fn(&PaymentEventRow, &PaymentRow) -> EventEffect + Send + Sync + 'static,
+    {
+        self.write((now, effect), |mut conn, (now, effect)| {
+            Box::pin(async move {
+                let Some(event) = claim_event(&mut conn).await? else { return Ok(None) };
+                let applied: Option<PaymentEventRow> = conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE payment_events SET status = 'applied', applied_at = $2
+                                 WHERE id = $1 AND status = 'received' RETURNING {EVENT_COLUMNS}"
+                        ))
+                        .bind(&event.id)
+                        .bind(now.0),
+                    )
+                    .await?;
+                // Another instance applied it between the look and the update (SQLite has one writer; on
+                // PostgreSQL the row is locked): nothing to do.
+                let Some(event) = applied else { return Ok(None) };
+                // The payment as it is now, locked for this unit on PostgreSQL: the effect is decided from its
+                // current state (another event about it may have just been applied), never from an older snapshot.
+                let lock = match conn.backend() {
+                    Backend::Postgres => " FOR UPDATE",
+                    Backend::Sqlite => "",
+                };
+                let payment: PaymentRow = conn
+                    .fetch_one(
+                        sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{lock}"))
+                            .bind(&event.payment_id),
+                    )
+                    .await?;
+                let changed: Option<PaymentRow> = match effect(&event, &payment) {
+                    EventEffect::MarkPaid { paid_at } => {
+                        conn.fetch_optional(
+                            sql(format!(
+                                "UPDATE payments SET status = 'paid', paid_at = $2
+                                     WHERE id = $1 AND status IN ('created', 'closed') RETURNING {PAYMENT_COLUMNS}"
+                            ))
+                            .bind(&payment.id)
+                            .bind(paid_at.0),
+                        )
+                        .await?
+                    }
+                    EventEffect::MarkClosed => {
+                        conn.fetch_optional(
+                            sql(format!(
+                                "UPDATE payments SET status = 'closed', closed_at = $2
+                                     WHERE id = $1 AND status = 'created' RETURNING {PAYMENT_COLUMNS}"
+                            ))
+                            .bind(&payment.id)
+                            .bind(now.0),
+                        )
+                        .await?
+                    }
+                    EventEffect::Nothing => None,
+                };
+                Ok(Some((event, changed.unwrap_or(payment))))
+            })
+        })
+        .await
+    }
+}
+
+/// The oldest notification not applied yet, locked for this unit on PostgreSQL (others skip it).
+async fn claim_event(conn: &mut Conn<'_>) -> StoreResult<Option<PaymentEventRow>> {
+    let lock = match conn.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    Ok(conn
+        .fetch_optional(sql(format!(
+            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE status = 'received' ORDER BY received_at, id LIMIT 1{lock}"
+        )))
+        .await?)
+}
