@@ -14,7 +14,7 @@
 //! and counted failures are logged with the staff member, the result, the time and the client's address.
 
 use crate::{App, AppError, AppResult, Caller};
-use tuangou_domain::ids::MerchantId;
+use tuangou_domain::ids::{MembershipId, MerchantId, RedemptionId, VoucherId};
 use tuangou_domain::time::Millis;
 use tuangou_domain::voucher_code::VoucherCode;
 use tuangou_store::{Attempt, Bucket, MemberRow, MerchantRole, RedemptionRow, StoreError, VoucherRow};
@@ -70,16 +70,16 @@ impl App {
     pub async fn my_vouchers(
         &self,
         caller: &Caller,
-        cursor: Option<&str>,
+        cursor: Option<&VoucherId>,
         limit: usize,
     ) -> AppResult<Vec<VoucherView>> {
-        let rows = self.store.vouchers_of(&caller.user, cursor, limit as i64).await?;
+        let rows = self.store.vouchers_of(&caller.user, cursor.map(VoucherId::as_str), limit as i64).await?;
         Ok(rows.into_iter().map(|v| self.view(v)).collect())
     }
 
     /// One of the caller's vouchers (404 for anyone else's).
-    pub async fn my_voucher(&self, caller: &Caller, id: &str) -> AppResult<VoucherView> {
-        let voucher = self.store.voucher(id).await?.filter(|v| v.user_id == caller.user.as_str());
+    pub async fn my_voucher(&self, caller: &Caller, id: &VoucherId) -> AppResult<VoucherView> {
+        let voucher = self.store.voucher(id.as_str()).await?.filter(|v| v.user_id == caller.user.as_str());
         voucher.map(|v| self.view(v)).ok_or(AppError::NotFound("unknown_voucher", "no such voucher"))
     }
 
@@ -87,10 +87,11 @@ impl App {
     pub async fn my_memberships(
         &self,
         caller: &Caller,
-        cursor: Option<&str>,
+        cursor: Option<&MembershipId>,
         limit: usize,
     ) -> AppResult<Vec<MembershipView>> {
         let mut views = Vec::new();
+        let cursor = cursor.map(MembershipId::as_str);
         for membership in self.store.memberships_of(&caller.user, cursor, limit as i64).await? {
             let vouchers = self.store.vouchers_of_membership(&membership.id).await?;
             let voucher_code = vouchers.iter().find(|v| v.kind == "purchase").map(|v| self.view(v.clone()).code);
@@ -199,7 +200,7 @@ impl App {
         &self,
         caller: &Caller,
         merchant: &MerchantId,
-        redemption: &str,
+        redemption: &RedemptionId,
         client: Option<&str>,
     ) -> AppResult<VoucherView> {
         if self.require_staff(caller, merchant).await? != MerchantRole::Owner {
@@ -214,7 +215,7 @@ impl App {
             client_address: client,
             at: self.clock.now(),
         };
-        match self.store.undo_redemption(redemption, UNDO_WINDOW_MS, &attempt).await {
+        match self.store.undo_redemption(redemption.as_str(), UNDO_WINDOW_MS, &attempt).await {
             Ok(voucher) => Ok(self.view(voucher)),
             Err(StoreError::NotFound) => {
                 Err(AppError::NotFound("unknown_redemption", "no such redemption at this store"))
@@ -225,8 +226,8 @@ impl App {
 
     /// The caller returns an unused purchase voucher for a full refund (随时退), racing safely against a
     /// redemption at the counter: exactly one of the two wins.
-    pub async fn refund_voucher(&self, caller: &Caller, id: &str) -> AppResult<VoucherView> {
-        match self.store.refund_voucher(id, &caller.user, self.clock.now()).await {
+    pub async fn refund_voucher(&self, caller: &Caller, id: &VoucherId) -> AppResult<VoucherView> {
+        match self.store.refund_voucher(id.as_str(), &caller.user, self.clock.now()).await {
             Ok(voucher) => Ok(self.view(voucher)),
             Err(StoreError::NotFound) => Err(AppError::NotFound("unknown_voucher", "no such voucher")),
             Err(StoreError::Conflict("expired")) => Err(AppError::Gone("this voucher has expired (and was refunded)")),

@@ -51,6 +51,12 @@ typed_id!(
     GroupId,
     /// A balanced ledger entry.
     EntryId,
+    /// A seat a customer holds in a group (also the cursor of their memberships' list).
+    MembershipId,
+    /// A voucher a winner or a loser holds (also the cursor of their vouchers' list).
+    VoucherId,
+    /// A voucher's redemption at the counter.
+    RedemptionId,
 );
 
 #[cfg(test)]
@@ -64,5 +70,9 @@ mod tests {
         assert!(UserId::parse("../etc/passwd").is_none());
         assert!(UserId::parse(&"a".repeat(65)).is_none());
         assert!(UserId::parse("名字").is_none());
+        // A NUL (or any control character) never gets past the edge: PostgreSQL's text refuses it.
+        assert!(VoucherId::parse("a\0").is_none());
+        assert!(RedemptionId::parse("\0").is_none());
+        assert!(MembershipId::parse("a b").is_none());
     }
 }

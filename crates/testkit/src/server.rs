@@ -155,9 +155,13 @@ impl TestApp {
         Self::read(response).await
     }
 
-    /// Sends raw bytes as the body (malformed JSON and the like).
+    /// Sends raw bytes as the body (malformed JSON and the like), as `application/json`.
     pub async fn send_raw(&self, method: Method, path: &str, token: Option<&str>, body: &[u8]) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).body(body.to_vec());
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -1,7 +1,7 @@
 //! Accounts: sign up, sessions, the caller's profile, wallet and history, closing an account.
 
 use crate::AppState;
-use crate::extract::{Auth, CSRF_COOKIE, Json, SESSION_COOKIE, session_token};
+use crate::extract::{Auth, CSRF_COOKIE, Json, SESSION_COOKIE, SameOrigin, session_token};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,11 +14,15 @@ use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignUp {
-    /// A mainland mobile number or E.164.
+    /// A mainland mobile number (`1[3-9]` and 9 digits, `+86` or `86` before it allowed) or E.164; spaces,
+    /// hyphens and parentheses between the digits are also accepted.
+    #[schema(pattern = r"^(?:(?:\+86|86)?1[3-9][0-9]{9}|\+(?:[1-79][0-9]|8[0-57-9])[0-9]{6,13})$", max_length = 32)]
     phone: String,
     /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
-    /// 1–40 characters.
+    /// 1–40 characters (without the spaces at either end).
+    #[schema(min_length = 1, max_length = 40)]
     name: String,
 }
 
@@ -87,12 +91,15 @@ pub struct WalletBody {
 }
 
 /// Sign up. Limited per client address (429 with `Retry-After`).
-#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = SignUp,
-    responses((status = 201, body = NewUserBody), (status = 400, body = ProblemBody), (status = 409, body = ProblemBody),
-        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", operation_id = "sign_up", request_body = SignUp,
+    responses((status = 201, body = NewUserBody), (status = 400, body = ProblemBody),
+        (status = 403, description = "`csrf_failed`: sent by a browser from another site", body = ProblemBody),
+        (status = 409, description = "`phone_taken`", body = ProblemBody),
+        (status = 429, description = "`throttled`: too many sign-ups from this address", body = ProblemBody)))]
 pub async fn sign_up(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    _: SameOrigin,
     Json(body): Json<SignUp>,
 ) -> ApiResult<(StatusCode, axum::Json<NewUserBody>)> {
     let account = NewAccount::parse(&body.phone, &body.password, &body.name)?;
@@ -114,12 +121,15 @@ fn cookie(name: &str, value: &str, http_only: bool, max_age_seconds: i64, secure
 
 /// Sign in: a bearer token for API clients, and the same session as an HttpOnly cookie for the pages. Failures
 /// are limited per client address and per phone and address (429 with `Retry-After`).
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = SignIn,
-    responses((status = 201, body = SessionBody), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody),
-        (status = 429, body = ProblemBody), (status = 503, body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", operation_id = "sign_in", request_body = SignIn,
+    responses((status = 201, body = SessionBody), (status = 400, body = ProblemBody),
+        (status = 401, description = "`bad_credentials`", body = ProblemBody),
+        (status = 403, description = "`csrf_failed`: sent by a browser from another site", body = ProblemBody),
+        (status = 429, description = "`throttled`: too many failed attempts", body = ProblemBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    _: SameOrigin,
     Json(body): Json<SignIn>,
 ) -> ApiResult<Response> {
     if body.phone.len() > 64 || body.password.len() > 512 {
@@ -141,7 +151,7 @@ pub async fn sign_in(
 }
 
 /// Sign out: ends the session this request used and clears the cookies.
-#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts",
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "accounts", operation_id = "sign_out",
     responses((status = 204), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn sign_out(State(state): State<AppState>, Auth(_caller): Auth, request: HeaderMap) -> ApiResult<Response> {
     if let Some(token) = session_token(&request) {
@@ -154,7 +164,7 @@ pub async fn sign_out(State(state): State<AppState>, Auth(_caller): Auth, reques
 }
 
 /// The signed-in user with their roles.
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", operation_id = "get_me",
     responses((status = 200, body = UserBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<UserBody>> {
     let (user, roles) = state.app.me(&caller).await?;
@@ -162,7 +172,7 @@ pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<
 }
 
 /// The caller's money and points.
-#[utoipa::path(get, path = "/api/v1/me/wallet", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/me/wallet", tag = "accounts", operation_id = "get_my_wallet",
     responses((status = 200, body = WalletBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn wallet(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<WalletBody>> {
     let w = state.app.customer_wallet(&caller).await?;
@@ -183,7 +193,7 @@ pub struct HistoryBody {
 }
 
 /// The caller's history: joined, won, lost, expired, refunded, rewards.
-#[utoipa::path(get, path = "/api/v1/me/history", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/me/history", tag = "accounts", operation_id = "get_my_history",
     responses((status = 200, body = HistoryBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn history(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<HistoryBody>> {
     let h = state.app.history(&caller).await?;
@@ -200,7 +210,7 @@ pub async fn history(State(state): State<AppState>, Auth(caller): Auth) -> ApiRe
 
 /// Close the caller's account: personal data erased, sessions ended; the ledger and memberships stay under the
 /// account's pseudonym.
-#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts",
+#[utoipa::path(delete, path = "/api/v1/me", tag = "accounts", operation_id = "close_my_account",
     responses((status = 204), (status = 401, body = ProblemBody), (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn close(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<StatusCode> {

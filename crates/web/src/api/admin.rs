@@ -18,8 +18,11 @@ pub struct CreditBody {
     user_id: Option<String>,
     merchant_id: Option<String>,
     /// Fen, 1 … 10,000,000,000.
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     amount: i64,
-    /// The outside reference (a bank transfer, a payment): the same reference credits once.
+    /// The outside reference (a bank transfer, a payment): the same reference credits once. 1–100 printable
+    /// characters.
+    #[schema(min_length = 1, max_length = 100)]
     reference: String,
 }
 
@@ -71,7 +74,7 @@ pub struct CheckBody {
 }
 
 /// Credit a customer's or a merchant's wallet (idempotent by `reference`).
-#[utoipa::path(post, path = "/api/v1/admin/credits", tag = "operator", request_body = CreditBody,
+#[utoipa::path(post, path = "/api/v1/admin/credits", tag = "operator", operation_id = "credit", request_body = CreditBody,
     responses((status = 201, body = EntryBody), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn credit(
@@ -92,8 +95,8 @@ pub async fn credit(
 }
 
 /// Approve a merchant (also when it is active already).
-#[utoipa::path(post, path = "/api/v1/admin/merchants/{id}/approve", tag = "operator",
-    params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/admin/merchants/{id}/approve", tag = "operator", operation_id = "approve_merchant",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = MerchantBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn approve(
@@ -112,7 +115,7 @@ pub async fn approve(
 }
 
 /// The invariants of SPEC.md on the live data.
-#[utoipa::path(get, path = "/api/v1/admin/check", tag = "operator",
+#[utoipa::path(get, path = "/api/v1/admin/check", tag = "operator", operation_id = "check_invariants",
     responses((status = 200, body = CheckBody), (status = 403, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn check(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<CheckBody>> {
     if !caller.is_operator {

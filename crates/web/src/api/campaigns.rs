@@ -2,7 +2,7 @@
 
 use crate::api::merchants::merchant_id;
 use crate::extract::Path;
-use crate::extract::{Auth, Json, MaybeAuth, Query, body_bytes, parse_json};
+use crate::extract::{Auth, JSON, Json, MERGE_PATCH, MaybeAuth, Query, body_bytes, parse_json, require_media_type};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
 use axum::extract::{Request, State};
@@ -18,49 +18,100 @@ use utoipa::ToSchema;
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct RewardBody {
     /// `cash`, `points` or `coupon`.
+    #[schema(value_type = RewardKind)]
     kind: String,
-    /// Fen for cash and coupons, points for points.
+    /// Fen for cash and coupons (at most 10,000,000,000), points for points (at most 1,000,000).
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     amount: i64,
     /// Coupons only: days the coupon stays valid (1–365, default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 365)]
     valid_days: Option<i64>,
+}
+
+/// What a customer not drawn receives (documentation only: the body carries it as text).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RewardKind {
+    Cash,
+    Points,
+    Coupon,
+}
+
+/// When a full group is drawn (documentation only: the body carries it as text).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum DrawMode {
+    Instant,
+    Scheduled,
 }
 
 /// The fields a merchant sets (also the document a draft's JSON merge patch applies to).
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct CampaignFields {
+    /// 1–80 characters.
+    #[schema(min_length = 1, max_length = 80)]
     title: String,
+    /// Free text, 1–40 characters.
+    #[schema(min_length = 1, max_length = 40)]
     product_type: String,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     description: Option<String>,
-    /// Units that can be won in all: a positive multiple of `winners_per_group`.
+    /// Units that can be won in all: a positive multiple of `winners_per_group`, at most 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     quantity: i64,
     /// Fen.
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     price: i64,
+    /// Fen, at least `price`; the discount is at most 5,000,000 fen.
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
     original_price: i64,
     /// N, 2–1000.
+    #[schema(minimum = 2, maximum = 1000)]
     group_size: i64,
     /// K, 1–N.
+    #[schema(minimum = 1, maximum = 1000)]
     winners_per_group: i64,
+    #[serde(deserialize_with = "crate::extract::object")]
     reward: RewardBody,
+    /// 0–1,000,000 (default 0).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     referral_bonus_points: Option<i64>,
     /// 0–10000.
+    #[schema(minimum = 0, maximum = 10_000)]
     commission_bps: i64,
     /// 1–2,592,000.
+    #[schema(minimum = 1, maximum = 2_592_000)]
     group_ttl_seconds: i64,
     /// `instant` or `scheduled`.
+    #[schema(value_type = DrawMode)]
     draw_mode: String,
+    /// RFC 3339; scheduled draws only.
     #[serde(default)]
+    #[schema(format = DateTime)]
     draw_at: Option<String>,
+    /// Scheduled draws only: 1–168 (default 24).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 168)]
     draw_window_hours: Option<i64>,
+    /// 1–365.
+    #[schema(minimum = 1, maximum = 365)]
     voucher_valid_days: i64,
+    /// 1–1000 (default 1).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     per_customer_limit: Option<i64>,
+    /// RFC 3339.
     #[serde(default)]
+    #[schema(format = DateTime)]
     starts_at: Option<String>,
+    /// RFC 3339, after `starts_at`.
     #[serde(default)]
+    #[schema(format = DateTime)]
     ends_at: Option<String>,
 }
 
@@ -226,13 +277,25 @@ pub struct NearbyPage {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct NearbyParams {
+    /// WGS-84 degrees; with `lng`.
+    #[param(minimum = -90, maximum = 90)]
     lat: Option<f64>,
+    /// WGS-84 degrees; with `lat`.
+    #[param(minimum = -180, maximum = 180)]
     lng: Option<f64>,
     /// Default 10, at most 500.
+    #[param(exclusive_minimum = 0, maximum = 500)]
     radius_km: Option<f64>,
+    #[param(max_length = 40)]
     category: Option<String>,
+    /// Text in the title, the description or the store's name.
+    #[param(max_length = 40)]
     q: Option<String>,
+    /// Default 50, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the page before (absent or empty: the first page).
+    #[param(pattern = "^[0-9]{0,4}$", max_length = 4)]
     cursor: Option<String>,
 }
 
@@ -241,7 +304,8 @@ pub(crate) fn campaign_id(id: &str) -> Result<CampaignId, Problem> {
 }
 
 /// Create a draft campaign (owner).
-#[utoipa::path(post, path = "/api/v1/merchants/{id}/campaigns", tag = "campaigns", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/campaigns", tag = "campaigns", operation_id = "create_campaign",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     request_body = CampaignFields,
     responses((status = 201, body = CampaignBody), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 404, body = ProblemBody)),
@@ -259,7 +323,8 @@ pub async fn create(
 
 /// Edit a draft with a JSON merge patch (RFC 7386) of its fields. 409 `campaign_live` once published, checked
 /// before the body is read.
-#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", operation_id = "patch_campaign",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     request_body(content = Object, content_type = "application/merge-patch+json"),
     responses((status = 200, body = CampaignBody), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)),
@@ -272,10 +337,9 @@ pub async fn patch(
 ) -> ApiResult<axum::Json<CampaignBody>> {
     let id = campaign_id(&id)?;
     let current = state.app.draft_for_edit(&caller, &id).await?;
+    require_media_type(request.headers(), &[MERGE_PATCH, JSON])?;
+    // parse_json takes objects only: a merge patch that is not one would replace the whole document.
     let patch: serde_json::Value = parse_json(&body_bytes(request).await?)?;
-    if !patch.is_object() {
-        return Err(Problem::invalid("", "malformed_json", "a merge patch must be a JSON object"));
-    }
     let mut document = serde_json::to_value(CampaignFields::from_input(current))
         .map_err(|e| Problem::from(tuangou_app::AppError::Internal(e.to_string())))?;
     merge_patch(&mut document, &patch);
@@ -305,7 +369,8 @@ fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 }
 
 /// Publish a draft: reserves the worst-case cash reward cost from the merchant's wallet.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/publish", tag = "campaigns", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/publish", tag = "campaigns", operation_id = "publish_campaign",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = CampaignBody), (status = 402, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -319,7 +384,8 @@ pub async fn publish(
 }
 
 /// End a live campaign; what is left of its reward reserve returns to the wallet.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/end", tag = "campaigns", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/end", tag = "campaigns", operation_id = "end_campaign",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = CampaignBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
         (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -333,7 +399,7 @@ pub async fn end(
 }
 
 /// Live campaigns, nearest first when `lat` and `lng` are given.
-#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(NearbyParams),
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", operation_id = "list_campaigns", params(NearbyParams),
     responses((status = 200, body = NearbyPage), (status = 400, body = ProblemBody)))]
 pub async fn list(State(state): State<AppState>, Query(p): Query<NearbyParams>) -> ApiResult<axum::Json<NearbyPage>> {
     let query = NearbyQuery::parse(
@@ -351,9 +417,10 @@ pub async fn list(State(state): State<AppState>, Query(p): Query<NearbyParams>) 
 
 /// A campaign with its rules card, whose sentences follow `Accept-Language` (Simplified Chinese by default,
 /// English when preferred). Drafts are visible to the merchant's owner and staff only.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns",
-    params(("id" = String, Path), ("Accept-Language" = Option<String>, Header, description = "zh-CN (default) or en")),
-    responses((status = 200, body = CampaignDetail), (status = 404, body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", operation_id = "get_campaign",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Accept-Language" = Option<String>, Header, description = "zh-CN (default) or en")),
+    responses((status = 200, body = CampaignDetail), (status = 404, body = ProblemBody)),
+    security((), ("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     MaybeAuth(caller): MaybeAuth,

@@ -2,7 +2,7 @@
 
 use crate::api::campaigns::campaign_id;
 use crate::extract::Path;
-use crate::extract::{Auth, body_bytes, parse_json};
+use crate::extract::{Auth, optional_json_bytes, parse_json};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
 use axum::extract::{Request, State};
@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 pub struct JoinBody {
     /// 1–64 characters, kept verbatim; absent or empty: the server picks 32 random hex characters.
     #[serde(default)]
+    #[schema(max_length = 64)]
     client_seed: Option<String>,
     /// The ticket of the member whose share link brought the caller.
     #[serde(default)]
@@ -148,9 +149,8 @@ pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
 async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Request) -> ApiResult<Response> {
     let endpoint = format!("{} {}", request.method(), request.uri().path());
     let key = idempotency_key(request.headers())?;
-    let bytes = body_bytes(request).await?;
-    let body: JoinBody =
-        if bytes.iter().all(u8::is_ascii_whitespace) { JoinBody::default() } else { parse_json(&bytes)? };
+    let bytes = optional_json_bytes(request).await?.unwrap_or_default();
+    let body: JoinBody = if bytes.is_empty() { JoinBody::default() } else { parse_json(&bytes)? };
     let claim: Option<IdempotencyClaim> = key.map(|k| idempotency_claim(&caller, &endpoint, &k, &bytes));
     let input = JoinInput { client_seed: body.client_seed, invited_by: body.invited_by };
     let (status, body, fresh) = match state.app.join(&caller, target, input, claim.clone()).await {
@@ -183,9 +183,9 @@ fn render(joined: &Joined) -> String {
 }
 
 /// Open a new group of the campaign and join it first.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/groups", tag = "groups", params(("id" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again")),
-    request_body = JoinBody,
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/groups", tag = "groups", operation_id = "open_group",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again", pattern = r"^[!-~]{1,200}$", max_length = 200)),
+    request_body = Option<JoinBody>,
     responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 422, body = ProblemBody)),
@@ -201,9 +201,9 @@ pub async fn open(
 }
 
 /// Join the open group closest to full (among those the caller is not in), else open one.
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/join", tag = "groups", params(("id" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again")),
-    request_body = JoinBody,
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/join", tag = "groups", operation_id = "join_campaign",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again", pattern = r"^[!-~]{1,200}$", max_length = 200)),
+    request_body = Option<JoinBody>,
     responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 422, body = ProblemBody)),
@@ -219,9 +219,9 @@ pub async fn join_campaign(
 }
 
 /// Join a given group (a share link).
-#[utoipa::path(post, path = "/api/v1/groups/{id}/members", tag = "groups", params(("id" = String, Path),
-        ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again")),
-    request_body = JoinBody,
+#[utoipa::path(post, path = "/api/v1/groups/{id}/members", tag = "groups", operation_id = "join_group",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again", pattern = r"^[!-~]{1,200}$", max_length = 200)),
+    request_body = Option<JoinBody>,
     responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 422, body = ProblemBody)),
@@ -237,7 +237,7 @@ pub async fn join_group(
 }
 
 /// A group's public record.
-#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "groups", operation_id = "get_group", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = GroupBody), (status = 404, body = ProblemBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<GroupBody>> {
     let view = state.app.group(&group_id(&id)?).await?;
@@ -245,7 +245,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// Staff draw a full `scheduled` group.
-#[utoipa::path(post, path = "/api/v1/groups/{id}/draw", tag = "groups", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/groups/{id}/draw", tag = "groups", operation_id = "draw_group", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = GroupBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
         (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -291,7 +291,7 @@ where
 }
 
 /// Live events of a group.
-#[utoipa::path(get, path = "/api/v1/groups/{id}/events", tag = "groups", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/groups/{id}/events", tag = "groups", operation_id = "group_events", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, content_type = "text/event-stream", description = "joined, full, drawn, expired, resync"),
         (status = 404, body = ProblemBody)))]
 pub async fn group_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
@@ -301,7 +301,8 @@ pub async fn group_events(State(state): State<AppState>, Path(id): Path<String>)
 }
 
 /// Live events of every group of a campaign.
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "groups", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "groups", operation_id = "campaign_events",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, content_type = "text/event-stream", description = "joined, full, drawn, expired, resync"),
         (status = 404, body = ProblemBody)))]
 pub async fn campaign_events(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {

@@ -15,17 +15,30 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 pub struct NewMerchantBody {
     /// 1–60 characters.
+    #[schema(min_length = 1, max_length = 60)]
     name: String,
     /// Free text, 1–40 characters.
+    #[schema(min_length = 1, max_length = 40)]
     category: String,
+    #[schema(max_length = 2000)]
     description: Option<String>,
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     address: String,
     /// WGS-84 degrees.
+    #[schema(minimum = -90, maximum = 90)]
     latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     longitude: f64,
-    /// Mobile, E.164 or landline.
+    /// Mobile, E.164 or landline (`0` and 9–11 digits); spaces, hyphens and parentheses between the digits are
+    /// also accepted.
+    #[schema(
+        pattern = r"^(?:(?:\+86|86)?1[3-9][0-9]{9}|\+(?:[1-79][0-9]|8[0-57-9])[0-9]{6,13}|0[0-9]{9,11})$",
+        max_length = 32
+    )]
     phone: String,
     /// Free text, e.g. "10:00–22:00".
+    #[schema(max_length = 200)]
     opening_hours: Option<String>,
 }
 
@@ -112,7 +125,7 @@ pub struct StatsBody {
 }
 
 /// The merchant's figures (owner only).
-#[utoipa::path(get, path = "/api/v1/merchants/{id}/stats", tag = "merchants", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/merchants/{id}/stats", tag = "merchants", operation_id = "get_merchant_stats", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = StatsBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn stats(
@@ -139,7 +152,8 @@ pub async fn stats(
 
 #[derive(Deserialize, ToSchema)]
 pub struct StaffBody {
-    /// The phone of an existing account.
+    /// The phone of an existing account, as at sign-up.
+    #[schema(pattern = r"^(?:(?:\+86|86)?1[3-9][0-9]{9}|\+(?:[1-79][0-9]|8[0-57-9])[0-9]{6,13})$", max_length = 32)]
     phone: String,
 }
 
@@ -155,7 +169,7 @@ pub(crate) fn merchant_id(id: &str) -> Result<MerchantId, Problem> {
 }
 
 /// Create a merchant; the caller becomes its owner.
-#[utoipa::path(post, path = "/api/v1/merchants", tag = "merchants", request_body = NewMerchantBody,
+#[utoipa::path(post, path = "/api/v1/merchants", tag = "merchants", operation_id = "create_merchant", request_body = NewMerchantBody,
     responses((status = 201, body = MerchantBody), (status = 400, body = ProblemBody), (status = 401, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -178,7 +192,7 @@ pub async fn create(
 }
 
 /// A merchant's public profile with navigation links.
-#[utoipa::path(get, path = "/api/v1/merchants/{id}", tag = "merchants", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/merchants/{id}", tag = "merchants", operation_id = "get_merchant", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = MerchantBody), (status = 404, body = ProblemBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<MerchantBody>> {
     let view = state.app.merchant(&merchant_id(&id)?).await?;
@@ -186,7 +200,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// The merchant's wallet (owner only).
-#[utoipa::path(get, path = "/api/v1/merchants/{id}/wallet", tag = "merchants", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/merchants/{id}/wallet", tag = "merchants", operation_id = "get_merchant_wallet", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = MerchantWalletBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn wallet(
@@ -203,7 +217,7 @@ pub async fn wallet(
 }
 
 /// Add a staff member by phone (owner only).
-#[utoipa::path(post, path = "/api/v1/merchants/{id}/staff", tag = "merchants", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/staff", tag = "merchants", operation_id = "add_staff", params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     request_body = StaffBody,
     responses((status = 201, body = StaffAdded), (status = 400, body = ProblemBody), (status = 403, body = ProblemBody),
         (status = 404, body = ProblemBody), (status = 409, body = ProblemBody)),

@@ -4,8 +4,8 @@
 use crate::api::groups::{idempotency_key, json_response};
 use crate::api::merchants::merchant_id;
 use crate::extract::Path;
-use crate::extract::{Auth, Query, body_bytes, parse_json};
-use crate::problem::{ApiResult, ProblemBody};
+use crate::extract::{Auth, Query, json_bytes, parse_json};
+use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -13,6 +13,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use tuangou_app::{MembershipView, RedemptionRow, VoucherView};
+use tuangou_domain::ids::{MembershipId, RedemptionId, VoucherId};
 use tuangou_domain::time::Millis;
 use utoipa::ToSchema;
 
@@ -101,7 +102,10 @@ pub struct MembershipPage {
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
     /// Default 50, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the page before (absent or empty: the first page).
+    #[param(pattern = r"^[A-Za-z0-9_-]{0,64}$", max_length = 64)]
     cursor: Option<String>,
 }
 
@@ -119,15 +123,31 @@ pub struct RedemptionBody {
     staff_id: String,
 }
 
-fn page_size(limit: Option<i64>) -> Result<usize, crate::problem::Problem> {
+fn page_size(limit: Option<i64>) -> Result<usize, Problem> {
     match limit.unwrap_or(50) {
         l @ 1..=200 => Ok(l as usize),
-        _ => Err(crate::problem::Problem::invalid("limit", "invalid_field", "must be from 1 to 200")),
+        _ => Err(Problem::invalid("limit", "invalid_field", "must be from 1 to 200")),
     }
 }
 
+/// A list's `cursor`: the id of the last item of the page before (empty: the first page). Anything that cannot be
+/// one of our ids is 400 naming `cursor`, and never reaches the database.
+fn cursor<T>(cursor: Option<&str>, parse: fn(&str) -> Option<T>) -> Result<Option<T>, Problem> {
+    match cursor {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text)
+            .map(Some)
+            .ok_or_else(|| Problem::invalid("cursor", "invalid_field", "is not a cursor this list gave")),
+    }
+}
+
+/// A voucher id from a path; anything that cannot be one is unknown, like an id that is well formed but not ours.
+pub(crate) fn voucher_id(id: &str) -> Result<VoucherId, Problem> {
+    VoucherId::parse(id).ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_voucher", "no such voucher"))
+}
+
 /// The caller's vouchers, newest first.
-#[utoipa::path(get, path = "/api/v1/me/vouchers", tag = "vouchers", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/me/vouchers", tag = "vouchers", operation_id = "list_my_vouchers", params(PageParams),
     responses((status = 200, body = VoucherPage), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn mine(
     State(state): State<AppState>,
@@ -135,13 +155,14 @@ pub async fn mine(
     Query(p): Query<PageParams>,
 ) -> ApiResult<axum::Json<VoucherPage>> {
     let limit = page_size(p.limit)?;
-    let views = state.app.my_vouchers(&caller, p.cursor.as_deref(), limit).await?;
+    let cursor = cursor(p.cursor.as_deref(), VoucherId::parse)?;
+    let views = state.app.my_vouchers(&caller, cursor.as_ref(), limit).await?;
     let next_cursor = (views.len() == limit).then(|| views.last().map(|v| v.voucher.id.clone())).flatten();
     Ok(axum::Json(VoucherPage { items: views.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// The caller's memberships, newest first, with voucher codes and rewards.
-#[utoipa::path(get, path = "/api/v1/me/memberships", tag = "vouchers", params(PageParams),
+#[utoipa::path(get, path = "/api/v1/me/memberships", tag = "vouchers", operation_id = "list_my_memberships", params(PageParams),
     responses((status = 200, body = MembershipPage), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn memberships(
     State(state): State<AppState>,
@@ -149,13 +170,15 @@ pub async fn memberships(
     Query(p): Query<PageParams>,
 ) -> ApiResult<axum::Json<MembershipPage>> {
     let limit = page_size(p.limit)?;
-    let views = state.app.my_memberships(&caller, p.cursor.as_deref(), limit).await?;
+    let cursor = cursor(p.cursor.as_deref(), MembershipId::parse)?;
+    let views = state.app.my_memberships(&caller, cursor.as_ref(), limit).await?;
     let next_cursor = (views.len() == limit).then(|| views.last().map(|v| v.membership.id.clone())).flatten();
     Ok(axum::Json(MembershipPage { items: views.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
 /// A voucher's QR code (SVG) for staff to scan; the owner's only. It encodes the code as shown.
-#[utoipa::path(get, path = "/api/v1/me/vouchers/{id}/qr.svg", tag = "vouchers", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/me/vouchers/{id}/qr.svg", tag = "vouchers", operation_id = "get_voucher_qr",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, content_type = "image/svg+xml", description = "the code as a QR code"),
         (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -165,7 +188,7 @@ pub async fn qr(
     Path(id): Path<String>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let view = state.app.my_voucher(&caller, &id).await?;
+    let view = state.app.my_voucher(&caller, &voucher_id(&id)?).await?;
     let svg = qr_svg(&view.code)?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "image/svg+xml"), (axum::http::header::CACHE_CONTROL, "private, no-store")],
@@ -177,12 +200,13 @@ pub async fn qr(
 /// An SVG QR code of `text`, with a quiet zone, scaled by the page.
 pub fn qr_svg(text: &str) -> Result<String, crate::problem::Problem> {
     let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|e| crate::problem::Problem::from(tuangou_app::AppError::Internal(format!("QR code: {e}"))))?;
+        .map_err(|e| Problem::from(tuangou_app::AppError::Internal(format!("QR code: {e}"))))?;
     Ok(code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build())
 }
 
 /// Return an unused purchase voucher for a full refund (随时退).
-#[utoipa::path(post, path = "/api/v1/me/vouchers/{id}/refund", tag = "vouchers", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/me/vouchers/{id}/refund", tag = "vouchers", operation_id = "refund_voucher",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = VoucherBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 410, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -191,13 +215,13 @@ pub async fn refund(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<VoucherBody>> {
-    let view = state.app.refund_voucher(&caller, &id).await?;
+    let view = state.app.refund_voucher(&caller, &voucher_id(&id)?).await?;
     Ok(axum::Json(view.into()))
 }
 
 /// Staff preview a voucher by its code (never the customer's phone or name).
-#[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers",
-    params(("id" = String, Path), ("code" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers", operation_id = "preview_voucher",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("code" = String, Path, description = "as typed or scanned")),
     responses((status = 200, body = VoucherBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
         (status = 429, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -222,8 +246,9 @@ fn redemption_body(view: VoucherView, r: RedemptionRow) -> RedemptionBody {
 }
 
 /// Staff redeem a voucher. With an `Idempotency-Key` (one per scan), a repeated scan answers the first answer.
-#[utoipa::path(post, path = "/api/v1/merchants/{id}/redemptions", tag = "vouchers",
-    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "one per scan")),
+#[utoipa::path(post, path = "/api/v1/merchants/{id}/redemptions", tag = "vouchers", operation_id = "redeem_voucher",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "one per scan",
+        pattern = r"^[!-~]{1,200}$", max_length = 200)),
     request_body = RedeemBody,
     responses((status = 201, body = RedemptionBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
         (status = 409, body = ProblemBody), (status = 410, body = ProblemBody), (status = 422, body = ProblemBody),
@@ -239,7 +264,7 @@ pub async fn redeem(
     let merchant = merchant_id(&id)?;
     let endpoint = format!("POST {}", request.uri().path());
     let key = idempotency_key(request.headers())?;
-    let bytes = body_bytes(request).await?;
+    let bytes = json_bytes(request).await?;
     let body: RedeemBody = parse_json(&bytes)?;
     let claim = key.map(|k| tuangou_app::idempotency_claim(&caller, &endpoint, &k, &bytes));
     if let Some(claim) = &claim
@@ -253,7 +278,7 @@ pub async fn redeem(
             (StatusCode::CREATED, serde_json::to_string(&redemption_body(view, redemption)).unwrap_or_default())
         }
         Err(error) => {
-            let problem = crate::problem::Problem::from(error);
+            let problem = Problem::from(error);
             if problem.status() == StatusCode::TOO_MANY_REQUESTS || problem.status().is_server_error() {
                 return Err(problem); // a throttled scan or a fault of ours is not an answer to remember
             }
@@ -270,7 +295,8 @@ pub async fn redeem(
 
 /// The owner undoes a redemption within one hour.
 #[utoipa::path(delete, path = "/api/v1/merchants/{id}/redemptions/{redemption_id}", tag = "vouchers",
-    params(("id" = String, Path), ("redemption_id" = String, Path)),
+    operation_id = "undo_redemption",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("redemption_id" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = VoucherBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
         (status = 409, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -281,6 +307,8 @@ pub async fn undo(
     Path((id, redemption)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<VoucherBody>> {
     let merchant = merchant_id(&id)?;
+    let redemption = RedemptionId::parse(&redemption)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "unknown_redemption", "no such redemption at this store"))?;
     let view = state.app.undo_redemption(&caller, &merchant, &redemption, Some(&client.ip().to_string())).await?;
     Ok(axum::Json(view.into()))
 }

@@ -126,6 +126,7 @@ pub async fn voucher(page: Chrome, State(state): State<AppState>, id: PagePath) 
     let result = async {
         let id = path_id(id)?;
         let caller = page.require_caller()?;
+        let id = tuangou_domain::ids::VoucherId::parse(&id).ok_or(PageError::NotFound)?;
         let voucher = state.app.my_voucher(caller, &id).await?;
         let qr = crate::api::vouchers::qr_svg(&voucher.code).map_err(|_| PageError::NotFound)?;
         let campaign = tuangou_domain::ids::CampaignId::from_trusted(&voucher.voucher.campaign_id);

@@ -9,7 +9,7 @@ use super::{Chrome, PageError, PagePath, filters, finish, path_id, respond};
 use crate::AppState;
 use crate::api::campaigns::{CampaignFields, campaign_id};
 use crate::api::merchants::merchant_id;
-use crate::extract::{body_bytes, parse_json};
+use crate::extract::{json_bytes, parse_json};
 use askama::Template;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -180,7 +180,7 @@ pub async fn preview(page: Chrome, State(state): State<AppState>, id: PagePath, 
         let id = path_id(id)?;
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let shop = state.app.merchant(&id).await?;
-        let checked = body_bytes(request)
+        let checked = json_bytes(request)
             .await
             .and_then(|bytes| parse_json::<CampaignFields>(&bytes))
             .and_then(CampaignFields::into_input)

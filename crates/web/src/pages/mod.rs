@@ -291,7 +291,8 @@ fn respond(page: &Chrome, template: &impl Template) -> Response {
 pub type PagePath = Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>;
 
 fn path_id(path: PagePath) -> Result<String, PageError> {
-    path.map(|p| p.0).map_err(|_| PageError::NotFound)
+    // No id of ours holds a NUL (nor could PostgreSQL's text): such a segment names nothing.
+    path.map(|p| p.0).ok().filter(|id| !id.contains('\0')).ok_or(PageError::NotFound)
 }
 
 /// A page's query parameters; an unreadable query reads as no parameters (a page never answers 400).

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::future::Future;
 use std::task::Poll;
 use tuangou_app::{AppResult, Caller, GroupView, JoinAnswer, JoinInput, JoinTarget, RedemptionRow, VoucherView};
-use tuangou_domain::ids::{CampaignId, GroupId, MerchantId};
+use tuangou_domain::ids::{CampaignId, GroupId, MerchantId, VoucherId};
 use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
 /// The price of every campaign here (`campaign_body`'s), its commission at 5 % and each loser's cash reward.
@@ -519,8 +519,8 @@ impl MoneyPath for RefundPath<'_> {
     }
 
     fn call<'a>(&'a self, app: &'a TestApp, won: &'a Won) -> impl Future<Output = AppResult<VoucherView>> + 'a {
-        let id = won.voucher["id"].as_str().expect("an id");
-        app.app.refund_voucher(&won.caller, id)
+        let id = won.voucher["id"].as_str().and_then(VoucherId::parse).expect("an id");
+        async move { app.app.refund_voucher(&won.caller, &id).await }
     }
 
     async fn left(&self, app: &TestApp, won: &Won, merchant_before: &Value) -> Left {

@@ -11,6 +11,7 @@ mod common;
 mod edges;
 mod groups;
 mod hangups;
+mod inputs;
 mod live_events;
 mod merchants;
 mod operator;

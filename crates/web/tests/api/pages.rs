@@ -233,9 +233,12 @@ async fn pages_refuse_cleanly_and_never_fail(backend: Backend) {
 
     // The editor's preview checks like the API, marks the field, and writes nothing.
     let preview = format!("{}/shop/{m}/campaigns/preview", app.base);
-    let bad = app.client.post(&preview).body("{").send().await.unwrap();
+    let bad = app.client.post(&preview).header("content-type", "application/json").body("{").send().await.unwrap();
     let (status, body) = TestApp::read(bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let plain = app.client.post(&preview).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let (status, body) = TestApp::read(plain).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")));
     let k_over_n = campaign_with(json!({"winners_per_group": 9}));
     let (status, body) = TestApp::read(app.client.post(&preview).json(&k_over_n).send().await.unwrap()).await;
     assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("winners_per_group")), "{body}");
