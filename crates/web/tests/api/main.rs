@@ -14,6 +14,7 @@ mod hangups;
 mod inputs;
 mod live_events;
 mod merchants;
+mod openapi;
 mod operator;
 mod pages;
 mod payments;
