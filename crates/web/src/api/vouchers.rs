@@ -223,7 +223,9 @@ pub async fn refund(
 #[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers", operation_id = "preview_voucher",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("code" = String, Path, description = "as typed or scanned")),
     responses((status = 200, body = VoucherBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),
-        (status = 429, body = ProblemBody)),
+        (status = 429, body = ProblemBody),
+        (status = 503, description = "`overloaded`: the preview logs the attempt, a write the service may be too busy for",
+            body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn preview(
     State(state): State<AppState>,
