@@ -87,8 +87,9 @@ pub async fn sandbox_cancel(
 
 /// The sandbox's trade bill for a business day (China Standard Time), as CSV in the shape of WeChat Pay's.
 #[utoipa::path(get, path = "/sandbox/bills/{date}", tag = "payments",
-    params(("date" = String, Path, description = "YYYY-MM-DD")),
-    responses((status = 200, description = "the bill, text/csv"), (status = 400, body = ProblemBody),
+    params(("date" = String, Path, description = "YYYY-MM-DD", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")),
+    responses((status = 200, description = "the bill", body = String, content_type = "text/csv"),
+        (status = 400, body = ProblemBody),
         (status = 404, body = ProblemBody)))]
 pub async fn sandbox_bill(State(state): State<AppState>, Path(date): Path<String>) -> ApiResult<Response> {
     let sandbox = sandbox(&state)?;

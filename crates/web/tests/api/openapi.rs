@@ -70,6 +70,10 @@ async fn the_document_describes_the_edge(backend: Backend) {
                     failures.push(format!("{at} answers {status} as {:?}", content.keys().collect::<Vec<_>>()));
                 }
             }
+            if (200..300).contains(&code) && code != 204 && response["content"].as_object().is_none_or(|c| c.is_empty())
+            {
+                failures.push(format!("{at} answers {status} without saying in which media type"));
+            }
             if matches!(code, 429 | 503) && response["headers"].get("Retry-After").is_none() {
                 failures.push(format!("{at} {status} without Retry-After"));
             }
