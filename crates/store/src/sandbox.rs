@@ -325,21 +325,7 @@ impl Store {
                         )
                         .await?);
                 }
-                let counted = conn
-                    .execute(
-                        sql("UPDATE sandbox_payments SET refunded = refunded + $2
-                                 WHERE id = $1 AND status = 'paid' AND refunded + split + $2 <= amount")
-                        .bind(&payment.id)
-                        .bind(amount.get()),
-                    )
-                    .await?;
-                if counted != 1 {
-                    return Err(StoreError::Conflict(if payment.status == "paid" {
-                        "refund_exceeds_payment"
-                    } else {
-                        "not_paid"
-                    }));
-                }
+                take_from_payment(&mut conn, &payment, Taken::Refunded, *amount).await?;
                 let statement = match existing {
                     // A failed refund tried again.
                     Some(refund) => sql(format!(
@@ -406,21 +392,7 @@ impl Store {
                     None => None,
                     Some(payment) => {
                         let row = find(&mut conn, payment).await?.ok_or(StoreError::NotFound)?;
-                        let counted = conn
-                            .execute(
-                                sql("UPDATE sandbox_payments SET split = split + $2
-                                         WHERE id = $1 AND status = 'paid' AND refunded + split + $2 <= amount")
-                                .bind(&row.id)
-                                .bind(amount.get()),
-                            )
-                            .await?;
-                        if counted != 1 {
-                            return Err(StoreError::Conflict(if row.status == "paid" {
-                                "split_exceeds_payment"
-                            } else {
-                                "not_paid"
-                            }));
-                        }
+                        take_from_payment(&mut conn, &row, Taken::Split, *amount).await?;
                         Some(row.id)
                     }
                 };
@@ -571,6 +543,41 @@ impl Store {
         }
         Ok(day)
     }
+}
+
+/// What part of a paid payment some money is taken as.
+#[derive(Clone, Copy)]
+enum Taken {
+    Refunded,
+    Split,
+}
+
+/// Takes `amount` out of a paid payment as a refund or a split, in one conditional update: refunds and splits
+/// together never pass what was paid. Refused with `{refund|split}_exceeds_payment`, or `not_paid`.
+async fn take_from_payment(
+    conn: &mut crate::db::Conn<'_>,
+    payment: &SandboxPaymentRow,
+    taken: Taken,
+    amount: Fen,
+) -> StoreResult<()> {
+    let (column, exceeds) = match taken {
+        Taken::Refunded => ("refunded", "refund_exceeds_payment"),
+        Taken::Split => ("split", "split_exceeds_payment"),
+    };
+    let counted = conn
+        .execute(
+            sql(format!(
+                "UPDATE sandbox_payments SET {column} = {column} + $2
+                 WHERE id = $1 AND status = 'paid' AND refunded + split + $2 <= amount"
+            ))
+            .bind(&payment.id)
+            .bind(amount.get()),
+        )
+        .await?;
+    if counted != 1 {
+        return Err(StoreError::Conflict(if payment.status == "paid" { exceeds } else { "not_paid" }));
+    }
+    Ok(())
 }
 
 async fn find(conn: &mut crate::db::Conn<'_>, id: &str) -> StoreResult<Option<SandboxPaymentRow>> {

@@ -123,45 +123,23 @@ impl Config {
 
     /// The server secret: from configuration, else from `secret_file`, made there on first run.
     pub fn server_secret(&self) -> anyhow::Result<tuangou_app::ServerSecret> {
-        use anyhow::Context;
-        if let Some(hex) = &self.secret {
-            return tuangou_app::ServerSecret::from_hex(hex).context("secret must be 64 hex characters");
-        }
         let path = std::path::Path::new(&self.secret_file);
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return tuangou_app::ServerSecret::from_hex(&text)
-                .with_context(|| format!("{} must hold 64 hex characters", path.display()));
-        }
-        let secret = tuangou_app::ServerSecret::from_bytes(tuangou_app::random_secret());
-        write_private(path, &secret.to_hex()).with_context(|| format!("making {}", path.display()))?;
-        Ok(secret)
+        let (text, complaint) = key_text(self.secret.as_deref(), "secret", path)?;
+        tuangou_app::ServerSecret::from_hex(&text).ok_or_else(|| anyhow::anyhow!(complaint))
     }
 
     /// The sandbox provider's settings when it is on (configured, or `demo`): its key from configuration, else
     /// from `tuangou.sandbox.key` beside the secret file, made there on first use; its fault switches.
     pub fn sandbox(&self, demo: bool) -> anyhow::Result<Option<tuangou_app::payments::sandbox::SandboxSettings>> {
-        use anyhow::Context;
         use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
         if !(self.payments_sandbox || demo) {
             return Ok(None);
         }
         let faults = Faults::parse(&self.payments_sandbox_faults)
             .map_err(|why| anyhow::anyhow!("payments_sandbox_faults: {why}"))?;
-        let key = match &self.payments_sandbox_key {
-            Some(hex) => SandboxKey::from_hex(hex).context("payments_sandbox_key must be 64 hex characters")?,
-            None => {
-                let path = self.sandbox_key_file();
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => SandboxKey::from_hex(&text)
-                        .with_context(|| format!("{} must hold 64 hex characters", path.display()))?,
-                    Err(_) => {
-                        let key = SandboxKey::from_bytes(tuangou_app::random_secret());
-                        write_private(&path, &key.to_hex()).with_context(|| format!("making {}", path.display()))?;
-                        key
-                    }
-                }
-            }
-        };
+        let (text, complaint) =
+            key_text(self.payments_sandbox_key.as_deref(), "payments_sandbox_key", &self.sandbox_key_file())?;
+        let key = SandboxKey::from_hex(&text).ok_or_else(|| anyhow::anyhow!(complaint))?;
         Ok(Some(SandboxSettings { key, faults }))
     }
 
@@ -185,6 +163,22 @@ impl Config {
             ..tuangou_web::HttpSettings::default()
         }
     }
+}
+
+/// A key's text (64 hex characters) and what to say if it is not one: `configured` (the setting `setting`) when
+/// set, else what `path` holds, else a new random key written there (readable by its owner only) on first use.
+fn key_text(configured: Option<&str>, setting: &str, path: &std::path::Path) -> anyhow::Result<(String, String)> {
+    use anyhow::Context;
+    if let Some(text) = configured {
+        return Ok((text.to_owned(), format!("{setting} must be 64 hex characters")));
+    }
+    let complaint = format!("{} must hold 64 hex characters", path.display());
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok((text, complaint));
+    }
+    let text = hex::encode(tuangou_app::random_secret());
+    write_private(path, &text).with_context(|| format!("making {}", path.display()))?;
+    Ok((text, complaint))
 }
 
 /// Writes a file only its owner can read (on Unix).

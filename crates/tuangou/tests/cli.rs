@@ -12,17 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tuangou_testkit::{Backend, TestDb, on_both_backends};
 
-/// The binary, run in `dir` with a clean `TUANGOU_*` environment.
-fn tuangou(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tuangou"));
-    command.current_dir(dir);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TUANGOU_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+mod common;
+use common::{shown, tuangou};
 
 /// Runs the binary to completion with `args`.
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -35,11 +26,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Everything about a finished run, for assertion messages.
-fn shown(output: &Output) -> String {
-    format!("status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", output.status, stdout(output), stderr(output))
 }
 
 fn tempdir() -> tempfile::TempDir {

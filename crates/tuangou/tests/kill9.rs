@@ -10,11 +10,14 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tuangou_testkit::{Backend, TestDb, on_both_backends};
+
+mod common;
+use common::{shown, tuangou};
 
 const PASSWORD: &str = "kill-nine-password";
 const OPERATOR_PHONE: &str = "13800000000";
@@ -27,27 +30,6 @@ const PRICE: i64 = 990;
 const RETRY_BUDGET: Duration = Duration::from_secs(20);
 /// How long a restarted service may take to answer `/healthz`.
 const START_BUDGET: Duration = Duration::from_secs(20);
-
-/// The binary, run in `dir` with a clean `TUANGOU_*` environment.
-fn tuangou(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tuangou"));
-    command.current_dir(dir);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("TUANGOU_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
-
-fn shown(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");

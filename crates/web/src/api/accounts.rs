@@ -108,13 +108,12 @@ pub async fn sign_up(
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
-fn cookie(name: &str, value: &str, http_only: bool, max_age_seconds: i64, secure: bool) -> HeaderValue {
+/// A cookie; `Secure` is added to every cookie of an answer by `security::headers` when the reader came over
+/// HTTPS, so it is not decided here.
+fn cookie(name: &str, value: &str, http_only: bool, max_age_seconds: i64) -> HeaderValue {
     let mut text = format!("{name}={value}; Path=/; SameSite=Lax; Max-Age={max_age_seconds}");
     if http_only {
         text.push_str("; HttpOnly");
-    }
-    if secure {
-        text.push_str("; Secure");
     }
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -138,10 +137,9 @@ pub async fn sign_in(
     let signed_in = state.app.sign_in(&body.phone, &body.password, client.ip()).await?;
     let csrf = csrf_token_for(&signed_in.token);
     let max_age = (signed_in.expires_at.0 - state.app.clock().now().0) / 1_000;
-    let secure = state.app.settings().public_url.starts_with("https://");
     let mut headers = HeaderMap::new();
-    headers.append(header::SET_COOKIE, cookie(SESSION_COOKIE, &signed_in.token, true, max_age, secure));
-    headers.append(header::SET_COOKIE, cookie(CSRF_COOKIE, &csrf, false, max_age, secure));
+    headers.append(header::SET_COOKIE, cookie(SESSION_COOKIE, &signed_in.token, true, max_age));
+    headers.append(header::SET_COOKIE, cookie(CSRF_COOKIE, &csrf, false, max_age));
     let body = SessionBody {
         token: signed_in.token,
         csrf_token: csrf,
@@ -158,8 +156,8 @@ pub async fn sign_out(State(state): State<AppState>, Auth(_caller): Auth, reques
         state.app.sign_out(&token).await?;
     }
     let mut headers = HeaderMap::new();
-    headers.append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", true, 0, false));
-    headers.append(header::SET_COOKIE, cookie(CSRF_COOKIE, "", false, 0, false));
+    headers.append(header::SET_COOKIE, cookie(SESSION_COOKIE, "", true, 0));
+    headers.append(header::SET_COOKIE, cookie(CSRF_COOKIE, "", false, 0));
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
