@@ -29,11 +29,17 @@ impl Unit {
 /// An account of the ledger. Its [`key`](Account::key) is what the store keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Account {
-    /// Money from outside the platform (operator credits today, a payment provider later). Goes negative.
+    /// Money from outside the platform by an operator's credit. Goes negative.
     ExternalFunding,
+    /// Money that came in (or went out) through one payment provider (`sandbox`, `wechatpay`, `alipay`): the
+    /// outside world's side of every payment, refund and payout there. Goes negative: its balance is minus what
+    /// the provider holds for us (paid − refunded − paid out, PAYMENTS.md).
+    ProviderClearing(String),
     CustomerAvailable(UserId),
     /// A customer's money paid into groups not yet drawn or expired.
     CustomerHeld(UserId),
+    /// Money owed back to a customer through the provider that took it, until the provider confirms the refund.
+    CustomerRefundPending(UserId),
     MerchantAvailable(MerchantId),
     /// What a published campaign set aside for cash rewards; one account per campaign so ending releases exactly
     /// what that campaign did not use.
@@ -51,7 +57,9 @@ impl Account {
         match self {
             Account::ExternalFunding => "external:funding".into(),
             Account::CustomerAvailable(u) => format!("customer:{u}:available"),
+            Account::ProviderClearing(p) => format!("provider:{p}:clearing"),
             Account::CustomerHeld(u) => format!("customer:{u}:held"),
+            Account::CustomerRefundPending(u) => format!("customer:{u}:refund_pending"),
             Account::MerchantAvailable(m) => format!("merchant:{m}:available"),
             Account::MerchantRewardReserve(m, c) => format!("merchant:{m}:reserve:{c}"),
             Account::MerchantReceivable(m) => format!("merchant:{m}:receivable"),
@@ -63,12 +71,14 @@ impl Account {
 
     /// Whether this account may hold a negative balance: only the external sources.
     pub fn may_go_negative(&self) -> bool {
-        matches!(self, Account::ExternalFunding | Account::PointsIssued)
+        matches!(self, Account::ExternalFunding | Account::PointsIssued | Account::ProviderClearing(_))
     }
 
     /// The same rule, read from a stored key (for the invariant check).
     pub fn key_may_go_negative(key: &str) -> bool {
-        key == "external:funding" || key == "platform:points_issued"
+        key == "external:funding"
+            || key == "platform:points_issued"
+            || (key.starts_with("provider:") && key.ends_with(":clearing"))
     }
 
     pub fn unit(&self) -> Unit {
@@ -93,6 +103,10 @@ pub enum Cause {
     Expiry,
     Refund,
     Reward,
+    /// Money in through a payment provider (a paid join).
+    Payment,
+    /// Money out through a payment provider (a merchant's payout, a customer's withdrawal).
+    Payout,
 }
 
 impl Cause {
@@ -108,6 +122,8 @@ impl Cause {
             Cause::Expiry => "expiry",
             Cause::Refund => "refund",
             Cause::Reward => "reward",
+            Cause::Payment => "payment",
+            Cause::Payout => "payout",
         }
     }
 }

@@ -406,7 +406,12 @@ impl Pools {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
                 // The schema first, on a connection of its own, before the writer thread takes the database.
-                let migrator = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+                // Foreign keys off while migrating: a table rebuild (SQLite's way to change a CHECK) drops a
+                // table others refer to, and the migration's own copy keeps every reference whole.
+                let migrator = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone().foreign_keys(false))
+                    .await?;
                 sqlx::migrate!("migrations/sqlite").run(&migrator).await?;
                 migrator.close().await;
                 let path = options.get_filename().to_string_lossy().into_owned();

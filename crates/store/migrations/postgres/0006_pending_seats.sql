@@ -1,0 +1,51 @@
+-- Paying at the join, and refunds to where the money came from (PAYMENTS.md). Same names and types as the
+-- SQLite migration of the same name.
+--
+-- A seat may be held for a payment not made yet (`pending`) and released when its window ends (`unpaid`). A
+-- released seat's seq goes to the next joiner, so the unique seat and member rules hold for seats that are held
+-- only: they become partial indexes.
+
+ALTER TABLE memberships DROP CONSTRAINT memberships_status_check;
+ALTER TABLE memberships ADD CONSTRAINT memberships_status_check
+    CHECK (status IN ('pending', 'waiting', 'won', 'lost', 'expired', 'unpaid'));
+ALTER TABLE memberships DROP CONSTRAINT memberships_group_id_seq_key;
+ALTER TABLE memberships DROP CONSTRAINT memberships_group_id_user_id_key;
+ALTER TABLE memberships ADD COLUMN paid_with TEXT NOT NULL DEFAULT 'wallet';  -- wallet, or the provider
+ALTER TABLE memberships ADD COLUMN pay_by BIGINT;                             -- a pending seat is held until then
+CREATE UNIQUE INDEX memberships_seat ON memberships (group_id, seq) WHERE status <> 'unpaid';
+CREATE UNIQUE INDEX memberships_member ON memberships (group_id, user_id) WHERE status <> 'unpaid';
+CREATE INDEX memberships_pending ON memberships (pay_by) WHERE status = 'pending';
+
+-- member_count counts held seats (paid and pending); a group fills on paid_count = group_size. released_seats is
+-- how many seqs up to member_count + released_seats no held seat has (a released seat's seq, for the next joiner);
+-- last_seq is the seq the last seat taken got.
+ALTER TABLE groups ADD COLUMN paid_count BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE groups ADD COLUMN released_seats BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE groups ADD COLUMN last_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE groups SET paid_count = member_count, last_seq = member_count;
+
+-- Every refund SPEC names, whichever way it goes: back to the wallet (done at once) or through the provider that
+-- took the money (requested, then succeeded or failed). Its id is derived from its cause (`{cause}-{what}`), so it
+-- can never be asked for twice; it is also the provider's out_refund_no.
+CREATE TABLE refunds (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL REFERENCES users (id),
+    cause           TEXT NOT NULL CHECK (cause IN ('not_drawn', 'group_expired', 'voucher_returned',
+                                                   'voucher_expired', 'late_payment')),
+    membership_id   TEXT REFERENCES memberships (id),
+    payment_id      TEXT REFERENCES payments (id),
+    amount          BIGINT NOT NULL CHECK (amount > 0),
+    destination     TEXT NOT NULL CHECK (destination IN ('wallet', 'provider')),
+    provider        TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('requested', 'succeeded', 'failed')),
+    attempts        BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT,
+    last_error      TEXT,
+    requested_at    BIGINT NOT NULL,
+    settled_at      BIGINT,
+    CHECK ((destination = 'provider') = (provider IS NOT NULL AND payment_id IS NOT NULL))
+);
+CREATE INDEX refunds_by_user ON refunds (user_id, requested_at);
+CREATE INDEX refunds_due ON refunds (status, next_attempt_at);
+CREATE INDEX refunds_by_payment ON refunds (payment_id);
+CREATE INDEX payments_by_membership ON payments (membership_id);
