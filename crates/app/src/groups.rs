@@ -16,7 +16,8 @@ use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 use tuangou_domain::voucher_keys::ServerSecret;
 use tuangou_store::{
-    Admission, CampaignRow, DrawPlan, GroupRow, IdempotencyClaim, Inviters, MemberRow, NewGroup, NewVoucher, StoreError,
+    Admission, CampaignRow, DrawPlan, GroupRow, IdempotencyClaim, Inviters, MemberRow, NewGroup, NewRefund, NewVoucher,
+    PaymentRow, SeatPayment, StoreError,
 };
 
 /// Where a join goes.
@@ -35,6 +36,8 @@ pub enum JoinTarget {
 pub struct JoinInput {
     pub client_seed: Option<String>,
     pub invited_by: Option<String>,
+    /// `wallet` (the default), or a provider the seat waits to be paid through (`sandbox`, …).
+    pub pay_with: Option<String>,
 }
 
 /// A group with its members, in join order.
@@ -49,6 +52,8 @@ pub struct GroupView {
 pub struct Joined {
     pub group: GroupView,
     pub membership: MemberRow,
+    /// The payment a pending seat waits for (with what the client pays with).
+    pub payment: Option<PaymentRow>,
 }
 
 /// What a join answers: a new join, or the first answer to the same idempotency key.
@@ -79,7 +84,7 @@ fn new_ticket() -> AppResult<String> {
 }
 
 /// When a group that fills at `now` must be drawn at the latest.
-fn draw_due(mode: DrawMode, now: Millis) -> Millis {
+pub(crate) fn draw_due(mode: DrawMode, now: Millis) -> Millis {
     match mode {
         DrawMode::Instant => now,
         DrawMode::Scheduled { draw_at, window_hours } => {
@@ -92,7 +97,7 @@ fn draw_due(mode: DrawMode, now: Millis) -> Millis {
     }
 }
 
-fn rules_of(row: &CampaignRow) -> AppResult<CampaignRules> {
+pub(crate) fn rules_of(row: &CampaignRow) -> AppResult<CampaignRules> {
     CampaignRules::new(row.input())
         .map_err(|e| AppError::Internal(format!("stored campaign {} is invalid: {e}", row.id)))
 }
@@ -170,6 +175,7 @@ fn plan_draw(
         membership: m.id.clone(),
         user: m.user(),
         paid: Fen::from_stored(m.price).unwrap_or(Fen::ZERO),
+        from: m.paid_from(),
     };
     let (winners, losers): (Vec<&MemberRow>, Vec<&MemberRow>) =
         members.iter().partition(|m| outcome.winners.contains(&m.seq));
@@ -205,7 +211,17 @@ fn plan_draw(
     if let Reward::Coupon { amount, valid_days } = rules.reward() {
         vouchers.extend(losers.iter().map(|l| voucher(l, "coupon", amount, Fen::ZERO, valid_days)));
     }
-    Ok(DrawPlan { participants_digest: outcome.participants_digest, winners: outcome.winners, entries, vouchers })
+    let refunds = losers
+        .iter()
+        .map(|l| NewRefund::of_membership("not_drawn", &l.membership, &l.user, l.paid, l.from.clone()))
+        .collect();
+    Ok(DrawPlan {
+        participants_digest: outcome.participants_digest,
+        winners: outcome.winners,
+        entries,
+        vouchers,
+        refunds,
+    })
 }
 
 /// The claim for an `Idempotency-Key`: scoped to the caller and the endpoint (method and path), bound to the
@@ -297,7 +313,8 @@ impl App {
         let Some(membership_id) = record.resource else { return Ok(None) };
         let membership = self.store.membership(&membership_id).await?.ok_or_else(unknown_group)?;
         let group = self.group(&GroupId::from_trusted(&membership.group_id)).await?;
-        Ok(Some(JoinAnswer::Again(Joined { group, membership })))
+        let payment = self.seat_payment(&membership).await?;
+        Ok(Some(JoinAnswer::Again(Joined { group, membership, payment })))
     }
 
     async fn join_once(
@@ -309,6 +326,7 @@ impl App {
     ) -> AppResult<Joined> {
         // The body is checked before anything else (a 400 comes before every state check).
         let client_seed = draw::client_seed_or_random(input.client_seed.as_deref(), random_bytes::<16>()?)?;
+        let provider = self.provider_for_join(input.pay_with.as_deref())?;
         let campaign_id = match &target {
             JoinTarget::NewGroup(c) | JoinTarget::Campaign(c) => c.clone(),
             JoinTarget::Group(g) => self.store.group(g).await?.ok_or_else(unknown_group)?.campaign(),
@@ -338,39 +356,60 @@ impl App {
             draw_due_if_full: draw_due(rules.draw_mode(), now),
             now,
             idempotency,
+            payment: provider.map(|provider| SeatPayment {
+                id: tuangou_store::new_id(),
+                provider,
+                description: campaign.title.clone(),
+                pay_by: now.plus_millis(rules.payment_window()),
+            }),
         };
         let (group, membership) = match target {
             JoinTarget::NewGroup(_) => self.open(&rules, &admission).await?,
             JoinTarget::Group(group) => self.store.join_group(&group, &admission).await?,
             JoinTarget::Campaign(_) => self.join_any(&rules, &admission).await?,
         };
-        let mut events = vec![event("joined", &group)];
-        if group.status == "full" {
-            events.push(event("full", &group));
-        }
-        self.publish(events);
-        if group.status == "full" && rules.draw_mode() == DrawMode::Instant {
-            match self.draw(Some(&group.group_id())).await {
-                // The draw answers with the group and its members as it left them.
-                Ok(Some(drawn)) => {
-                    if let Some(membership) = drawn.members.iter().find(|m| m.id == membership.id).cloned() {
-                        return Ok(Joined { group: drawn, membership });
-                    }
-                }
-                // Drawn meanwhile by the worker or another instance: exactly once either way.
-                Ok(None) | Err(AppError::Conflict("already_drawn", _)) => {}
-                Err(error) => tracing::warn!(%error, group = %group.id, "instant draw failed; the worker retries"),
-            }
-            // The draw changed the group and this membership: answer with them as they are now.
-            let group = self.group(&group.group_id()).await?;
-            let membership = self.store.membership(&membership.id).await?.unwrap_or(membership);
-            return Ok(Joined { group, membership });
+        let payment = self.seat_payment(&membership).await?;
+        if let Some(drawn) = self.after_seat_taken(&group, &membership, rules.draw_mode()).await? {
+            return Ok(Joined { payment, ..drawn });
         }
         // Answer with the group as the join's transaction left it: its row came back from that transaction, and the
-        // members are read up to its count (later joiners are not part of this answer).
+        // members are read up to its seats (later joiners are not part of this answer).
         let mut members = self.store.group_members(&group.group_id()).await?;
-        members.retain(|m| m.seq <= group.member_count);
-        Ok(Joined { group: GroupView { group, members }, membership })
+        members.retain(|m| m.seq <= group.member_count + group.released_seats);
+        Ok(Joined { group: GroupView { group, members }, membership, payment })
+    }
+
+    /// What follows a seat taken or paid: its events, and the draw when it filled an instant group. `Some`: the
+    /// group was full, with the group and the membership as they are now (drawn, when the draw ran).
+    pub(crate) async fn after_seat_taken(
+        &self,
+        group: &GroupRow,
+        membership: &MemberRow,
+        mode: DrawMode,
+    ) -> AppResult<Option<Joined>> {
+        let mut events = vec![event("joined", group)];
+        if group.status == "full" {
+            events.push(event("full", group));
+        }
+        self.publish(events);
+        if group.status != "full" || mode != DrawMode::Instant {
+            return Ok(None);
+        }
+        match self.draw(Some(&group.group_id())).await {
+            // The draw answers with the group and its members as it left them.
+            Ok(Some(drawn)) => {
+                if let Some(membership) = drawn.members.iter().find(|m| m.id == membership.id).cloned() {
+                    return Ok(Some(Joined { group: drawn, membership, payment: None }));
+                }
+            }
+            // Drawn meanwhile by the worker or another instance: exactly once either way.
+            Ok(None) | Err(AppError::Conflict("already_drawn", _)) => {}
+            Err(error) => tracing::warn!(%error, group = %group.id, "instant draw failed; the worker retries"),
+        }
+        // The draw changed the group and this membership: answer with them as they are now.
+        let group = self.group(&group.group_id()).await?;
+        let membership = self.store.membership(&membership.id).await?.unwrap_or_else(|| membership.clone());
+        Ok(Some(Joined { group, membership, payment: None }))
     }
 
     async fn open(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {

@@ -36,6 +36,9 @@ pub struct CampaignInput {
     pub draw_window_hours: Option<i64>,
     pub voucher_valid_days: i64,
     pub per_customer_limit: Option<i64>,
+    /// How long a seat waits for a payment through a provider: 1–15 minutes (default 5).
+    #[serde(default)]
+    pub payment_window_minutes: Option<i64>,
     pub starts_at: Option<Millis>,
     pub ends_at: Option<Millis>,
 }
@@ -177,6 +180,8 @@ impl CampaignRules {
         in_range("voucher_valid_days", input.voucher_valid_days, 1, 365)?;
         input.per_customer_limit =
             Some(in_range("per_customer_limit", input.per_customer_limit.unwrap_or(1), 1, 1_000)?);
+        input.payment_window_minutes =
+            Some(in_range("payment_window_minutes", input.payment_window_minutes.unwrap_or(5), 1, 15)?);
         if let (Some(starts), Some(ends)) = (input.starts_at, input.ends_at)
             && ends <= starts
         {
@@ -270,6 +275,13 @@ impl CampaignRules {
     pub fn per_customer_limit(&self) -> i64 {
         self.input.per_customer_limit.unwrap_or(1)
     }
+    pub fn payment_window_minutes(&self) -> i64 {
+        self.input.payment_window_minutes.unwrap_or(5)
+    }
+    /// How long a seat waits for a payment through a provider, in milliseconds.
+    pub fn payment_window(&self) -> i64 {
+        self.input.payment_window_minutes.unwrap_or(5).saturating_mul(60_000)
+    }
     /// The most the cash rewards can cost, reserved from the merchant's wallet on publishing.
     pub fn max_reward_cost(&self) -> Fen {
         self.max_reward_cost
@@ -307,6 +319,7 @@ pub(crate) mod tests {
             draw_window_hours: None,
             voucher_valid_days: 30,
             per_customer_limit: None,
+            payment_window_minutes: None,
             starts_at: None,
             ends_at: None,
         }

@@ -57,6 +57,10 @@ typed_id!(
     VoucherId,
     /// A voucher's redemption at the counter.
     RedemptionId,
+    /// A payment through a provider (our `out_trade_no`).
+    PaymentId,
+    /// A refund (derived from its cause: `{cause}-{what}`), also the provider's `out_refund_no`.
+    RefundId,
 );
 
 #[cfg(test)]

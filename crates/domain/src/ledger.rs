@@ -179,12 +179,74 @@ impl Entry {
     }
 }
 
-/// A member's part in a group's money: which membership, whose, what they paid into the hold.
+/// A member's part in a group's money: which membership, whose, what they paid into the hold, and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
     pub membership: String,
     pub user: UserId,
     pub paid: Fen,
+    pub from: PaidFrom,
+}
+
+/// Where a join's money came from, so that a refund goes back the same way (原路退回, PAYMENTS.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaidFrom {
+    Wallet,
+    /// Through this payment provider (`sandbox`, `wechatpay`, `alipay`).
+    Provider(String),
+}
+
+impl PaidFrom {
+    /// As a membership stores it (`paid_with`): `wallet`, or the provider's name.
+    pub fn from_stored(paid_with: &str) -> Self {
+        match paid_with {
+            "wallet" => PaidFrom::Wallet,
+            provider => PaidFrom::Provider(provider.to_owned()),
+        }
+    }
+
+    /// Where a refund of this money goes first: straight back to the wallet, or owed to the customer (refund
+    /// pending) until the provider confirms it gave the money back.
+    pub fn refund_account(&self, user: &UserId) -> Account {
+        match self {
+            PaidFrom::Wallet => Account::CustomerAvailable(user.clone()),
+            PaidFrom::Provider(_) => Account::CustomerRefundPending(user.clone()),
+        }
+    }
+}
+
+/// A paid join's money arrived: from the provider's clearing account into the customer's hold.
+pub fn payment_entry(payment: &str, provider: &str, user: &UserId, amount: Fen) -> Entry {
+    Entry::transfer(
+        Cause::Payment,
+        Account::ProviderClearing(provider.to_owned()),
+        Account::CustomerHeld(user.clone()),
+        amount,
+    )
+    .with_reference(format!("payment:{payment}"))
+}
+
+/// Money that arrived for a seat that no longer waits for it (late or unusable money): owed straight back to the
+/// customer through the provider. `refund` is the refund's id (`late_payment-{payment}`).
+pub fn late_payment_entry(refund: &str, provider: &str, user: &UserId, amount: Fen) -> Entry {
+    Entry::transfer(
+        Cause::Refund,
+        Account::ProviderClearing(provider.to_owned()),
+        Account::CustomerRefundPending(user.clone()),
+        amount,
+    )
+    .with_reference(format!("refund-owed:{refund}"))
+}
+
+/// The provider confirmed a refund: what was owed to the customer leaves through the provider.
+pub fn refund_settled_entry(refund: &str, provider: &str, user: &UserId, amount: Fen) -> Entry {
+    Entry::transfer(
+        Cause::Refund,
+        Account::CustomerRefundPending(user.clone()),
+        Account::ProviderClearing(provider.to_owned()),
+        amount,
+    )
+    .with_reference(format!("refund-settled:{refund}"))
 }
 
 /// The reference of the one entry of `cause` that a membership may have. References are unique in the ledger,
@@ -204,8 +266,8 @@ pub fn expiry_refunds(holds: &[Hold]) -> Vec<Entry> {
     holds
         .iter()
         .map(|h| {
-            let (held, available) = (Account::CustomerHeld(h.user.clone()), Account::CustomerAvailable(h.user.clone()));
-            Entry::transfer(Cause::Expiry, held, available, h.paid)
+            let (held, back) = (Account::CustomerHeld(h.user.clone()), h.from.refund_account(&h.user));
+            Entry::transfer(Cause::Expiry, held, back, h.paid)
                 .with_reference(membership_reference(Cause::Expiry, &h.membership))
         })
         .collect()
@@ -230,9 +292,10 @@ pub fn draw_entries(
         );
     }
     for l in losers {
-        let (held, available) = (Account::CustomerHeld(l.user.clone()), Account::CustomerAvailable(l.user.clone()));
+        let (held, back) = (Account::CustomerHeld(l.user.clone()), l.from.refund_account(&l.user));
+        let available = Account::CustomerAvailable(l.user.clone());
         entries.push(
-            Entry::transfer(Cause::Refund, held, available.clone(), l.paid)
+            Entry::transfer(Cause::Refund, held, back, l.paid)
                 .with_reference(membership_reference(Cause::Refund, &l.membership)),
         );
         let reward_entry = match reward {
@@ -288,25 +351,21 @@ pub fn undo_entries(redemption: &str, merchant: &MerchantId, price: Fen, commiss
 }
 
 /// A purchase voucher expired unredeemed: its price goes back to the customer from the merchant's receivable.
-pub fn voucher_expiry_refund(voucher: &str, merchant: &MerchantId, user: &UserId, price: Fen) -> Entry {
-    Entry::transfer(
-        Cause::Expiry,
-        Account::MerchantReceivable(merchant.clone()),
-        Account::CustomerAvailable(user.clone()),
-        price,
-    )
-    .with_reference(format!("voucher-expiry:{voucher}"))
+pub fn voucher_expiry_refund(
+    voucher: &str,
+    merchant: &MerchantId,
+    user: &UserId,
+    price: Fen,
+    from: &PaidFrom,
+) -> Entry {
+    Entry::transfer(Cause::Expiry, Account::MerchantReceivable(merchant.clone()), from.refund_account(user), price)
+        .with_reference(format!("voucher-expiry:{voucher}"))
 }
 
 /// A winner returned an unused voucher (随时退): its price goes back from the merchant's receivable.
-pub fn voucher_refund(voucher: &str, merchant: &MerchantId, user: &UserId, price: Fen) -> Entry {
-    Entry::transfer(
-        Cause::Refund,
-        Account::MerchantReceivable(merchant.clone()),
-        Account::CustomerAvailable(user.clone()),
-        price,
-    )
-    .with_reference(format!("voucher-refund:{voucher}"))
+pub fn voucher_refund(voucher: &str, merchant: &MerchantId, user: &UserId, price: Fen, from: &PaidFrom) -> Entry {
+    Entry::transfer(Cause::Refund, Account::MerchantReceivable(merchant.clone()), from.refund_account(user), price)
+        .with_reference(format!("voucher-refund:{voucher}"))
 }
 
 /// A friend joined through `inviter`'s share link and their group was drawn: the inviter's bonus, once per friend.
@@ -339,6 +398,7 @@ mod tests {
             membership: format!("m-{u}"),
             user: UserId::from_trusted(u),
             paid: Fen::from_stored(990).unwrap(),
+            from: PaidFrom::Wallet,
         };
         let cash = Reward::Cash(Fen::from_stored(300).unwrap());
         let entries = draw_entries(&m, &c, cash, &[hold("w")], &[hold("l1"), hold("l2")]);
@@ -365,6 +425,30 @@ mod tests {
         assert_eq!(entries[2].reference(), Some("reward:m-l1"));
         assert_eq!(entries[1].reference(), Some("refund:m-l1"));
         assert_eq!(entries[2].reference(), Some("reward:m-l1"));
+    }
+
+    #[test]
+    fn refunds_go_back_the_way_the_money_came() {
+        let (m, c) = (MerchantId::from_trusted("m"), CampaignId::from_trusted("c"));
+        let paid = Fen::from_stored(990).unwrap();
+        let by_sandbox = Hold {
+            membership: "m1".into(),
+            user: UserId::from_trusted("u"),
+            paid,
+            from: PaidFrom::Provider("sandbox".into()),
+        };
+        let entries = draw_entries(&m, &c, Reward::Cash(Fen::from_stored(300).unwrap()), &[], &[by_sandbox.clone()]);
+        assert_eq!(entries[0].postings()[1].account.key(), "customer:u:refund_pending", "the price is owed back");
+        assert_eq!(entries[1].postings()[1].account.key(), "customer:u:available", "the reward is the platform's");
+        assert_eq!(expiry_refunds(&[by_sandbox])[0].postings()[1].account.key(), "customer:u:refund_pending");
+        let user = UserId::from_trusted("u");
+        let came = payment_entry("p", "sandbox", &user, paid);
+        let went = refund_settled_entry("r", "sandbox", &user, paid);
+        assert_eq!(came.postings()[0].account.key(), "provider:sandbox:clearing");
+        assert_eq!(went.postings()[1].account.key(), "provider:sandbox:clearing");
+        assert!(Account::key_may_go_negative("provider:sandbox:clearing"));
+        assert!(!Account::key_may_go_negative("customer:u:refund_pending"));
+        assert_eq!(PaidFrom::from_stored("wallet"), PaidFrom::Wallet);
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct CampaignRow {
     pub draw_window_hours: Option<i64>,
     pub voucher_valid_days: i64,
     pub per_customer_limit: i64,
+    pub payment_window_minutes: i64,
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
     pub reserved_units: i64,
@@ -65,6 +66,7 @@ crate::sqlite_sql::from_values!(CampaignRow {
     draw_window_hours,
     voucher_valid_days,
     per_customer_limit,
+    payment_window_minutes,
     starts_at,
     ends_at,
     reserved_units,
@@ -107,6 +109,7 @@ impl CampaignRow {
             draw_window_hours: self.draw_window_hours,
             voucher_valid_days: self.voucher_valid_days,
             per_customer_limit: Some(self.per_customer_limit),
+            payment_window_minutes: Some(self.payment_window_minutes),
             starts_at: self.starts_at.map(Millis),
             ends_at: self.ends_at.map(Millis),
         }
@@ -143,7 +146,7 @@ pub struct CampaignFilter {
 pub(crate) const CAMPAIGN_COLUMNS: &str = "id, merchant_id, status, title, product_type, description, quantity, price, \
      original_price, group_size, winners_per_group, reward_kind, reward_amount, reward_valid_days, \
      referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at, draw_window_hours, \
-     voucher_valid_days, per_customer_limit, starts_at, ends_at, reserved_units, won_units, created_at, \
+     voucher_valid_days, per_customer_limit, payment_window_minutes, starts_at, ends_at, reserved_units, won_units, created_at, \
      published_at, ended_at";
 
 fn escape_like(text: &str) -> String {
@@ -223,15 +226,17 @@ impl Store {
                     "INSERT INTO campaigns (id, merchant_id, status, title, product_type, description, quantity, price,
                          original_price, group_size, winners_per_group, reward_kind, reward_amount, reward_valid_days,
                          referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at,
-                         draw_window_hours, voucher_valid_days, per_customer_limit, starts_at, ends_at, created_at)
+                         draw_window_hours, voucher_valid_days, per_customer_limit, starts_at, ends_at, created_at,
+                         payment_window_minutes)
                      VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                         $19, $20, $21, $22, $23, $24)
+                         $19, $20, $21, $22, $23, $24, $25)
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
                         .bind(new_id())
                         .bind(merchant.as_str())
                         .bind_rules(rules)
-                        .bind(now.0),
+                        .bind(now.0)
+                        .bind(rules.payment_window_minutes()),
                     )
                     .await?;
                 Ok(row)
@@ -288,12 +293,13 @@ impl Store {
                          reward_amount = $11, reward_valid_days = $12, referral_bonus_points = $13,
                          commission_bps = $14, group_ttl_seconds = $15, draw_mode = $16, draw_at = $17,
                          draw_window_hours = $18, voucher_valid_days = $19, per_customer_limit = $20,
-                         starts_at = $21, ends_at = $22
+                         starts_at = $21, ends_at = $22, payment_window_minutes = $23
                      WHERE id = $1 AND status = 'draft'
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
                         .bind(id.as_str())
-                        .bind_rules(rules),
+                        .bind_rules(rules)
+                        .bind(rules.payment_window_minutes()),
                     )
                     .await?;
                 let row = changed_or(&mut conn, id, updated, "campaign_live").await?;

@@ -12,7 +12,7 @@ use tuangou_domain::time::Millis;
 /// One broken invariant, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// Which invariant of SPEC.md (1–7).
+    /// Which invariant of SPEC.md (1–7), or 8: the money invariants of PAYMENTS.md.
     pub invariant: u8,
     pub detail: String,
 }
@@ -40,13 +40,15 @@ impl Store {
         let conn = &mut pooled.conn();
         let f = &mut found;
 
-        // 2. No group has more than N members; a full group has exactly N; seqs are 1..n.
+        // 2. No group has more than N members (held seats, paid or pending); a full group has exactly N, all
+        //    paid; seqs are distinct, and 1..N in a full group (a released seq waits for the next joiner).
         each(
             conn,
             f,
             2,
             "SELECT id, member_count, group_size, status FROM groups
-             WHERE member_count > group_size OR (status IN ('full', 'drawn') AND member_count <> group_size)",
+             WHERE member_count > group_size OR paid_count > member_count
+                OR (status IN ('full', 'drawn') AND (member_count <> group_size OR paid_count <> group_size))",
             |(id, count, size, status): (String, i64, i64, String)| {
                 format!("group {id} is {status} with {count} of {size} members")
             },
@@ -54,8 +56,11 @@ impl Store {
         .await?;
         each(conn, f, 2, "SELECT g.id, g.member_count, CAST(COUNT(m.id) AS BIGINT), CAST(COALESCE(MIN(m.seq), 1) AS BIGINT),
                  CAST(COALESCE(MAX(m.seq), 0) AS BIGINT)
-             FROM groups g LEFT JOIN memberships m ON m.group_id = g.id GROUP BY g.id, g.member_count
-             HAVING COUNT(m.id) <> g.member_count OR COALESCE(MIN(m.seq), 1) <> 1 OR COALESCE(MAX(m.seq), 0) <> COUNT(m.id)",
+             FROM groups g LEFT JOIN memberships m ON m.group_id = g.id AND m.status <> 'unpaid'
+             GROUP BY g.id, g.member_count, g.released_seats, g.group_size
+             HAVING COUNT(m.id) <> g.member_count OR COALESCE(MIN(m.seq), 1) < 1
+                 OR COALESCE(MAX(m.seq), 0) > g.member_count + g.released_seats OR COALESCE(MAX(m.seq), 0) > g.group_size
+                 OR (COUNT(m.id) = g.group_size AND COALESCE(MAX(m.seq), 0) <> g.group_size)",
             |(id, count, rows, min, max): (String, i64, i64, i64, i64)| {
                 format!("group {id} counts {count} members but has {rows} (seqs {min}..{max})")
             }).await?;
@@ -85,20 +90,29 @@ impl Store {
             f,
             3,
             "SELECT m.id, m.status, g.status FROM memberships m JOIN groups g ON g.id = m.group_id
-             WHERE (g.status = 'drawn' AND m.status NOT IN ('won', 'lost'))
+             WHERE m.status <> 'unpaid' AND ((g.status = 'drawn' AND m.status NOT IN ('won', 'lost'))
                 OR (g.status = 'expired' AND m.status <> 'expired')
-                OR (g.status IN ('open', 'full') AND m.status <> 'waiting')",
+                OR (g.status = 'full' AND m.status <> 'waiting')
+                OR (g.status = 'open' AND m.status NOT IN ('waiting', 'pending')))",
             |(id, member, group): (String, String, String)| format!("membership {id} is {member} in a {group} group"),
         )
         .await?;
 
-        // 4. Each membership's money moved once per step: a join charge always; a capture for a winner; a refund
-        //    for a loser or an expired member. (References are unique, so none can be there twice.)
-        each(conn, f, 4, "SELECT m.id, m.status FROM memberships m WHERE NOT EXISTS
-                 (SELECT 1 FROM ledger_entries e WHERE e.reference = 'join:' || m.id)
+        // 4. Each membership's money moved once per step: a join charge (from the wallet, or its payment through a
+        //    provider) for every seat that was paid; a capture for a winner; a refund for a loser or an expired
+        //    paid member. (References are unique, so none can be there twice.)
+        each(conn, f, 4, "SELECT m.id, m.status FROM memberships m WHERE (m.status NOT IN ('pending', 'unpaid')
+                 AND NOT (m.status = 'expired' AND m.paid_with <> 'wallet' AND NOT EXISTS
+                     (SELECT 1 FROM payments p JOIN ledger_entries e ON e.reference = 'payment:' || p.id
+                      WHERE p.membership_id = m.id))
+                 AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'join:' || m.id)
+                 AND NOT EXISTS (SELECT 1 FROM payments p JOIN ledger_entries e ON e.reference = 'payment:' || p.id
+                                 WHERE p.membership_id = m.id))
              OR (m.status = 'won' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'draw:' || m.id))
              OR (m.status = 'lost' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'refund:' || m.id))
-             OR (m.status = 'expired' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'expiry:' || m.id))",
+             OR (m.status = 'expired' AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'expiry:' || m.id)
+                 AND (m.paid_with = 'wallet' OR EXISTS (SELECT 1 FROM payments p JOIN ledger_entries e
+                      ON e.reference = 'payment:' || p.id WHERE p.membership_id = m.id)))",
             |(id, status): (String, String)| format!("membership {id} ({status}) lacks its ledger entry")).await?;
         each(
             conn,
@@ -194,7 +208,8 @@ impl Store {
             conn,
             f,
             7,
-            "SELECT group_id, user_id FROM memberships GROUP BY group_id, user_id HAVING COUNT(*) > 1",
+            "SELECT group_id, user_id FROM memberships WHERE status <> 'unpaid'
+             GROUP BY group_id, user_id HAVING COUNT(*) > 1",
             |(group, user): (String, String)| format!("user {user} is in group {group} more than once"),
         )
         .await?;
@@ -203,19 +218,49 @@ impl Store {
             f,
             7,
             "SELECT m.campaign_id, m.user_id, CAST(COUNT(*) AS BIGINT), c.per_customer_limit
-             FROM memberships m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status <> 'expired'
+             FROM memberships m JOIN campaigns c ON c.id = m.campaign_id WHERE m.status NOT IN ('expired', 'unpaid')
              GROUP BY m.campaign_id, m.user_id, c.per_customer_limit HAVING COUNT(*) > c.per_customer_limit",
             |(campaign, user, n, limit): (String, String, i64, i64)| {
                 format!("user {user} holds {n} memberships of campaign {campaign}, over its limit of {limit}")
             },
         )
         .await?;
-        each(conn, f, 7, "SELECT p.campaign_id, p.user_id, p.active, CAST(COUNT(m.id) AS BIGINT) FROM participations p
-             LEFT JOIN memberships m ON m.campaign_id = p.campaign_id AND m.user_id = p.user_id AND m.status <> 'expired'
+        each(
+            conn,
+            f,
+            7,
+            "SELECT p.campaign_id, p.user_id, p.active, CAST(COUNT(m.id) AS BIGINT) FROM participations p
+             LEFT JOIN memberships m ON m.campaign_id = p.campaign_id AND m.user_id = p.user_id
+                 AND m.status NOT IN ('expired', 'unpaid')
              GROUP BY p.campaign_id, p.user_id, p.active HAVING p.active <> COUNT(m.id)",
             |(campaign, user, active, n): (String, String, i64, i64)| {
                 format!("user {user} counts {active} memberships of campaign {campaign} but holds {n}")
-            }).await?;
+            },
+        )
+        .await?;
+        // Payments (PAYMENTS.md): every paid payment is a paid seat's hold or has a refund; every refund is
+        // recorded with the ledger entry that owes it, and one that succeeded through a provider was paid out.
+        each(
+            conn,
+            f,
+            8,
+            "SELECT p.id, p.status FROM payments p WHERE p.status IN ('paid', 'refunded')
+               AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'payment:' || p.id)
+               AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id AND r.cause = 'late_payment')",
+            |(id, status): (String, String)| format!("payment {id} is {status} but seats no one and was not refunded"),
+        )
+        .await?;
+        each(
+            conn,
+            f,
+            8,
+            "SELECT r.id, r.status FROM refunds r WHERE r.destination = 'provider' AND (
+                 (r.status = 'succeeded') <> EXISTS (SELECT 1 FROM ledger_entries e WHERE e.reference = 'refund-settled:' || r.id)
+              OR (r.cause = 'late_payment' AND NOT EXISTS
+                     (SELECT 1 FROM ledger_entries e WHERE e.reference = 'refund-owed:' || r.id)))",
+            |(id, status): (String, String)| format!("refund {id} ({status}) does not match its ledger entries"),
+        )
+        .await?;
         Ok(found)
     }
 

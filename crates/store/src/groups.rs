@@ -12,9 +12,11 @@ use crate::campaigns::CAMPAIGN_COLUMNS;
 use crate::db::{Backend, Conn, Ran, Sql, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
 use crate::ledger::{Posting, post_all};
-use crate::{CampaignRow, Store, StoreError, StoreResult, new_id};
+use crate::payments::insert_payment_sql;
+use crate::refunds::NewRefund;
+use crate::{CampaignRow, NewPayment, Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{CampaignId, GroupId, UserId};
-use tuangou_domain::ledger::{Entry, Hold, expiry_refunds, join_entry};
+use tuangou_domain::ledger::{Entry, Hold, PaidFrom, expiry_refunds, join_entry};
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 
@@ -36,6 +38,12 @@ pub struct GroupRow {
     pub participants_digest: Option<String>,
     pub winners: Option<String>,
     pub expired_at: Option<i64>,
+    /// Seats paid for; the group fills when they reach `group_size` (`member_count` counts pending seats too).
+    pub paid_count: i64,
+    /// Seqs below `member_count + released_seats` that no held seat has: released seats, for the next joiners.
+    pub released_seats: i64,
+    /// The seq of the last seat taken.
+    pub last_seq: i64,
 }
 crate::sqlite_sql::from_values!(GroupRow {
     id,
@@ -53,7 +61,10 @@ crate::sqlite_sql::from_values!(GroupRow {
     drawn_at,
     participants_digest,
     winners,
-    expired_at
+    expired_at,
+    paid_count,
+    released_seats,
+    last_seq
 });
 
 impl GroupRow {
@@ -82,8 +93,13 @@ pub struct MemberRow {
     pub client_seed: String,
     pub invited_by: Option<String>,
     pub price: i64,
+    /// `pending` (seat held for a payment), `waiting`, `won`, `lost`, `expired`, `unpaid` (seat released).
     pub status: String,
     pub created_at: i64,
+    /// `wallet`, or the provider that took (or is to take) the money.
+    pub paid_with: String,
+    /// Until when a pending seat is held.
+    pub pay_by: Option<i64>,
 }
 crate::sqlite_sql::from_values!(MemberRow {
     id,
@@ -96,12 +112,24 @@ crate::sqlite_sql::from_values!(MemberRow {
     invited_by,
     price,
     status,
-    created_at
+    created_at,
+    paid_with,
+    pay_by
 });
 
 impl MemberRow {
     pub fn user(&self) -> UserId {
         UserId::from_trusted(&self.user_id)
+    }
+
+    /// Where this member's money came from (and where a refund of it goes).
+    pub fn paid_from(&self) -> PaidFrom {
+        PaidFrom::from_stored(&self.paid_with)
+    }
+
+    /// Whether the seat is still held (pending, or paid): a released seat (`unpaid`) is not a member any more.
+    pub fn holds_seat(&self) -> bool {
+        self.status != "unpaid"
     }
 }
 
@@ -119,6 +147,26 @@ pub struct Admission {
     pub draw_due_if_full: Millis,
     pub now: Millis,
     pub idempotency: Option<IdempotencyClaim>,
+    /// `None`: paid from the wallet in the join itself. `Some`: the seat is held (`pending`) for this payment.
+    pub payment: Option<SeatPayment>,
+}
+
+/// A payment through a provider that a pending seat waits for: made in the join's unit, `created`, sent to the
+/// provider after it.
+#[derive(Debug, Clone)]
+pub struct SeatPayment {
+    pub id: String,
+    pub provider: String,
+    pub description: String,
+    /// The end of the payment window; the seat is held until then or the group's own deadline, whichever is first.
+    pub pay_by: Millis,
+}
+
+impl Admission {
+    /// 1 when the join pays in full now (from the wallet), 0 when its seat waits for a payment.
+    fn paid_now(&self) -> i64 {
+        i64::from(self.payment.is_none())
+    }
 }
 
 /// A group to open, with its committed seed.
@@ -140,15 +188,18 @@ pub struct DrawPlan {
     pub winners: Vec<i64>,
     pub entries: Vec<Entry>,
     pub vouchers: Vec<crate::vouchers::NewVoucher>,
+    /// The refunds of those not drawn (to the wallet, or owed through the provider that took the money).
+    pub refunds: Vec<crate::refunds::NewRefund>,
 }
 
 /// The members of a campaign whose tickets a group's members named as `invited_by`: ticket → user.
 pub type Inviters = std::collections::HashMap<String, UserId>;
 
 pub(crate) const GROUP_COLUMNS: &str = "id, campaign_id, status, group_size, winners_per_group, member_count, server_seed, \
-     seed_commitment, created_at, expires_at, full_at, draw_due_at, drawn_at, participants_digest, winners, expired_at";
-pub(crate) const MEMBER_COLUMNS: &str =
-    "id, group_id, campaign_id, user_id, seq, ticket, client_seed, invited_by, price, status, created_at";
+     seed_commitment, created_at, expires_at, full_at, draw_due_at, drawn_at, participants_digest, winners, expired_at, \
+     paid_count, released_seats, last_seq";
+pub(crate) const MEMBER_COLUMNS: &str = "id, group_id, campaign_id, user_id, seq, ticket, client_seed, invited_by, price, \
+     status, created_at, paid_with, pay_by";
 
 async fn group_in(conn: &mut Conn<'_>, id: &str) -> StoreResult<Option<GroupRow>> {
     Ok(conn.fetch_optional(sql(format!("SELECT {GROUP_COLUMNS} FROM groups WHERE id = $1")).bind(id)).await?)
@@ -157,7 +208,10 @@ async fn group_in(conn: &mut Conn<'_>, id: &str) -> StoreResult<Option<GroupRow>
 async fn members_in(conn: &mut Conn<'_>, group: &str) -> StoreResult<Vec<MemberRow>> {
     Ok(conn
         .fetch_all(
-            sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 ORDER BY seq")).bind(group),
+            sql(format!(
+                "SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 AND status <> 'unpaid' ORDER BY seq"
+            ))
+            .bind(group),
         )
         .await?)
 }
@@ -193,26 +247,53 @@ fn check_preamble(ran: &mut Ran, a: &Admission) -> StoreResult<()> {
     }
 }
 
-/// The statements that admit a member to a group whose seat `seq` is taken: the price into the customer's hold,
-/// the membership, and the idempotency key's resource. See [`Admitted::check`].
-fn admit(backend: Backend, group: &str, seq: i64, a: &Admission) -> (Vec<Sql>, Admitted) {
+/// The statements that admit a member to the seat `seq` of the group `group` (whose deadline is `group_expires`):
+/// paid from the wallet, the price into the customer's hold; paid through a provider, the seat held (`pending`)
+/// with its payment made `created`; then the membership, and the idempotency key's resource. See
+/// [`Admitted::check`].
+fn admit(backend: Backend, group: &str, seq: i64, group_expires: Millis, a: &Admission) -> (Vec<Sql>, Admitted) {
     let membership_id = new_id();
-    let (mut statements, posting) = Posting::of(backend, &[join_entry(&membership_id, &a.user, a.price)], a.now);
+    let entries = match &a.payment {
+        None => vec![join_entry(&membership_id, &a.user, a.price)],
+        Some(_) => Vec::new(),
+    };
+    let (mut statements, posting) = Posting::of(backend, &entries, a.now);
     let returning = format!("RETURNING {MEMBER_COLUMNS}");
-    statements.push(membership_insert(&membership_id, a, ["$9", "$10"], &returning).bind(group).bind(seq));
+    let pay_by = a.payment.as_ref().map(|p| p.pay_by.min(group_expires));
+    statements.push(membership_insert(&membership_id, a, pay_by, ["$12", "$13"], &returning).bind(group).bind(seq));
+    if let (Some(payment), Some(pay_by)) = (&a.payment, pay_by) {
+        statements.push(insert_payment_sql(&seat_payment(payment, &membership_id, pay_by, a), a.now));
+    }
     if let Some(claim) = &a.idempotency {
         statements.push(attach_resource_sql(claim, &membership_id, None));
     }
-    (statements, Admitted { posting, keyed: a.idempotency.is_some() })
+    (statements, Admitted { posting, keyed: a.idempotency.is_some(), pays_later: a.payment.is_some() })
 }
 
-/// The membership `id` of `a`: `group` and `seq` are the SQL of the group's id and the seat's seq (placeholders
-/// after the eight this binds, or columns of a seat another part of the same call chose), `rest` what follows the
-/// select list (a `FROM …` clause, `RETURNING …`).
-fn membership_insert(id: &str, a: &Admission, [group, seq]: [&str; 2], rest: &str) -> Sql {
+/// The payment a pending seat waits for, as our `payments` row.
+fn seat_payment(payment: &SeatPayment, membership: &str, pay_by: Millis, a: &Admission) -> NewPayment {
+    NewPayment {
+        id: payment.id.clone(),
+        provider: payment.provider.clone(),
+        user: a.user.clone(),
+        membership: Some(membership.to_owned()),
+        amount: a.price,
+        description: payment.description.clone(),
+        expires_at: pay_by,
+    }
+}
+
+/// The membership `id` of `a` (`pending` until `pay_by` when it waits for a payment): `group` and `seq` are the
+/// SQL of the group's id and the seat's seq (placeholders after the eleven this binds, or columns of a seat
+/// another part of the same call chose), `rest` what follows the select list (a `FROM …` clause, `RETURNING …`).
+fn membership_insert(id: &str, a: &Admission, pay_by: Option<Millis>, [group, seq]: [&str; 2], rest: &str) -> Sql {
+    let (status, paid_with) = match &a.payment {
+        None => ("waiting", "wallet"),
+        Some(payment) => ("pending", payment.provider.as_str()),
+    };
     sql(format!(
         "INSERT INTO memberships ({MEMBER_COLUMNS})
-         SELECT $1, {group}, $2, $3, {seq}, $4, $5, $6, $7, 'waiting', $8 {rest}"
+         SELECT $1, {group}, $2, $3, {seq}, $4, $5, $6, $7, $9, $8, $10, $11 {rest}"
     ))
     .bind(id)
     .bind(a.campaign.as_str())
@@ -222,18 +303,25 @@ fn membership_insert(id: &str, a: &Admission, [group, seq]: [&str; 2], rest: &st
     .bind(a.invited_by.clone())
     .bind(a.price.get())
     .bind(a.now.0)
+    .bind(status)
+    .bind(paid_with)
+    .bind(pay_by.map(|at| at.0))
 }
 
 /// How to read [`admit`]'s statements' results.
 struct Admitted {
     posting: Posting,
     keyed: bool,
+    pays_later: bool,
 }
 
 impl Admitted {
     fn check(self, ran: &mut Ran) -> StoreResult<MemberRow> {
         self.posting.check(ran)?;
-        let member = ran.next().map_err(crate::unique_violation_as("already_member"))?.row()?;
+        let member = ran.next().map_err(seat_violation)?.row()?;
+        if self.pays_later {
+            ran.next()?;
+        }
         if self.keyed {
             ran.next()?;
         }
@@ -241,18 +329,41 @@ impl Admitted {
     }
 }
 
-/// Runs [`admit`] on its own.
-async fn admit_alone(conn: &mut Conn<'_>, group: &str, seq: i64, a: &Admission) -> StoreResult<MemberRow> {
-    let (statements, admitted) = admit(conn.backend(), group, seq, a);
+/// A membership that broke a unique rule: the customer is in the group already, or — on PostgreSQL, when the
+/// group had a released seat — a concurrent joiner took the same released seq after this statement's snapshot
+/// (the unit runs again, and its fresh look sees that seat taken).
+fn seat_violation(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() && db.constraint() == Some("memberships_seat") => {
+            StoreError::RunAgain("seat_taken")
+        }
+        _ => crate::unique_violation_as("already_member")(error),
+    }
+}
+
+/// Runs [`admit`] on its own, for the seat the group `row` says was just taken.
+async fn admit_alone(conn: &mut Conn<'_>, row: &GroupRow, a: &Admission) -> StoreResult<MemberRow> {
+    let (statements, admitted) = admit(conn.backend(), &row.id, row.last_seq, Millis(row.expires_at), a);
     admitted.check(&mut conn.run(statements).await)
 }
 
-/// One more member: the group fills at N (`$2` = now, `$3` = when a filled group is due to be drawn). The seat
-/// updates below add the conditions that make it a seat.
-const TAKE_A_SEAT: &str = "UPDATE groups SET member_count = member_count + 1,
-     status = CASE WHEN member_count + 1 = group_size THEN 'full' ELSE 'open' END,
-     full_at = CASE WHEN member_count + 1 = group_size THEN $2 ELSE NULL END,
-     draw_due_at = CASE WHEN member_count + 1 = group_size THEN $3 ELSE NULL END";
+/// One more seat, paid now (`paid` = 1) or pending (0): the group fills at N paid seats (`$2` = now, `$3` = when a
+/// filled group is due to be drawn). The seat's seq is the next one, or the lowest released seq when a pending
+/// seat was released (a drawn group's seqs are always 1..N). The seat updates below add the conditions that make
+/// it a seat.
+fn take_a_seat(paid: i64) -> String {
+    format!(
+        "UPDATE groups SET member_count = member_count + 1, paid_count = paid_count + {paid},
+             last_seq = CASE WHEN released_seats = 0 THEN member_count + 1 ELSE
+                 (SELECT MIN(r.seq) FROM memberships r WHERE r.group_id = groups.id AND r.status = 'unpaid'
+                    AND NOT EXISTS (SELECT 1 FROM memberships h
+                                    WHERE h.group_id = groups.id AND h.seq = r.seq AND h.status <> 'unpaid')) END,
+             released_seats = CASE WHEN released_seats > 0 THEN released_seats - 1 ELSE 0 END,
+             status = CASE WHEN paid_count + {paid} = group_size THEN 'full' ELSE 'open' END,
+             full_at = CASE WHEN paid_count + {paid} = group_size THEN $2 ELSE NULL END,
+             draw_due_at = CASE WHEN paid_count + {paid} = group_size THEN $3 ELSE NULL END"
+    )
+}
 
 /// Takes the next seat of an open group by one conditional update; changes no row when there is none (full,
 /// closed, past its deadline, or the campaign is no longer live). Returns the group as it is with the seat taken
@@ -280,11 +391,12 @@ fn take_closest_seat(a: &Admission) -> Sql {
 /// the row the update sees.
 fn seat_in(candidate: &str, a: &Admission) -> Sql {
     sql(format!(
-        "{TAKE_A_SEAT}
+        "{}
          WHERE id = {candidate}
            AND campaign_id = $1 AND status = 'open' AND member_count < group_size AND expires_at > $2
            AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = groups.campaign_id AND c.status = 'live')
-         RETURNING {GROUP_COLUMNS}"
+         RETURNING {GROUP_COLUMNS}",
+        take_a_seat(a.paid_now())
     ))
     .bind(a.campaign.as_str())
     .bind(a.now.0)
@@ -332,7 +444,7 @@ async fn reserve_stock(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> 
 /// Opens a group whose stock is reserved, with `a` in its first seat: the group and the admission in one batch.
 async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<(GroupRow, MemberRow)> {
     let id = new_id();
-    let (admission, admitted) = admit(conn.backend(), &id, 1, a);
+    let (admission, admitted) = admit(conn.backend(), &id, 1, group.expires_at, a);
     let mut ran = conn.run(std::iter::once(insert_group(&id, group, a, None)).chain(admission).collect()).await;
     let row = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
     Ok((row, admitted.check(&mut ran)?))
@@ -341,14 +453,15 @@ async fn open_in(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreR
 /// The new group `id` with `a` as its first member (the count only: the membership is written separately),
 /// returning the group; with `only_if`, only when that condition holds.
 fn insert_group(id: &str, group: &NewGroup, a: &Admission, only_if: Option<&str>) -> Sql {
-    let values = "$1, $2, 'open', $3, $4, 1, $5, $6, $7, $8";
+    // The first seat: seq 1, paid or pending. A group of one paid seat is never full (N ≥ 2).
+    let values = format!("$1, $2, 'open', $3, $4, 1, $5, $6, $7, $8, {}, 0, 1", a.paid_now());
     let source = match only_if {
         None => format!("VALUES ({values})"),
         Some(condition) => format!("SELECT {values} WHERE {condition}"),
     };
     sql(format!(
         "INSERT INTO groups (id, campaign_id, status, group_size, winners_per_group, member_count, server_seed,
-             seed_commitment, created_at, expires_at)
+             seed_commitment, created_at, expires_at, paid_count, released_seats, last_seq)
          {source}
          RETURNING {GROUP_COLUMNS}"
     ))
@@ -370,8 +483,10 @@ async fn explain_no_seat(conn: &mut Conn<'_>, group: &str, campaign: &CampaignId
         return Ok(StoreError::Conflict("campaign_not_live"));
     }
     let Some(row) = group_in(conn, group).await? else { return Ok(StoreError::NotFound) };
-    // An open group that refused a seat is past its deadline; `full` and `drawn` groups are full.
+    // An open group that refused a seat is past its deadline, or its seats are all held (some wait for their
+    // payment); `full` and `drawn` groups are full.
     Ok(match row.status.as_str() {
+        "open" if row.member_count >= row.group_size => StoreError::Conflict("group_full"),
         "open" | "expired" => StoreError::Conflict("group_closed"),
         _ => StoreError::Conflict("group_full"),
     })
@@ -393,7 +508,7 @@ async fn join_named_group(conn: &mut Conn<'_>, group: &GroupId, a: &Admission) -
     let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(group.as_str(), a)).await? else {
         return Err(explain_no_seat(conn, group.as_str(), &a.campaign).await?);
     };
-    let member = admit_alone(conn, group.as_str(), row.member_count, a).await?;
+    let member = admit_alone(conn, &row, a).await?;
     Ok((row, member))
 }
 
@@ -406,7 +521,7 @@ async fn join_closest_on_sqlite(
 ) -> StoreResult<(GroupRow, MemberRow)> {
     check_preamble(&mut conn.run(join_preamble(a)).await, a)?;
     if let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await? {
-        let member = admit_alone(conn, &row.id, row.member_count, a).await?;
+        let member = admit_alone(conn, &row, a).await?;
         return Ok((row, member));
     }
     reserve_stock(conn, new_group, a).await?;
@@ -435,15 +550,29 @@ async fn seat_or_open_on_postgres(
     new_group: &NewGroup,
     a: &Admission,
 ) -> StoreResult<(GroupRow, MemberRow)> {
-    if let Some(joined) = one_statement::join_closest(conn, a).await? {
-        return Ok(joined);
-    }
-    // No seat in the look's snapshot: take the stock's row, then look again in a fresh one, and take a seat or
-    // open a group in one statement ([`one_statement::take_unlocked_or_open`]).
-    match reserve_stock(conn, new_group, a).await {
-        Ok(()) => return one_statement::take_unlocked_or_open(conn, new_group, a).await,
-        Err(StoreError::Conflict("sold_out")) => {}
-        Err(other) => return Err(other),
+    if a.payment.is_some() {
+        // A seat that waits for a payment moves no money: the plain path, a look and a seat, else a new group.
+        check_preamble(&mut conn.run(join_preamble(a)).await, a)?;
+        if let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await? {
+            let member = admit_alone(conn, &row, a).await?;
+            return Ok((row, member));
+        }
+        match reserve_stock(conn, new_group, a).await {
+            Ok(()) => return open_in(conn, new_group, a).await,
+            Err(StoreError::Conflict("sold_out")) => {}
+            Err(other) => return Err(other),
+        }
+    } else {
+        if let Some(joined) = one_statement::join_closest(conn, a).await? {
+            return Ok(joined);
+        }
+        // No seat in the look's snapshot: take the stock's row, then look again in a fresh one, and take a seat
+        // or open a group in one statement ([`one_statement::take_unlocked_or_open`]).
+        match reserve_stock(conn, new_group, a).await {
+            Ok(()) => return one_statement::take_unlocked_or_open(conn, new_group, a).await,
+            Err(StoreError::Conflict("sold_out")) => {}
+            Err(other) => return Err(other),
+        }
     }
     // The stock is gone: only seats are left to look for. Each look is a fresh statement (a fresh snapshot); the
     // bound only guards against a pathological storm.
@@ -451,14 +580,14 @@ async fn seat_or_open_on_postgres(
         if attempt > 0
             && let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await?
         {
-            let member = admit_alone(conn, &row.id, row.member_count, a).await?;
+            let member = admit_alone(conn, &row, a).await?;
             return Ok((row, member));
         }
         let Some(group) = closest_to_full(conn, a).await? else {
             return Err(StoreError::Conflict("sold_out"));
         };
         if let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(&group, a)).await? {
-            let member = admit_alone(conn, &group, row.member_count, a).await?;
+            let member = admit_alone(conn, &row, a).await?;
             return Ok((row, member));
         }
         if let StoreError::Conflict("campaign_not_live") = explain_no_seat(conn, &group, &a.campaign).await? {
@@ -635,7 +764,10 @@ where
             .bind(&id)
             .bind(now.0)
             .must_change(1),
-            sql(format!("SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 ORDER BY seq")).bind(&id),
+            sql(format!(
+                "SELECT {MEMBER_COLUMNS} FROM memberships WHERE group_id = $1 AND status <> 'unpaid' ORDER BY seq"
+            ))
+            .bind(&id),
             sql(format!(
                 "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM groups WHERE id = $1)"
             ))
@@ -667,6 +799,7 @@ where
         .collect();
     let decided = plan(&row, &members, &campaign, &inviters)?;
     let drawn = outcome::write(conn, &row, members.len(), &campaign, &decided, now).await?;
+    crate::refunds::record_all(conn, &decided.refunds, now).await?;
     // The members as the outcome statement left them (nothing else of theirs changed).
     let members = members
         .into_iter()
@@ -700,6 +833,7 @@ async fn expire_in(conn: &mut Conn<'_>, now: Millis) -> StoreResult<Option<(Grou
         // Someone joined between our read and the update, or it filled or expired meanwhile: next pass.
         return Ok(None);
     };
+    // Every held seat (paid or pending) stops counting; only paid ones have money to give back.
     let mut users: Vec<&MemberRow> = members.iter().collect();
     users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     for member in &users {
@@ -710,7 +844,12 @@ async fn expire_in(conn: &mut Conn<'_>, now: Millis) -> StoreResult<Option<(Grou
         )
         .await?;
     }
-    conn.execute(sql("UPDATE memberships SET status = 'expired' WHERE group_id = $1").bind(&id)).await?;
+    conn.execute(
+        sql("UPDATE memberships SET status = 'expired', pay_by = NULL
+             WHERE group_id = $1 AND status IN ('pending', 'waiting')")
+        .bind(&id),
+    )
+    .await?;
     conn.execute(
         sql("UPDATE campaigns SET reserved_units = reserved_units - $2 WHERE id = $1")
             .bind(&row.campaign_id)
@@ -719,9 +858,18 @@ async fn expire_in(conn: &mut Conn<'_>, now: Millis) -> StoreResult<Option<(Grou
     .await?;
     let holds: Vec<Hold> = members
         .iter()
-        .filter_map(|m| Some(Hold { membership: m.id.clone(), user: m.user(), paid: Fen::from_stored(m.price)? }))
+        .filter(|m| m.status == "waiting")
+        .filter_map(|m| {
+            let paid = Fen::from_stored(m.price)?;
+            Some(Hold { membership: m.id.clone(), user: m.user(), paid, from: m.paid_from() })
+        })
         .collect();
     post_all(conn, &expiry_refunds(&holds), now).await?;
+    let refunds: Vec<NewRefund> = holds
+        .iter()
+        .map(|h| NewRefund::of_membership("group_expired", &h.membership, &h.user, h.paid, h.from.clone()))
+        .collect();
+    crate::refunds::record_all(conn, &refunds, now).await?;
     let members = members_in(conn, &id).await?;
     Ok(Some((row, members)))
 }

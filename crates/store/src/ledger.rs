@@ -397,6 +397,7 @@ mod tests {
                 membership: format!("m-{user}"),
                 user: UserId::from_trusted(*user),
                 paid: Fen::parse_positive("paid", *paid).unwrap(),
+                from: tuangou_domain::ledger::PaidFrom::Wallet,
             })
             .collect();
         expiry_refunds(&holds)

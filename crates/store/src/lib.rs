@@ -18,7 +18,9 @@ mod merchants;
 mod notify;
 mod payments;
 mod privacy;
+mod refunds;
 mod sandbox;
+mod seats;
 mod sqlite_sql;
 mod sqlite_writer;
 mod stats;
@@ -31,17 +33,19 @@ mod vouchers;
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;
 pub use db::{Backend, ConnectError, PoolSettings};
-pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup};
+pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup, SeatPayment};
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
-pub use payments::{EventEffect, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
+pub use payments::{CHECK_UNPAID_AFTER_MS, EventApplied, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
 pub use privacy::History;
+pub use refunds::{MAX_ATTEMPTS, NewRefund, RefundProgress, RefundRow, refund_id};
 pub use sandbox::{
     NewSandboxNotification, NewSandboxPayment, SandboxChange, SandboxDay, SandboxNotificationRow, SandboxPaymentRow,
     SandboxRefundRow, SandboxTransferRow,
 };
+pub use seats::{PaymentApplied, Released};
 pub use stats::{MerchantStats, StatsScope};
 pub use throttles::{Bucket, Claimed, Level};
 pub use users::{NewUser, UserRow};

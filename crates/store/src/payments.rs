@@ -7,7 +7,8 @@
 //! conditional update.
 
 use crate::db::{Conn, Sql, sql};
-use crate::{Backend, Store, StoreError, StoreResult, new_id};
+use crate::seats::{PaymentApplied, Released, confirm_in, release_in};
+use crate::{Backend, CampaignRow, Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::UserId;
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
@@ -46,7 +47,7 @@ crate::sqlite_sql::from_values!(PaymentRow {
     closed_at
 });
 
-const PAYMENT_COLUMNS: &str = "id, provider, user_id, membership_id, amount, description, status, client, \
+pub(crate) const PAYMENT_COLUMNS: &str = "id, provider, user_id, membership_id, amount, description, status, client, \
      provider_trade_id, created_at, expires_at, paid_at, closed_at";
 
 /// A payment to ask a provider for.
@@ -110,23 +111,22 @@ pub struct NewPaymentEvent {
     pub raw: String,
 }
 
-/// What applying an event does to its payment (decided by the app from the event and the payment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventEffect {
-    /// The payment is `paid` (from `created`, or from `closed` when the money came late).
-    MarkPaid { paid_at: Millis },
-    /// The payment is `closed` (from `created` only).
-    MarkClosed,
-    /// Nothing changes but the event's own state.
-    Nothing,
+/// What applying a notification did.
+#[derive(Debug, Clone)]
+pub enum EventApplied {
+    /// A `paid` event: what the money did.
+    Paid(PaymentApplied),
+    /// A `closed` event: the seat released (`None` when the payment was no longer waiting).
+    Closed(Option<Released>),
 }
 
 /// The statement that creates a payment (`created`, no client yet), for a unit of work that makes it with what it
 /// pays for.
 pub(crate) fn insert_payment_sql(payment: &NewPayment, now: Millis) -> Sql {
     sql(format!(
-        "INSERT INTO payments (id, provider, user_id, membership_id, amount, description, status, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'created', $7, $8) RETURNING {PAYMENT_COLUMNS}"
+        "INSERT INTO payments (id, provider, user_id, membership_id, amount, description, status, created_at, expires_at,
+             next_check_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'created', $7, $8, $9) RETURNING {PAYMENT_COLUMNS}"
     ))
     .bind(&payment.id)
     .bind(&payment.provider)
@@ -136,7 +136,12 @@ pub(crate) fn insert_payment_sql(payment: &NewPayment, now: Millis) -> Sql {
     .bind(&payment.description)
     .bind(now.0)
     .bind(payment.expires_at.0)
+    // Asked about after a minute unpaid (a notification may be lost), and at the end of its window at the latest.
+    .bind(now.plus_millis(CHECK_UNPAID_AFTER_MS).min(payment.expires_at).0)
 }
+
+/// How long a payment may stay unpaid before a worker asks the provider about it (PAYMENTS.md: past a minute).
+pub const CHECK_UNPAID_AFTER_MS: i64 = 60_000;
 
 impl Store {
     /// Creates a payment, `created` and without client parameters until the provider answered
@@ -228,18 +233,19 @@ impl Store {
         Ok(pooled.conn().fetch_all(q).await?)
     }
 
-    /// Applies the oldest `received` notification, if any: `effect` decides from the event and its payment what
-    /// happens to the payment; the event becomes `applied` in the same unit of work. Exactly once, whichever
-    /// instance gets there first (see the module's docs).
+    /// Applies the oldest `received` notification, if any, in the unit that marks it `applied`: a `paid` one
+    /// confirms its seat or refunds late money ([`Store::confirm_payment`]), a `closed` one releases the seat
+    /// ([`Store::release_seat`]). Exactly once, whichever instance gets there first (see the module's docs).
+    /// Answers the event, what it did and the payment as it left it.
     pub async fn apply_next_payment_event<F>(
         &self,
         now: Millis,
-        effect: F,
-    ) -> StoreResult<Option<(PaymentEventRow, PaymentRow)>>
+        draw_due: F,
+    ) -> StoreResult<Option<(PaymentEventRow, EventApplied, PaymentRow)>>
     where
-        F: Fn(&PaymentEventRow, &PaymentRow) -> EventEffect + Send + Sync + 'static,
+        F: Fn(&CampaignRow) -> StoreResult<Millis> + Send + Sync + 'static,
     {
-        self.write((now, effect), |mut conn, (now, effect)| {
+        self.write((now, draw_due), |mut conn, (now, draw_due)| {
             Box::pin(async move {
                 let Some(event) = claim_event(&mut conn).await? else { return Ok(None) };
                 let applied: Option<PaymentEventRow> = conn
@@ -255,47 +261,65 @@ impl Store {
                 // Another instance applied it between the look and the update (SQLite has one writer; on
                 // PostgreSQL the row is locked): nothing to do.
                 let Some(event) = applied else { return Ok(None) };
-                // The payment as it is now, locked for this unit on PostgreSQL: the effect is decided from its
-                // current state (another event about it may have just been applied), never from an older snapshot.
-                let lock = match conn.backend() {
-                    Backend::Postgres => " FOR UPDATE",
-                    Backend::Sqlite => "",
+                let outcome = if event.kind == "paid" {
+                    let payment = conn
+                        .fetch_one::<PaymentRow>(
+                            sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1"))
+                                .bind(&event.payment_id),
+                        )
+                        .await?;
+                    let amount = Fen::from_stored(event.amount.unwrap_or(payment.amount))
+                        .ok_or_else(|| StoreError::Inconsistent("negative amount".into()))?;
+                    let paid_at = Millis(event.paid_at.unwrap_or(now.0));
+                    EventApplied::Paid(confirm_in(&mut conn, &event.payment_id, amount, paid_at, *now, draw_due).await?)
+                } else {
+                    EventApplied::Closed(release_in(&mut conn, &event.payment_id, *now).await?)
                 };
-                let payment: PaymentRow = conn
-                    .fetch_one(
-                        sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1{lock}"))
-                            .bind(&event.payment_id),
+                let payment = conn
+                    .fetch_one::<PaymentRow>(
+                        sql(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1")).bind(&event.payment_id),
                     )
                     .await?;
-                let changed: Option<PaymentRow> = match effect(&event, &payment) {
-                    EventEffect::MarkPaid { paid_at } => {
-                        conn.fetch_optional(
-                            sql(format!(
-                                "UPDATE payments SET status = 'paid', paid_at = $2
-                                     WHERE id = $1 AND status IN ('created', 'closed') RETURNING {PAYMENT_COLUMNS}"
-                            ))
-                            .bind(&payment.id)
-                            .bind(paid_at.0),
-                        )
-                        .await?
-                    }
-                    EventEffect::MarkClosed => {
-                        conn.fetch_optional(
-                            sql(format!(
-                                "UPDATE payments SET status = 'closed', closed_at = $2
-                                     WHERE id = $1 AND status = 'created' RETURNING {PAYMENT_COLUMNS}"
-                            ))
-                            .bind(&payment.id)
-                            .bind(now.0),
-                        )
-                        .await?
-                    }
-                    EventEffect::Nothing => None,
-                };
-                Ok(Some((event, changed.unwrap_or(payment))))
+                Ok(Some((event, outcome, payment)))
             })
         })
         .await
+    }
+
+    /// Claims the next payment not paid yet that is due to be asked about (unpaid past a minute, or its window
+    /// over): it is not due again until `lease_until`, so instances and later ticks leave it alone meanwhile.
+    pub async fn claim_payment_to_check(&self, now: Millis, lease_until: Millis) -> StoreResult<Option<PaymentRow>> {
+        self.write((now, lease_until), |mut conn, (now, lease_until)| {
+            Box::pin(async move {
+                let lock = match conn.backend() {
+                    Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+                    Backend::Sqlite => "",
+                };
+                Ok(conn
+                    .fetch_optional(
+                        sql(format!(
+                            "UPDATE payments SET next_check_at = $2
+                             WHERE id = (SELECT id FROM payments WHERE status = 'created' AND next_check_at <= $1
+                                         ORDER BY next_check_at, id LIMIT 1{lock})
+                             RETURNING {PAYMENT_COLUMNS}"
+                        ))
+                        .bind(now.0)
+                        .bind(lease_until.0),
+                    )
+                    .await?)
+            })
+        })
+        .await
+    }
+
+    /// The payment a membership's seat waits for (or waited for).
+    pub async fn payment_of_membership(&self, membership: &str) -> StoreResult<Option<PaymentRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE membership_id = $1 ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(membership);
+        Ok(pooled.conn().fetch_optional(q).await?)
     }
 }
 

@@ -4,10 +4,13 @@
 
 use crate::db::{Conn, Sql, sql};
 use crate::ledger::post_all;
+use crate::refunds::{NewRefund, record_all};
 use crate::throttles::{Bucket, claim_in};
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{MerchantId, UserId};
-use tuangou_domain::ledger::{Entry, settlement_entries, undo_entries, voucher_expiry_refund, voucher_refund};
+use tuangou_domain::ledger::{
+    Entry, PaidFrom, settlement_entries, undo_entries, voucher_expiry_refund, voucher_refund,
+};
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 
@@ -182,6 +185,13 @@ async fn log_in(conn: &mut Conn<'_>, a: &Attempt<'_>) -> StoreResult<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Where the money of the membership a voucher was won with came from (so its refund goes back that way).
+async fn paid_from(conn: &mut Conn<'_>, membership: &str) -> StoreResult<PaidFrom> {
+    let (paid_with,): (String,) =
+        conn.fetch_one(sql("SELECT paid_with FROM memberships WHERE id = $1").bind(membership)).await?;
+    Ok(PaidFrom::from_stored(&paid_with))
 }
 
 fn stored_fen(value: i64) -> StoreResult<Fen> {
@@ -398,13 +408,16 @@ impl Store {
             .await?;
         let Some(voucher) = expired else { return Ok(None) };
         if voucher.kind == "purchase" {
-            let entry: Entry = voucher_expiry_refund(
-                &voucher.id,
-                &MerchantId::from_trusted(&voucher.merchant_id),
-                &UserId::from_trusted(&voucher.user_id),
-                stored_fen(voucher.amount)?,
-            );
+            let (user, price) = (UserId::from_trusted(&voucher.user_id), stored_fen(voucher.amount)?);
+            let from = paid_from(&mut conn, &voucher.membership_id).await?;
+            let merchant = MerchantId::from_trusted(&voucher.merchant_id);
+            let entry: Entry = voucher_expiry_refund(&voucher.id, &merchant, &user, price, &from);
             post_all(&mut conn, &[entry], *now).await?;
+            let refund = NewRefund {
+                membership: Some(voucher.membership_id.clone()),
+                ..NewRefund::of_membership("voucher_expired", &voucher.id, &user, price, from)
+            };
+            record_all(&mut conn, &[refund], *now).await?;
         }
         Ok(Some(voucher))
         })).await
@@ -463,9 +476,14 @@ impl Store {
                         Some(_) => StoreError::Conflict("expired"),
                     });
                 };
-                let entry =
-                    voucher_refund(&row.id, &MerchantId::from_trusted(&row.merchant_id), user, stored_fen(row.amount)?);
+                let (price, from) = (stored_fen(row.amount)?, paid_from(&mut conn, &row.membership_id).await?);
+                let entry = voucher_refund(&row.id, &MerchantId::from_trusted(&row.merchant_id), user, price, &from);
                 post_all(&mut conn, &[entry], *now).await?;
+                let refund = NewRefund {
+                    membership: Some(row.membership_id.clone()),
+                    ..NewRefund::of_membership("voucher_returned", &row.id, user, price, from)
+                };
+                record_all(&mut conn, &[refund], *now).await?;
                 Ok(row)
             })
         })

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 use tuangou_store::{
-    EventEffect, NewPayment, NewPaymentEvent, NewSandboxNotification, NewSandboxPayment, NewUser, SandboxChange, Store,
-    StoreError,
+    EventApplied, NewPayment, NewPaymentEvent, NewSandboxNotification, NewSandboxPayment, NewUser, SandboxChange,
+    Store, StoreError,
 };
 use tuangou_testkit::{Backend, TestDb, on_both_backends};
 
@@ -81,14 +81,11 @@ async fn notifications_are_stored_once_and_applied_once(backend: Backend) {
         .map(|_| {
             let (store, applied) = (store.clone(), applied.clone());
             tokio::spawn(async move {
-                while let Some((event, payment)) = store
-                    .apply_next_payment_event(NOW.plus_seconds(2), |event, _payment| EventEffect::MarkPaid {
-                        paid_at: Millis(event.paid_at.unwrap_or_default()),
-                    })
-                    .await
-                    .unwrap()
+                while let Some((event, outcome, payment)) =
+                    store.apply_next_payment_event(NOW.plus_seconds(2), |_| Ok(NOW)).await.unwrap()
                 {
                     assert_eq!(payment.status, "paid");
+                    assert!(matches!(outcome, EventApplied::Paid(_)), "{outcome:?}");
                     applied.lock().unwrap().push(event.event_id);
                 }
             })
@@ -104,7 +101,7 @@ async fn notifications_are_stored_once_and_applied_once(backend: Backend) {
     assert!(events.iter().all(|e| e.status == "applied" && e.applied_at == Some(NOW.plus_seconds(2).0)));
     let payment = store.payment(&payment.id).await.unwrap().unwrap();
     assert_eq!((payment.status.as_str(), payment.paid_at), ("paid", Some(NOW.0)));
-    assert!(store.apply_next_payment_event(NOW, |_, _| EventEffect::Nothing).await.unwrap().is_none());
+    assert!(store.apply_next_payment_event(NOW, |_| Ok(NOW)).await.unwrap().is_none());
     store.close().await;
 }
 

@@ -59,6 +59,7 @@ fn rules(reward_cash: i64) -> CampaignRules {
         draw_window_hours: None,
         voucher_valid_days: 30,
         per_customer_limit: None,
+        payment_window_minutes: None,
         starts_at: None,
         ends_at: None,
     })

@@ -75,6 +75,7 @@ fn deal(&(title, price, original, n, k, kind, amount, scheduled): &Deal) -> Camp
         draw_window_hours: None,
         voucher_valid_days: 30,
         per_customer_limit: Some(3),
+        payment_window_minutes: None,
         starts_at: None,
         ends_at: None,
     }

@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         groups::campaign_events,
         vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::preview, vouchers::redeem, vouchers::undo,
         payments::notify, payments::sandbox_pay, payments::sandbox_cancel, payments::sandbox_bill,
+        payments::my_payment, payments::my_refunds, payments::admin_refunds, payments::admin_retry_refund,
         service::healthz, service::readyz, service::metrics, service::openapi,
     ),
     modifiers(&BearerAuth)

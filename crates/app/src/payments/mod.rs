@@ -8,6 +8,7 @@
 
 pub mod port;
 pub mod sandbox;
+mod seats;
 
 use crate::{App, AppError, AppResult};
 use port::{EventKind, Headers, PayerHints, PaymentRequest, Provider, ProviderError, Refusal};

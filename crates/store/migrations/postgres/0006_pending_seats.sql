@@ -49,3 +49,11 @@ CREATE INDEX refunds_by_user ON refunds (user_id, requested_at);
 CREATE INDEX refunds_due ON refunds (status, next_attempt_at);
 CREATE INDEX refunds_by_payment ON refunds (payment_id);
 CREATE INDEX payments_by_membership ON payments (membership_id);
+
+-- When a worker next asks the provider about a payment not paid yet (a lost notification, an ended window).
+ALTER TABLE payments ADD COLUMN next_check_at BIGINT;
+CREATE INDEX payments_to_check ON payments (status, next_check_at);
+
+-- How long a campaign's pending seat waits for its payment (1–15 minutes).
+ALTER TABLE campaigns ADD COLUMN payment_window_minutes BIGINT NOT NULL DEFAULT 5
+    CHECK (payment_window_minutes BETWEEN 1 AND 15);

@@ -1,4 +1,5 @@
-//! PostgreSQL's join-by-campaign: a seat (or a new group) with the hold and the membership in one statement.
+//! PostgreSQL's join-by-campaign from the wallet: a seat (or a new group) with the hold and the membership in one
+//! statement. (A join that pays through a provider takes the plain path in `groups.rs`: it writes no hold.)
 //!
 //! Joins of one group queue on the group's row, which a seat holds until its transaction commits, and openers of
 //! one campaign queue on the campaign's row; every round trip between taking such a row and the commit is one
@@ -7,6 +8,7 @@
 //! requires the clause whose lock must come first (the seat requires the participation, the money requires the
 //! seat), and a clause that requires another runs after it.
 
+use super::seat_violation;
 use super::{Admission, FROM_CLOSEST_GROUP, GROUP_COLUMNS, GroupRow, MemberRow, NewGroup};
 use super::{count_participation, insert_group, membership_insert, seat_in};
 use crate::db::{Conn, Sql, sql};
@@ -38,7 +40,7 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
     if a.idempotency.is_some() {
         ran.next().map_err(unique_violation_as("idempotency_key_exists"))?;
     }
-    let done = ran.next().map_err(unique_violation_as("already_member"))?;
+    let done = ran.next().map_err(seat_violation)?;
     let (counted, seated, moved): (i64, i64, i64) = done.row()?.ok_or(StoreError::NotFound)?;
     if counted == 0 {
         return Err(StoreError::Conflict("limit_reached"));
@@ -83,7 +85,7 @@ pub(super) async fn take_unlocked_or_open(
     ];
     let (moved, posting) = admission_clauses(&mut clauses, "chosen", &membership_id, a);
     let main = sql(format!("SELECT {moved} AS moved, chosen.* FROM chosen"));
-    let done = conn.run(vec![Sql::with(clauses, main)]).await.next().map_err(unique_violation_as("already_member"))?;
+    let done = conn.run(vec![Sql::with(clauses, main)]).await.next().map_err(seat_violation)?;
     let (moved,): (i64,) = done.row()?.ok_or(StoreError::NotFound)?;
     posting.check_moved(moved)?;
     let joined: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
@@ -92,7 +94,7 @@ pub(super) async fn take_unlocked_or_open(
 }
 
 /// Adds the clauses that admit `a` to the seat the clause `seat` names (a row with the group's columns, its
-/// `member_count` the new member's seq): the hold, the membership, and the idempotency key's resource. Each writes
+/// `last_seq` the new member's seq): the hold, the membership, and the idempotency key's resource. Each writes
 /// only when that seat exists. Returns the SQL that counts the balance rows the hold moved, and how to check it.
 fn admission_clauses(
     clauses: &mut Vec<(String, Sql)>,
@@ -103,8 +105,9 @@ fn admission_clauses(
     let seated = format!("EXISTS (SELECT 1 FROM {seat})");
     let (money, moved, posting) = Posting::clauses(&[join_entry(membership_id, &a.user, a.price)], a.now, &seated);
     clauses.extend(money);
-    let (group, seq) = (format!("{seat}.id"), format!("{seat}.member_count"));
-    clauses.push(("member".to_owned(), membership_insert(membership_id, a, [&group, &seq], &format!("FROM {seat}"))));
+    let (group, seq) = (format!("{seat}.id"), format!("{seat}.last_seq"));
+    let member = membership_insert(membership_id, a, None, [&group, &seq], &format!("FROM {seat}"));
+    clauses.push(("member".to_owned(), member));
     if let Some(claim) = &a.idempotency {
         clauses.push(("resource".to_owned(), attach_resource_sql(claim, membership_id, Some(&seated))));
     }
@@ -118,12 +121,14 @@ fn member_row(id: String, group: &GroupRow, a: &Admission) -> MemberRow {
         group_id: group.id.clone(),
         campaign_id: a.campaign.as_str().to_owned(),
         user_id: a.user.as_str().to_owned(),
-        seq: group.member_count,
+        seq: group.last_seq,
         ticket: a.ticket.clone(),
         client_seed: a.client_seed.clone(),
         invited_by: a.invited_by.clone(),
         price: a.price.get(),
         status: "waiting".into(),
         created_at: a.now.0,
+        paid_with: "wallet".into(),
+        pay_by: None,
     }
 }

@@ -84,7 +84,8 @@ fn record(row: &GroupRow, decided: &DrawPlan) -> Sql {
 fn outcomes(row: &GroupRow, decided: &DrawPlan) -> Sql {
     let seqs = (0..decided.winners.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
     let mut outcomes = sql(format!(
-        "UPDATE memberships SET status = CASE WHEN seq IN ({seqs}) THEN 'won' ELSE 'lost' END WHERE group_id = $1"
+        "UPDATE memberships SET status = CASE WHEN seq IN ({seqs}) THEN 'won' ELSE 'lost' END
+         WHERE group_id = $1 AND status = 'waiting'"
     ))
     .bind(&row.id);
     for seq in &decided.winners {

@@ -105,6 +105,10 @@ pub struct CampaignFields {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000)]
     per_customer_limit: Option<i64>,
+    /// 1–15 minutes (default 5): how long a seat waits for a payment through a provider.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 15)]
+    payment_window_minutes: Option<i64>,
     /// RFC 3339.
     #[serde(default)]
     #[schema(format = DateTime)]
@@ -139,6 +143,7 @@ impl CampaignFields {
             draw_window_hours: self.draw_window_hours,
             voucher_valid_days: self.voucher_valid_days,
             per_customer_limit: self.per_customer_limit,
+            payment_window_minutes: self.payment_window_minutes,
             starts_at: times::parse_opt("starts_at", self.starts_at.as_deref())?,
             ends_at: times::parse_opt("ends_at", self.ends_at.as_deref())?,
         })
@@ -164,6 +169,7 @@ impl CampaignFields {
             draw_window_hours: i.draw_window_hours,
             voucher_valid_days: i.voucher_valid_days,
             per_customer_limit: i.per_customer_limit,
+            payment_window_minutes: i.payment_window_minutes,
             starts_at: format(i.starts_at),
             ends_at: format(i.ends_at),
         }

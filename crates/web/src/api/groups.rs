@@ -31,6 +31,11 @@ pub struct JoinBody {
     /// The ticket of the member whose share link brought the caller.
     #[serde(default)]
     invited_by: Option<String>,
+    /// How to pay: `wallet` (the default: 402 when it does not cover the price), or a provider this service offers
+    /// (`sandbox`, `wechatpay`, `alipay`): then the answer is 202 with a pending seat and its payment.
+    #[serde(default)]
+    #[schema(pattern = "^(wallet|sandbox|wechatpay|alipay)$")]
+    pay_with: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -38,6 +43,9 @@ pub struct MemberBody {
     seq: i64,
     ticket: String,
     client_seed: String,
+    /// Present (true) while the seat waits for its payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pending: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -90,7 +98,12 @@ impl From<&GroupView> for GroupBody {
             members: view
                 .members
                 .iter()
-                .map(|m| MemberBody { seq: m.seq, ticket: m.ticket.clone(), client_seed: m.client_seed.clone() })
+                .map(|m| MemberBody {
+                    seq: m.seq,
+                    ticket: m.ticket.clone(),
+                    client_seed: m.client_seed.clone(),
+                    pending: (m.status == "pending").then_some(true),
+                })
                 .collect(),
             draw,
         }
@@ -103,7 +116,8 @@ pub struct MembershipBody {
     group_id: String,
     seq: i64,
     ticket: String,
-    /// `waiting`, `won`, `lost` (not drawn: refunded and rewarded) or `expired` (refunded).
+    /// `pending` (seat held until its payment), `waiting`, `won`, `lost` (not drawn: refunded and rewarded),
+    /// `expired` (refunded) or `unpaid` (the payment window ended: the seat was released).
     status: String,
 }
 
@@ -123,6 +137,9 @@ impl From<&MemberRow> for MembershipBody {
 pub struct JoinedBody {
     group: GroupBody,
     membership: MembershipBody,
+    /// The payment a pending seat waits for (202 answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment: Option<crate::api::payments::PaymentBody>,
 }
 
 fn group_id(id: &str) -> Result<GroupId, Problem> {
@@ -152,10 +169,15 @@ async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Requ
     let bytes = optional_json_bytes(request).await?.unwrap_or_default();
     let body: JoinBody = if bytes.is_empty() { JoinBody::default() } else { parse_json(&bytes)? };
     let claim: Option<IdempotencyClaim> = key.map(|k| idempotency_claim(&caller, &endpoint, &k, &bytes));
-    let input = JoinInput { client_seed: body.client_seed, invited_by: body.invited_by };
+    if let Some(pay_with) = body.pay_with.as_deref()
+        && !["wallet", "sandbox", "wechatpay", "alipay"].contains(&pay_with)
+    {
+        return Err(Problem::invalid("pay_with", "invalid_field", "must be wallet, sandbox, wechatpay or alipay"));
+    }
+    let input = JoinInput { client_seed: body.client_seed, invited_by: body.invited_by, pay_with: body.pay_with };
     let (status, body, fresh) = match state.app.join(&caller, target, input, claim.clone()).await {
-        Ok(JoinAnswer::Fresh(joined)) => (StatusCode::CREATED, render(&joined), true),
-        Ok(JoinAnswer::Again(joined)) => (StatusCode::CREATED, render(&joined), false),
+        Ok(JoinAnswer::Fresh(joined)) => (joined_status(&joined), render(&joined), true),
+        Ok(JoinAnswer::Again(joined)) => (joined_status(&joined), render(&joined), false),
         Ok(JoinAnswer::Stored { status, body }) => {
             return Ok(json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body));
         }
@@ -177,8 +199,17 @@ async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Requ
     Ok(json_response(status, body))
 }
 
+/// 201 for a seat paid from the wallet, 202 for a seat that waits for its payment.
+fn joined_status(joined: &Joined) -> StatusCode {
+    if joined.membership.status == "pending" { StatusCode::ACCEPTED } else { StatusCode::CREATED }
+}
+
 fn render(joined: &Joined) -> String {
-    let body = JoinedBody { group: (&joined.group).into(), membership: (&joined.membership).into() };
+    let body = JoinedBody {
+        group: (&joined.group).into(),
+        membership: (&joined.membership).into(),
+        payment: joined.payment.as_ref().map(Into::into),
+    };
     serde_json::to_string(&body).unwrap_or_default()
 }
 
@@ -186,7 +217,7 @@ fn render(joined: &Joined) -> String {
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/groups", tag = "groups", operation_id = "open_group",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again", pattern = r"^[!-~]{1,200}$", max_length = 200)),
     request_body = Option<JoinBody>,
-    responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
+    responses((status = 201, body = JoinedBody), (status = 202, body = JoinedBody, description = "the seat waits for its payment"), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 422, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -204,7 +235,7 @@ pub async fn open(
 #[utoipa::path(post, path = "/api/v1/campaigns/{id}/join", tag = "groups", operation_id = "join_campaign",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again", pattern = r"^[!-~]{1,200}$", max_length = 200)),
     request_body = Option<JoinBody>,
-    responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
+    responses((status = 201, body = JoinedBody), (status = 202, body = JoinedBody, description = "the seat waits for its payment"), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 422, body = ProblemBody)),
     security(("bearer" = [])))]
@@ -222,7 +253,7 @@ pub async fn join_campaign(
 #[utoipa::path(post, path = "/api/v1/groups/{id}/members", tag = "groups", operation_id = "join_group",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("Idempotency-Key" = Option<String>, Header, description = "the same key answers the first answer again", pattern = r"^[!-~]{1,200}$", max_length = 200)),
     request_body = Option<JoinBody>,
-    responses((status = 201, body = JoinedBody), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
+    responses((status = 201, body = JoinedBody), (status = 202, body = JoinedBody, description = "the seat waits for its payment"), (status = 400, body = ProblemBody), (status = 402, body = ProblemBody),
         (status = 403, body = ProblemBody), (status = 404, body = ProblemBody), (status = 409, body = ProblemBody),
         (status = 422, body = ProblemBody)),
     security(("bearer" = [])))]

@@ -103,10 +103,10 @@ pub struct MembershipPage {
 pub struct PageParams {
     /// Default 50, at most 200.
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
     /// The `next_cursor` of the page before (absent or empty: the first page).
     #[param(pattern = r"^[A-Za-z0-9_-]{0,64}$", max_length = 64)]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -123,7 +123,7 @@ pub struct RedemptionBody {
     staff_id: String,
 }
 
-fn page_size(limit: Option<i64>) -> Result<usize, Problem> {
+pub(crate) fn page_size(limit: Option<i64>) -> Result<usize, Problem> {
     match limit.unwrap_or(50) {
         l @ 1..=200 => Ok(l as usize),
         _ => Err(Problem::invalid("limit", "invalid_field", "must be from 1 to 200")),
@@ -132,7 +132,7 @@ fn page_size(limit: Option<i64>) -> Result<usize, Problem> {
 
 /// A list's `cursor`: the id of the last item of the page before (empty: the first page). Anything that cannot be
 /// one of our ids is 400 naming `cursor`, and never reaches the database.
-fn cursor<T>(cursor: Option<&str>, parse: fn(&str) -> Option<T>) -> Result<Option<T>, Problem> {
+pub(crate) fn cursor<T>(cursor: Option<&str>, parse: fn(&str) -> Option<T>) -> Result<Option<T>, Problem> {
     match cursor {
         None | Some("") => Ok(None),
         Some(text) => parse(text)

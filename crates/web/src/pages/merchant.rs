@@ -344,6 +344,8 @@ mod tests {
             price: 100,
             status: "waiting".into(),
             created_at: 0,
+            paid_with: "wallet".into(),
+            pay_by: None,
         }
     }
 

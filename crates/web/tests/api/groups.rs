@@ -433,6 +433,7 @@ fn admission_at_990(
         draw_due_if_full: now,
         now,
         idempotency,
+        payment: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod merchants;
 mod openapi;
 mod operator;
 mod pages;
+mod pay_at_join;
 mod payments;
 mod randomized;
 mod redemption;

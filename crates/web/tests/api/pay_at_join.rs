@@ -1,0 +1,358 @@
+//! Paying at the join through a provider (the sandbox), on both backends: the pending seat, the money arriving
+//! by notification or by query, windows that end (close, then release: the seq goes to the next joiner), late
+//! money refunded in full, refunds to source for every cause with their retries and the operator's queue, and
+//! the bad input of `pay_with`. Every test ends with `check` (SPEC's invariants and PAYMENTS.md's). Nothing
+//! sleeps to pass: waits run the worker step and poll the stored state, bounded in time.
+
+use crate::common::{campaign_with, code, live_campaign_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tuangou_app::Settings;
+use tuangou_app::payments::PaymentSettings;
+use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
+use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
+
+fn sandbox_app_settings(faults: Faults) -> Settings {
+    let sandbox = SandboxSettings { key: SandboxKey::from_bytes([7; 32]), faults };
+    Settings { payments: PaymentSettings { sandbox: Some(sandbox) }, ..Settings::default() }
+}
+
+async fn sandbox_app(backend: Backend, faults: Faults) -> TestApp {
+    TestApp::spawn_with(backend, sandbox_app_settings(faults)).await
+}
+
+/// Runs the worker step (and the sandbox's own) until `check` holds; fails after ten seconds.
+async fn settle_until<F, Fut>(app: &TestApp, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            app.app.run_jobs_once().await.expect("the worker step runs");
+            if let Some(sandbox) = app.app.sandbox() {
+                sandbox.run_once().await.expect("the sandbox's step runs");
+            }
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting: {what}");
+}
+
+async fn join(app: &TestApp, user: &TestUser, path: &str, body: Value) -> (StatusCode, Value) {
+    app.post(path, Some(&user.token), body).await
+}
+
+async fn membership_status(app: &TestApp, user: &TestUser, id: &str) -> String {
+    let (_, page) = app.get("/api/v1/me/memberships", Some(&user.token)).await;
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    items.iter().find(|m| m["id"] == id).map(|m| m["status"].as_str().unwrap_or("").to_owned()).unwrap_or_default()
+}
+
+async fn refunds(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let (status, page) = app.get("/api/v1/me/refunds", Some(&user.token)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn pay_at_sandbox(app: &TestApp, payment: &str) -> (StatusCode, Value) {
+    app.post(&format!("/sandbox/payments/{payment}/pay"), None, json!({})).await
+}
+
+async fn balance(app: &TestApp, key: &str) -> i64 {
+    app.app.store().balance(key, "fen").await.unwrap()
+}
+
+/// A customer with an empty wallet pays at the join: 202, a pending seat that counts toward N (shown as pending
+/// in the group), and a payment with the sandbox's page. The group does not fill on a pending seat; once the
+/// sandbox's notification is applied the seat is paid, the group fills and is drawn. The paid customer's money
+/// goes back the way it came: not drawn → refunded through the provider; drawn → a voucher whose 随时退 refund
+/// goes through the provider too.
+async fn a_paid_join_holds_a_seat_until_the_money_comes(backend: Backend) {
+    let app = sandbox_app(backend, Faults::default()).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000001").await;
+    let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "quantity": 10}));
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let payer = &app.customers(&operator, 1, 0).await[0];
+    let walleted = &app.customers(&operator, 1, 990).await[0];
+
+    let (status, answer) =
+        join(&app, payer, &format!("/api/v1/campaigns/{campaign}/groups"), json!({"pay_with": "sandbox"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["membership"]["status"], "pending");
+    let payment = answer["payment"].clone();
+    assert_eq!((payment["status"].as_str(), payment["amount"].as_i64()), (Some("created"), Some(990)));
+    assert_eq!(payment["membership_id"], answer["membership"]["id"]);
+    let pay_id = payment["id"].as_str().unwrap().to_owned();
+    assert_eq!(payment["client"]["url"], format!("{}/sandbox/pay/{pay_id}", app.base));
+    assert_eq!(answer["group"]["members"][0]["pending"], true);
+    let group = answer["group"]["id"].as_str().unwrap().to_owned();
+    let membership = answer["membership"]["id"].as_str().unwrap().to_owned();
+    let (status, mine) = app.get(&format!("/api/v1/me/payments/{pay_id}"), Some(&payer.token)).await;
+    assert_eq!((status, mine["id"].as_str()), (StatusCode::OK, Some(pay_id.as_str())));
+    let (status, _) = app.get(&format!("/api/v1/me/payments/{pay_id}"), Some(&walleted.token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another customer's payment is not theirs to see");
+
+    // The wallet customer takes the second seat: N seats held, one paid, so the group is not full.
+    let (status, answer) = join(&app, walleted, &format!("/api/v1/groups/{group}/members"), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!((answer["group"]["status"].as_str(), answer["membership"]["seq"].as_i64()), (Some("open"), Some(2)));
+    let third = &app.customers(&operator, 1, 990).await[0];
+    let (status, answer) = join(&app, third, &format!("/api/v1/groups/{group}/members"), json!({})).await;
+    assert_eq!((status, code(&answer)), (StatusCode::CONFLICT, "group_full"), "a pending seat counts toward N");
+
+    let (status, answer) = pay_at_sandbox(&app, &pay_id).await;
+    assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("paid")));
+    settle_until(&app, "the group is drawn", || async {
+        app.get(&format!("/api/v1/groups/{group}"), None).await.1["status"] == "drawn"
+    })
+    .await;
+    let (_, drawn) = app.get(&format!("/api/v1/groups/{group}"), None).await;
+    let seqs: Vec<i64> = drawn["members"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert!(drawn["members"].as_array().unwrap().iter().all(|m| m.get("pending").is_none()));
+    let (_, paid) = app.get(&format!("/api/v1/me/payments/{pay_id}"), Some(&payer.token)).await;
+    assert_eq!(paid["status"], "paid");
+
+    let cause = if membership_status(&app, payer, &membership).await == "won" {
+        let (_, vouchers) = app.get("/api/v1/me/vouchers", Some(&payer.token)).await;
+        let voucher = vouchers["items"][0]["id"].as_str().unwrap().to_owned();
+        let (status, answer) =
+            app.post(&format!("/api/v1/me/vouchers/{voucher}/refund"), Some(&payer.token), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        "voucher_returned"
+    } else {
+        "not_drawn"
+    };
+    let owed = refunds(&app, payer).await;
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!((owed[0]["cause"].as_str(), owed[0]["to"].as_str()), (Some(cause), Some("provider")));
+    assert_eq!(owed[0]["payment_id"].as_str(), Some(pay_id.as_str()));
+    let pending_key = format!("customer:{}:refund_pending", payer.id);
+    assert_eq!(balance(&app, &pending_key).await, 990, "owed until the provider confirms");
+    settle_until(&app, "the refund succeeds", || async {
+        app.app.clock().advance(5_000); // the next look at a processing refund
+        refunds(&app, payer).await[0]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(balance(&app, &pending_key).await, 0);
+    assert_eq!(balance(&app, "provider:sandbox:clearing").await, 0, "in and back out through the sandbox");
+    let (_, refunded) = app.get(&format!("/api/v1/me/payments/{pay_id}"), Some(&payer.token)).await;
+    assert_eq!(refunded["status"], "refunded");
+    let there = app.app.provider("sandbox").unwrap().query_payment(&pay_id).await.unwrap();
+    assert_eq!(there.refunded.get(), 990, "the sandbox gave the money back");
+    // The wallet customer's refund, if any, went back to the wallet at once.
+    for refund in refunds(&app, walleted).await {
+        assert_eq!((refund["to"].as_str(), refund["status"].as_str()), (Some("wallet"), Some("succeeded")));
+    }
+    app.finish().await;
+}
+
+/// A window that ends unpaid: the payment is closed at the provider first, then the seat is released
+/// (`unpaid`), the customer's participation stops counting, and the released seqs go to the next joiners, so the
+/// drawn group's seqs are 1..N.
+async fn unpaid_seats_are_released_and_their_seqs_reused(backend: Backend) {
+    let app = sandbox_app(backend, Faults::default()).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000002").await;
+    let body = campaign_with(json!({"group_size": 3, "winners_per_group": 1, "quantity": 10,
+        "payment_window_minutes": 1}));
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let slow = &app.customers(&operator, 2, 0).await;
+    let paying = &app.customers(&operator, 3, 990).await;
+    let (status, first) =
+        join(&app, &slow[0], &format!("/api/v1/campaigns/{campaign}/groups"), json!({"pay_with": "sandbox"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let group = first["group"]["id"].as_str().unwrap().to_owned();
+    let members = format!("/api/v1/groups/{group}/members");
+    assert_eq!(join(&app, &paying[0], &members, json!({})).await.1["membership"]["seq"], 2);
+    let (status, third) = join(&app, &slow[1], &members, json!({"pay_with": "sandbox"})).await;
+    assert_eq!((status, third["membership"]["seq"].as_i64()), (StatusCode::ACCEPTED, Some(3)));
+    let payments = [first["payment"]["id"].clone(), third["payment"]["id"].clone()];
+
+    app.app.clock().advance(61_000);
+    settle_until(&app, "both seats released", || async {
+        membership_status(&app, &slow[0], first["membership"]["id"].as_str().unwrap()).await == "unpaid"
+            && membership_status(&app, &slow[1], third["membership"]["id"].as_str().unwrap()).await == "unpaid"
+    })
+    .await;
+    for (payment, user) in payments.iter().zip(slow) {
+        let (_, row) = app.get(&format!("/api/v1/me/payments/{}", payment.as_str().unwrap()), Some(&user.token)).await;
+        assert_eq!(row["status"], "closed");
+        let there = app.app.provider("sandbox").unwrap().query_payment(payment.as_str().unwrap()).await.unwrap();
+        assert_eq!(there.state, tuangou_app::payments::port::PaymentState::Closed, "closed at the provider first");
+    }
+    let (_, open) = app.get(&format!("/api/v1/groups/{group}"), None).await;
+    assert_eq!(open["members"].as_array().unwrap().len(), 1, "released seats are not members: {open}");
+    let (status, again) = join(&app, &paying[1], &members, json!({})).await;
+    assert_eq!((status, again["membership"]["seq"].as_i64()), (StatusCode::CREATED, Some(1)), "{again}");
+    let (status, last) = join(&app, &paying[2], &members, json!({})).await;
+    assert_eq!((status, last["membership"]["seq"].as_i64()), (StatusCode::CREATED, Some(3)), "{last}");
+    assert_eq!(last["group"]["status"], "drawn", "{last}");
+    let seqs: Vec<i64> =
+        last["group"]["members"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    // A customer whose seat was released may join the campaign again.
+    let (status, answer) =
+        join(&app, &slow[0], &format!("/api/v1/campaigns/{campaign}/join"), json!({"pay_with": "sandbox"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    app.finish().await;
+}
+
+/// Money that arrives after the seat was released (`late_pay`) is never kept: the payment is paid, a
+/// `late_payment` refund with an id derived from the payment takes it back in full, the seat stays released.
+async fn late_money_is_refunded_in_full(backend: Backend) {
+    let app = sandbox_app(backend, Faults { late_pay: true, ..Faults::default() }).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000003").await;
+    let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "payment_window_minutes": 1}));
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let late = &app.customers(&operator, 1, 0).await[0];
+    let (_, joined) =
+        join(&app, late, &format!("/api/v1/campaigns/{campaign}/join"), json!({"pay_with": "sandbox"})).await;
+    let membership = joined["membership"]["id"].as_str().unwrap().to_owned();
+    let payment = joined["payment"]["id"].as_str().unwrap().to_owned();
+    app.app.clock().advance(61_000);
+    settle_until(&app, "the seat released", || async { membership_status(&app, late, &membership).await == "unpaid" })
+        .await;
+    let (status, _) = pay_at_sandbox(&app, &payment).await;
+    assert_eq!(status, StatusCode::OK, "late_pay: the sandbox takes the money anyway");
+    settle_until(&app, "the late money refunded", || async {
+        app.app.clock().advance(5_000); // the next look at a processing refund
+        refunds(&app, late).await.first().is_some_and(|r| r["status"] == "succeeded")
+    })
+    .await;
+    let refund = &refunds(&app, late).await[0];
+    assert_eq!(refund["id"], format!("late_payment-{payment}"));
+    assert_eq!((refund["cause"].as_str(), refund["amount"].as_i64()), (Some("late_payment"), Some(990)));
+    assert_eq!(membership_status(&app, late, &membership).await, "unpaid");
+    let (_, row) = app.get(&format!("/api/v1/me/payments/{payment}"), Some(&late.token)).await;
+    assert_eq!(row["status"], "refunded");
+    assert_eq!(balance(&app, "provider:sandbox:clearing").await, 0);
+    app.finish().await;
+}
+
+/// A notification that never comes (`drop`): the worker queries payments unpaid past a minute and finds it paid;
+/// duplicated notifications (`duplicate`) confirm the seat once; two instances applying the same notifications
+/// confirm each seat once.
+async fn lost_and_duplicated_notifications_confirm_once(backend: Backend) {
+    for faults in [Faults { drop: true, ..Faults::default() }, Faults { duplicate: true, ..Faults::default() }] {
+        let app = sandbox_app(backend, faults.clone()).await;
+        let other = app.second_instance().await;
+        let operator = app.operator().await;
+        let owner = app.customer("13900000004").await;
+        let body = campaign_with(json!({"group_size": 3, "winners_per_group": 1}));
+        let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+        let payer = &app.customers(&operator, 1, 0).await[0];
+        let (_, joined) =
+            join(&app, payer, &format!("/api/v1/campaigns/{campaign}/groups"), json!({"pay_with": "sandbox"})).await;
+        let membership = joined["membership"]["id"].as_str().unwrap().to_owned();
+        let payment = joined["payment"]["id"].as_str().unwrap().to_owned();
+        pay_at_sandbox(&app, &payment).await;
+        if faults.drop {
+            app.app.clock().advance(61_000);
+        }
+        settle_until(&app, "the seat is paid", || async {
+            let (a, b) = tokio::join!(app.app.run_jobs_once(), other.app.run_jobs_once());
+            a.unwrap();
+            b.unwrap();
+            membership_status(&app, payer, &membership).await == "waiting"
+        })
+        .await;
+        assert_eq!(balance(&app, &format!("customer:{}:held", payer.id)).await, 990, "held once");
+        assert_eq!(balance(&app, "provider:sandbox:clearing").await, -990);
+        let (_, group) = app.get(&format!("/api/v1/groups/{}", joined["group"]["id"].as_str().unwrap()), None).await;
+        assert_eq!(group["members"][0].get("pending"), None);
+        let mut other = other;
+        other.stop().await;
+        app.finish().await;
+    }
+}
+
+/// A provider that keeps failing refunds (`fail_refunds`): the refund is retried with backoff, then waits in the
+/// operator's queue (still owed: refund pending); once the provider works again the operator sends it back and it
+/// succeeds. The expired group's refund is `group_expired`, to the provider.
+async fn failing_refunds_wait_for_the_operator(backend: Backend) {
+    let app = sandbox_app(backend, Faults { fail_refunds: true, ..Faults::default() }).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000005").await;
+    let body = campaign_with(json!({"group_size": 3, "winners_per_group": 1, "group_ttl_seconds": 120}));
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let payer = &app.customers(&operator, 1, 0).await[0];
+    let (_, joined) =
+        join(&app, payer, &format!("/api/v1/campaigns/{campaign}/groups"), json!({"pay_with": "sandbox"})).await;
+    let payment = joined["payment"]["id"].as_str().unwrap().to_owned();
+    pay_at_sandbox(&app, &payment).await;
+    let membership = joined["membership"]["id"].as_str().unwrap().to_owned();
+    settle_until(&app, "paid", || async { membership_status(&app, payer, &membership).await == "waiting" }).await;
+    app.app.clock().advance(121_000);
+    settle_until(&app, "the refund failed for good", || async {
+        app.app.clock().advance(700_000);
+        refunds(&app, payer).await.first().is_some_and(|r| r["status"] == "failed")
+    })
+    .await;
+    let refund = refunds(&app, payer).await[0].clone();
+    assert_eq!((refund["cause"].as_str(), refund["to"].as_str()), (Some("group_expired"), Some("provider")));
+    assert_eq!(refund["attempts"].as_i64(), Some(tuangou_store::MAX_ATTEMPTS));
+    assert_eq!(balance(&app, &format!("customer:{}:refund_pending", payer.id)).await, 990, "still owed");
+    let (status, queue) = app.get("/api/v1/admin/refunds?status=failed", Some(&operator.token)).await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    assert_eq!(queue["items"][0]["id"], refund["id"]);
+    let (status, _) = app.get("/api/v1/admin/refunds?status=failed", Some(&payer.token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, answer) = app.get("/api/v1/admin/refunds?status=lost", Some(&operator.token)).await;
+    assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")));
+
+    app.app.sandbox().unwrap().set_faults(Faults::default());
+    let retry = format!("/api/v1/admin/refunds/{}/retry", refund["id"].as_str().unwrap());
+    let (status, answer) = app.post(&retry, Some(&payer.token), json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, answer) = app.post(&retry, Some(&operator.token), json!({})).await;
+    assert_eq!((status, answer["status"].as_str()), (StatusCode::OK, Some("requested")), "{answer}");
+    let (status, answer) = app.post(&retry, Some(&operator.token), json!({})).await;
+    assert_eq!((status, code(&answer)), (StatusCode::CONFLICT, "not_failed"));
+    settle_until(&app, "the refund succeeds", || async {
+        app.app.clock().advance(5_000); // the next look at a processing refund
+        refunds(&app, payer).await[0]["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(balance(&app, &format!("customer:{}:refund_pending", payer.id)).await, 0);
+    app.finish().await;
+}
+
+/// `pay_with` must name a way to pay this service offers: anything else is 400 naming it, and nothing changes.
+async fn pay_with_must_be_offered(backend: Backend) {
+    let app = sandbox_app(backend, Faults::default()).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000006").await;
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(json!({}))).await;
+    let customer = &app.customers(&operator, 1, 990).await[0];
+    let before = app.db.fingerprint().await;
+    for pay_with in [json!("bitcoin"), json!("wechatpay"), json!(""), json!(3)] {
+        let (status, answer) =
+            join(&app, customer, &format!("/api/v1/campaigns/{campaign}/join"), json!({"pay_with": pay_with})).await;
+        assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("pay_with")), "{answer}");
+    }
+    assert_eq!(app.db.fingerprint().await, before, "refused joins change nothing");
+    let (status, answer) =
+        join(&app, customer, &format!("/api/v1/campaigns/{campaign}/join"), json!({"pay_with": "wallet"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, _) = app.get("/api/v1/me/payments/nope", Some(&customer.token)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.finish().await;
+}
+
+on_both_backends!(
+    a_paid_join_holds_a_seat_until_the_money_comes,
+    unpaid_seats_are_released_and_their_seqs_reused,
+    late_money_is_refunded_in_full,
+    lost_and_duplicated_notifications_confirm_once,
+    failing_refunds_wait_for_the_operator,
+    pay_with_must_be_offered,
+);
