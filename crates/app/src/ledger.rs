@@ -13,6 +13,8 @@ pub struct CustomerWallet {
     pub available: i64,
     pub held: i64,
     pub points: i64,
+    /// Refunds owed back through the provider that took the money, until it confirms them.
+    pub refund_pending: i64,
 }
 
 /// `GET /merchants/{id}/wallet`.
@@ -49,6 +51,7 @@ impl App {
         Ok(CustomerWallet {
             available: self.store.balance(&Account::CustomerAvailable(user.clone()).key(), "fen").await?,
             held: self.store.balance(&Account::CustomerHeld(user.clone()).key(), "fen").await?,
+            refund_pending: self.store.balance(&Account::CustomerRefundPending(user.clone()).key(), "fen").await?,
             points: self.store.balance(&Account::CustomerPoints(user).key(), "points").await?,
         })
     }

@@ -59,7 +59,8 @@ impl Store {
 
     /// Closes an account: phone and name erased, password unusable, sessions ended. Memberships, vouchers and the
     /// ledger stay, under the account's pseudonymous id. Refused (`money_held`, `voucher_pending`,
-    /// `balance_remaining`) while the customer has money in a group, an unused purchase voucher, or money
+    /// `balance_remaining`) while the customer has money in a group, a refund owed through a provider, a payment
+    /// still open, an unused purchase voucher, or money
     /// available — checked inside the transaction that closes it, so a join cannot slip in between.
     pub async fn close_account(&self, user: &UserId, now: Millis) -> StoreResult<()> {
         self.write((user.clone(), now), |mut conn, (user, now)| Box::pin(async move {
@@ -79,7 +80,15 @@ impl Store {
                 .bind(account.key())
         };
         let (held,): (i64,) = conn.fetch_one(balance(Account::CustomerHeld(user.clone()))).await?;
-        if held > 0 {
+        // Money owed back through a provider, or a seat whose payment may still arrive, is money held too.
+        let (owed,): (i64,) = conn.fetch_one(balance(Account::CustomerRefundPending(user.clone()))).await?;
+        let (paying,): (i64,) = conn
+            .fetch_one(
+                sql("SELECT CAST(COUNT(*) AS BIGINT) FROM payments WHERE user_id = $1 AND status = 'created'")
+                    .bind(user.as_str()),
+            )
+            .await?;
+        if held > 0 || owed > 0 || paying > 0 {
             return Err(StoreError::Conflict("money_held"));
         }
         let (pending,): (i64,) = conn

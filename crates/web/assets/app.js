@@ -203,14 +203,26 @@
     location.href = '/';
   }));
 
-  // Joining (pay into a group): one Idempotency-Key per tap, so a double tap charges once.
+  // Joining (pay into a group): one Idempotency-Key per tap, so a double tap charges once. The wallet pays when
+  // it covers the price; else (402) the provider the page names does: a pending seat, and its pay page.
   $$('[data-join]').forEach((button) => button.addEventListener('click', async () => {
     busy(button, true);
-    const body = {};
-    if (button.dataset.invitedBy) body.invited_by = button.dataset.invitedBy;
+    const join = (payWith) => {
+      const body = {};
+      if (button.dataset.invitedBy) body.invited_by = button.dataset.invitedBy;
+      if (payWith) body.pay_with = payWith;
+      return api('POST', button.dataset.join, body, { 'idempotency-key': crypto.randomUUID() });
+    };
     try {
-      const answer = await api('POST', button.dataset.join, body, { 'idempotency-key': crypto.randomUUID() });
-      location.href = '/g/' + answer.group.id;
+      let answer;
+      try {
+        answer = await join();
+      } catch (problem) {
+        if (problem.status !== 402 || !button.dataset.payWith) throw problem;
+        answer = await join(button.dataset.payWith);
+      }
+      const client = answer.payment && answer.payment.client;
+      location.href = client && client.url ? client.url : '/g/' + answer.group.id;
     } catch (problem) {
       if (problem.status === 401) return signInFirst();
       showProblem(button.closest('section') || document, problem);

@@ -87,6 +87,11 @@ impl App {
         self.providers.all.iter().find(|p| p.name() == name).cloned()
     }
 
+    /// The provider the pages pay through when the wallet does not cover a price (the first one offered).
+    pub fn offered_provider(&self) -> Option<&'static str> {
+        self.providers.all.first().map(|p| p.name())
+    }
+
     /// The sandbox provider, when enabled (its pages and buttons, its loop, tests' fault switches).
     pub fn sandbox(&self) -> Option<&Arc<Sandbox>> {
         self.providers.sandbox.as_ref()

@@ -53,7 +53,7 @@ impl App {
     /// The payment a pending seat waits for, made at its provider if that did not happen yet (the provider's
     /// answer was lost, or it was down when the seat was taken): `None` for a seat paid from the wallet. The
     /// provider's call is idempotent by our id, so asking again is safe. 503 when the provider does not answer.
-    pub(crate) async fn seat_payment(&self, membership: &MemberRow) -> AppResult<Option<PaymentRow>> {
+    pub async fn seat_payment(&self, membership: &MemberRow) -> AppResult<Option<PaymentRow>> {
         if membership.paid_with == "wallet" {
             return Ok(None);
         }

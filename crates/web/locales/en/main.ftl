@@ -283,3 +283,25 @@ sandbox-status-created = Awaiting payment
 sandbox-status-paid = Paid
 sandbox-status-closed = Closed
 sandbox-status-expired = Time ran out
+
+# Paying at the join, refunds to source
+status-seat-pending = Awaiting payment
+status-unpaid = Not paid: seat released
+wallet-refund-pending = Being refunded
+me-refunds = Refunds
+me-no-refunds = No refunds yet
+refund-status-requested = Refund in progress
+refund-status-succeeded = Refunded
+refund-status-failed = Refund stuck: our staff are on it
+refund-cause-not_drawn = Not drawn
+refund-cause-group_expired = Group did not fill
+refund-cause-voucher_returned = Voucher returned
+refund-cause-voucher_expired = Voucher expired
+refund-cause-late_payment = Paid too late
+refund-to-wallet = to your wallet
+refund-to-provider = to where you paid from
+group-pay-now = Pay { $amount }
+group-pay-until = Pay before { $at }, or your seat goes to someone else
+operator-failed-refunds = Refunds waiting for a person
+operator-no-failed-refunds = No failed refunds
+operator-retry-refund = Try the refund again

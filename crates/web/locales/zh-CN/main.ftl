@@ -283,3 +283,25 @@ sandbox-status-created = 待支付
 sandbox-status-paid = 已支付
 sandbox-status-closed = 已关闭
 sandbox-status-expired = 已超时
+
+# Paying at the join, refunds to source
+status-seat-pending = 待支付
+status-unpaid = 未支付，座位已释放
+wallet-refund-pending = 退款中
+me-refunds = 退款
+me-no-refunds = 暂无退款
+refund-status-requested = 退款中
+refund-status-succeeded = 已退回
+refund-status-failed = 退款受阻，客服处理中
+refund-cause-not_drawn = 未中奖退款
+refund-cause-group_expired = 拼团未成退款
+refund-cause-voucher_returned = 随时退
+refund-cause-voucher_expired = 过期退
+refund-cause-late_payment = 超时付款退回
+refund-to-wallet = 退回钱包
+refund-to-provider = 原路退回
+group-pay-now = 去支付 { $amount }
+group-pay-until = 请在 { $at } 前完成支付，否则座位会让给他人
+operator-failed-refunds = 待人工处理的退款
+operator-no-failed-refunds = 没有失败的退款
+operator-retry-refund = 重新退款

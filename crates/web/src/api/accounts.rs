@@ -88,6 +88,8 @@ pub struct WalletBody {
     /// Fen paid into groups not yet drawn or expired.
     held: i64,
     points: i64,
+    /// Fen owed back through the payment provider that took them, until it confirms the refund.
+    refund_pending: i64,
 }
 
 /// Sign up. Limited per client address (429 with `Retry-After`).
@@ -174,7 +176,7 @@ pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<
     responses((status = 200, body = WalletBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn wallet(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<WalletBody>> {
     let w = state.app.customer_wallet(&caller).await?;
-    Ok(axum::Json(WalletBody { available: w.available, held: w.held, points: w.points }))
+    Ok(axum::Json(WalletBody { available: w.available, held: w.held, points: w.points, refund_pending: w.refund_pending }))
 }
 
 /// Counts and sums of the caller's own record.

@@ -69,6 +69,7 @@ struct MePage<'a> {
     history: History,
     memberships: Vec<MembershipLine>,
     vouchers: Vec<VoucherView>,
+    refunds: Vec<tuangou_app::RefundRow>,
 }
 
 impl MePage<'_> {
@@ -106,7 +107,8 @@ pub async fn me(page: Chrome, State(state): State<AppState>) -> Response {
             memberships.push(MembershipLine { title: titles[&campaign_id].clone(), view });
         }
         let vouchers = state.app.my_vouchers(caller, None, 30).await?;
-        Ok(respond(&page, &MePage { page: &page, wallet, history, memberships, vouchers }))
+        let refunds = state.app.my_refunds(caller, None, 30).await?;
+        Ok(respond(&page, &MePage { page: &page, wallet, history, memberships, vouchers, refunds }))
     }
     .await;
     finish(&page, result)

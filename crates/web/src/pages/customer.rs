@@ -158,6 +158,8 @@ struct CampaignPage<'a> {
     groups: Vec<GroupLine>,
     balance: Option<i64>,
     is_staff: bool,
+    /// The provider the join button pays through when the wallet does not cover the price ("" when none).
+    pay_with: &'static str,
 }
 
 pub async fn campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
@@ -178,6 +180,7 @@ pub async fn campaign(page: Chrome, State(state): State<AppState>, id: PagePath)
             view,
             shop,
             balance,
+            pay_with: state.app.offered_provider().unwrap_or_default(),
         };
         Ok(respond(&page, &body))
     }
@@ -214,6 +217,18 @@ struct GroupPage<'a> {
     invited_by: String,
     balance: Option<i64>,
     is_staff: bool,
+    /// As on the campaign's page.
+    pay_with: &'static str,
+    /// The payment the reader's pending seat waits for.
+    payment: Option<tuangou_app::PaymentRow>,
+}
+
+impl GroupPage<'_> {
+    /// Where the reader pays for their pending seat (the provider's page), when the provider gave one.
+    fn pay_url(&self) -> Option<String> {
+        let client: serde_json::Value = serde_json::from_str(self.payment.as_ref()?.client.as_deref()?).ok()?;
+        client["url"].as_str().map(str::to_owned)
+    }
 }
 
 /// The seats of a group in order: members first, then free seats.
@@ -251,6 +266,10 @@ pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, Ra
         let campaign = state.app.campaign(page.caller.as_ref(), &view.group.campaign()).await?;
         let me = page.caller.as_ref().map(|c| c.user.as_str().to_owned());
         let mine = view.members.iter().find(|m| Some(m.user_id.as_str()) == me.as_deref()).cloned();
+        let payment = match &mine {
+            Some(m) if m.status == "pending" => state.app.seat_payment(m).await.ok().flatten(),
+            _ => None,
+        };
         let public = state.app.settings().public_url.trim_end_matches('/').to_owned();
         let share_path = match &mine {
             Some(m) => format!("/g/{}?from={}", view.group.id, m.ticket),
@@ -281,6 +300,8 @@ pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, Ra
             campaign,
             mine,
             balance,
+            pay_with: state.app.offered_provider().unwrap_or_default(),
+            payment,
         };
         Ok(respond(&page, &body))
     }

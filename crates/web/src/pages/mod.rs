@@ -101,6 +101,14 @@ impl Chrome {
         self.tr.t(&format!("status-{status}"))
     }
 
+    /// A membership's state (`pending` there is a seat waiting for its payment, not a store waiting for approval).
+    pub fn seat_label(&self, status: &str) -> String {
+        match status {
+            "pending" => self.tr.t("status-seat-pending"),
+            other => self.status_label(other),
+        }
+    }
+
     /// The link that shows this page in the other language.
     pub fn switch_url(&self) -> String {
         let (code, _) = self.tr.other();

@@ -1,6 +1,7 @@
-//! The operator's page: merchants waiting for approval, credits, and the invariant check's status.
+//! The operator's page: merchants waiting for approval, credits, the invariant check's status, and refunds that
+//! failed at their provider (each can be sent back once the provider works again).
 
-use super::{Chrome, PageError, finish, respond};
+use super::{Chrome, PageError, filters, finish, respond};
 use crate::AppState;
 use askama::Template;
 use axum::extract::State;
@@ -13,6 +14,7 @@ struct OperatorPage<'a> {
     page: &'a Chrome,
     pending: Vec<MerchantRow>,
     violations: Vec<Violation>,
+    failed_refunds: Vec<tuangou_app::RefundRow>,
 }
 
 pub async fn operator(page: Chrome, State(state): State<AppState>) -> Response {
@@ -21,7 +23,8 @@ pub async fn operator(page: Chrome, State(state): State<AppState>) -> Response {
         let pending = state.app.pending_merchants(caller).await?;
         // `pending_merchants` has checked that the caller is an operator.
         let violations = state.app.check().await?;
-        Ok::<_, PageError>(respond(&page, &OperatorPage { page: &page, pending, violations }))
+        let failed_refunds = state.app.refunds_with_status(caller, "failed", None, 100).await?;
+        Ok::<_, PageError>(respond(&page, &OperatorPage { page: &page, pending, violations, failed_refunds }))
     }
     .await;
     finish(&page, result)
