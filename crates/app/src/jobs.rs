@@ -21,7 +21,8 @@ const PRUNE_EVERY_MS: i64 = 60_000;
 impl App {
     /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
     /// expire vouchers past their date (refunding purchases), settle ended campaigns, prune the throttles' closed
-    /// windows. Returns how many things it changed (pruned counters are not counted: they held nothing).
+    /// windows, reconcile yesterday with each payment provider once it is due (`payments::reconcile`). Returns how
+    /// many things it changed (pruned counters are not counted: they held nothing).
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
         let mut changed = self.end_due_campaigns().await?;
         for _ in 0..BATCH {
@@ -44,6 +45,7 @@ impl App {
         }
         changed += self.settle_ended_campaigns().await?;
         self.prune_throttles().await?;
+        changed += self.reconcile_due_day().await;
         Ok(changed)
     }
 

@@ -18,6 +18,7 @@ mod merchants;
 mod notify;
 mod payments;
 mod privacy;
+mod reconciliations;
 mod sandbox;
 mod sqlite_sql;
 mod sqlite_writer;
@@ -38,6 +39,7 @@ pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use payments::{EventEffect, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
 pub use privacy::History;
+pub use reconciliations::{BookedPayment, BookedRefund, DayClaim, NewReconciliation, ReconciliationRow};
 pub use sandbox::{
     NewSandboxNotification, NewSandboxPayment, SandboxChange, SandboxDay, SandboxNotificationRow, SandboxPaymentRow,
     SandboxRefundRow, SandboxTransferRow,

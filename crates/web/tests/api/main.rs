@@ -19,6 +19,7 @@ mod operator;
 mod pages;
 mod payments;
 mod randomized;
+mod reconciliation;
 mod redemption;
 mod service;
 mod sign_in_limits;
