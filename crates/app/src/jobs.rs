@@ -22,7 +22,9 @@ impl App {
     /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
     /// expire vouchers past their date (refunding purchases), settle ended campaigns, apply payment notifications,
     /// ask providers about unpaid payments (closing those whose window ended, releasing their seats), ask for the
-    /// refunds owed through providers, prune the throttles' closed windows. Returns how many things it changed (pruned counters are not counted: they held nothing).
+    /// refunds owed through providers, prune the throttles' closed windows, reconcile yesterday with each payment
+    /// provider once it is due (`payments::reconcile`). Returns how many things it changed (pruned counters are not
+    /// counted: they held nothing).
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
         let mut changed = self.end_due_campaigns().await?;
         for _ in 0..BATCH {
@@ -48,6 +50,7 @@ impl App {
         changed += self.check_unpaid_payments().await?;
         changed += self.attempt_refunds().await?;
         self.prune_throttles().await?;
+        changed += self.reconcile_due_day().await;
         Ok(changed)
     }
 

@@ -102,6 +102,8 @@ pub struct App {
     /// When this instance last pruned the throttles' closed windows.
     pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     providers: payments::Providers,
+    /// What this instance knows of the daily reconciliation (`payments::reconcile`).
+    reconciling: payments::reconcile::Daily,
 }
 
 impl App {
@@ -118,6 +120,7 @@ impl App {
             levels_seen: levels_seen::LevelsSeen::default(),
             pruned_at: std::sync::Arc::default(),
             providers,
+            reconciling: payments::reconcile::Daily::default(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod invalid;
 pub mod ledger;
 pub mod money;
 pub mod phone;
+pub mod reconciliation;
 pub mod rules_card;
 pub mod text;
 pub mod time;

@@ -18,6 +18,7 @@ mod merchants;
 mod notify;
 mod payments;
 mod privacy;
+mod reconciliations;
 mod refunds;
 mod sandbox;
 mod seats;
@@ -40,6 +41,7 @@ pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use payments::{CHECK_UNPAID_AFTER_MS, EventApplied, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
 pub use privacy::History;
+pub use reconciliations::{BookedPayment, BookedRefund, DayClaim, NewReconciliation, ReconciliationRow};
 pub use refunds::{MAX_ATTEMPTS, NewRefund, RefundProgress, RefundRow, refund_id};
 pub use sandbox::{
     NewSandboxNotification, NewSandboxPayment, SandboxChange, SandboxDay, SandboxNotificationRow, SandboxPaymentRow,

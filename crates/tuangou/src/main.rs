@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod reconcile;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -45,6 +46,16 @@ enum Command {
     },
     /// Verify the invariants of SPEC.md; exit 1 and list the violations when any fails.
     Check,
+    /// Match a payment provider's bill for one business day with our payments and refunds, and keep the result;
+    /// exit 1 and list the mismatches when any line does not match.
+    Reconcile {
+        /// The provider's name (`sandbox`, …), as this configuration offers it.
+        #[arg(long)]
+        provider: String,
+        /// The business day, `YYYY-MM-DD`, in China Standard Time.
+        #[arg(long)]
+        date: String,
+    },
     /// Verify a group's JSON record (as GET /api/v1/groups/{id} returns it) per FAIRNESS.md.
     VerifyDraw {
         /// The record's file; `-` reads standard input.
@@ -193,9 +204,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Reconcile { provider, date } => return reconcile_day(&config, &provider, &date).await,
         Command::VerifyDraw { file } => return verify_draw(&file),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tuangou reconcile`: exit 0 when every line matches, 1 (listing the mismatches) when not; an unknown provider,
+/// a bad date or a bill the provider cannot give is an error (exit 2).
+async fn reconcile_day(config: &Config, provider: &str, date: &str) -> anyhow::Result<ExitCode> {
+    let Some(day) = tuangou_domain::time::ChinaDay::parse(date) else {
+        bail!("--date {date:?} is not a date: give YYYY-MM-DD, the business day in China Standard Time");
+    };
+    let app = open_app(config, false).await?;
+    let result = async {
+        if app.provider(provider).is_none() {
+            let offered = app.provider_names();
+            let offered = if offered.is_empty() { "none".to_owned() } else { offered.join(", ") };
+            bail!(
+                "unknown provider {provider:?}: this configuration offers {offered} \
+                 (the sandbox is on with TUANGOU_PAYMENTS_SANDBOX=true)"
+            );
+        }
+        if day.start() > app.clock().now() {
+            bail!("{day} has not begun yet in China Standard Time: there is no bill to reconcile");
+        }
+        app.reconcile(provider, day).await.map_err(|e| anyhow::anyhow!("reconciling {provider} {day}: {e}"))
+    }
+    .await;
+    app.store().close().await;
+    let result = result?;
+    for line in reconcile::report(&result) {
+        println!("{line}");
+    }
+    Ok(if result.matched { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn verify_draw(file: &std::path::Path) -> anyhow::Result<ExitCode> {

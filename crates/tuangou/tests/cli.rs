@@ -189,12 +189,94 @@ async fn verify_draw_checks_a_record_from_the_api(backend: Backend) {
     app.finish().await;
 }
 
+/// `reconcile` over the sandbox's books in the same database, with no server: exit 0 when the day matches, 1 with
+/// the mismatches listed, 2 for an unknown provider, a provider this configuration does not offer, or a bad date.
+async fn reconcile_exits_by_the_result(backend: Backend) {
+    use tuangou_app::payments::port::PayerHints;
+    use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
+    use tuangou_app::payments::{PaymentOrder, PaymentSettings};
+    use tuangou_domain::time::{ChinaDay, Millis};
+    let sandbox = SandboxSettings { key: SandboxKey::from_bytes([42; 32]), faults: Faults::default() };
+    let settings = tuangou_app::Settings { payments: PaymentSettings { sandbox: Some(sandbox) }, ..Default::default() };
+    let app = tuangou_testkit::TestApp::spawn_with(backend, settings).await;
+    let operator = app.operator().await;
+    let customer = &app.customers(&operator, 1, 0).await[0];
+    let order = PaymentOrder {
+        user: tuangou_domain::ids::UserId::from_trusted(&customer.id),
+        provider: "sandbox".into(),
+        amount: tuangou_domain::money::Fen::from_stored(1_990).unwrap(),
+        description: "双人火锅套餐".into(),
+        expires_at: app.app.clock().now().plus_seconds(300),
+        membership: None,
+        payer: PayerHints::default(),
+    };
+    let payment = app.app.open_payment(order).await.unwrap();
+    let (status, _) = app.post(&format!("/sandbox/payments/{}/pay", payment.id), None, serde_json::json!({})).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.app.store().payment_events_of(&payment.id).await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the sandbox's notification never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let now = app.app.clock().now();
+    app.app.store().apply_next_payment_event(now, move |_| Ok(now)).await.unwrap().unwrap();
+    let paid_at = app.app.payment(&payment.id).await.unwrap().paid_at.unwrap();
+    let date = ChinaDay::of(Millis(paid_at)).to_string();
+
+    let dir = tempdir();
+    let reconcile = |provider: &str, date: &str, sandbox_on: bool| {
+        let mut command = tuangou(dir.path());
+        command.args(["reconcile", "--provider", provider, "--date", date, "--database", &app.db.url]);
+        if sandbox_on {
+            command.env("TUANGOU_PAYMENTS_SANDBOX", "true");
+        }
+        command.stdin(Stdio::null()).output().expect("run the tuangou binary")
+    };
+    let matched = reconcile("sandbox", &date, true);
+    assert_eq!(matched.status.code(), Some(0), "{}", shown(&matched));
+    assert!(
+        stdout(&matched).contains(&format!("sandbox {date}: matched (lines: 1 on the bill, 1 of ours, 1 matched)")),
+        "{}",
+        shown(&matched)
+    );
+
+    app.db.execute(&format!("UPDATE payments SET amount = 1000 WHERE id = '{}'", payment.id)).await;
+    let differs = reconcile("sandbox", &date, true);
+    assert_eq!(differs.status.code(), Some(1), "{}", shown(&differs));
+    let out = stdout(&differs);
+    assert!(out.contains(&format!("sandbox {date}: mismatched")), "{}", shown(&differs));
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("amount differs: payment {} — ours: 10.00 yuan", payment.id))
+            && l.contains("theirs: 19.90 yuan")),
+        "{}",
+        shown(&differs)
+    );
+    // The result is kept: the latest is the day's.
+    let latest = app.app.reconciliations_of_day("sandbox", ChinaDay::parse(&date).unwrap()).await.unwrap();
+    assert_eq!(latest.iter().map(|r| r.matched).collect::<Vec<_>>(), [false, true]);
+
+    for (provider, date, sandbox_on, says) in [
+        ("paypal", date.as_str(), true, "unknown provider \"paypal\""),
+        ("sandbox", date.as_str(), false, "offers none"),
+        ("sandbox", "2025-13-01", true, "is not a date"),
+        ("sandbox", "yesterday", true, "is not a date"),
+        ("sandbox", "2999-01-01", true, "has not begun"),
+    ] {
+        let refused = reconcile(provider, date, sandbox_on);
+        assert_eq!(refused.status.code(), Some(2), "{provider} {date}: {}", shown(&refused));
+        assert!(stderr(&refused).contains(says), "{provider} {date}: {}", shown(&refused));
+    }
+    let mut app = app;
+    app.stop().await;
+}
+
 on_both_backends!(
     migrate_with_database_url,
     admin_create_is_idempotent,
     check_reports_a_forged_ledger_entry,
     verify_draw_checks_a_record_from_the_api,
     slow_clients_do_not_lock_everyone_out,
+    reconcile_exits_by_the_result,
 );
 
 // ---------------------------------------------------------------------------------------------------------------

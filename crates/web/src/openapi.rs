@@ -9,7 +9,7 @@
 //! schema, as the server sends it. `tests/api/openapi.rs` checks the document against the router, and CI's
 //! schemathesis step checks the server against the document.
 
-use crate::api::{accounts, admin, campaigns, groups, merchants, payments, service, vouchers};
+use crate::api::{accounts, admin, campaigns, groups, merchants, payments, reconciliations, service, vouchers};
 use crate::extract::{JSON, MERGE_PATCH};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         accounts::sign_up, accounts::sign_in, accounts::sign_out, accounts::me, accounts::wallet, accounts::history, accounts::close,
         admin::credit, admin::approve, admin::check,
+        reconciliations::list,
         merchants::create, merchants::get, merchants::wallet, merchants::add_staff, merchants::stats,
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
         groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,

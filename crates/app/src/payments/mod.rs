@@ -7,6 +7,7 @@
 //! is logged.
 
 pub mod port;
+pub mod reconcile;
 pub mod sandbox;
 mod seats;
 

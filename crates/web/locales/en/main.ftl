@@ -269,6 +269,26 @@ operator-credit-amount = Amount (yuan)
 operator-credit-reference = Outside reference
 operator-credit-reference-hint = The same reference credits once.
 operator-credit-go = Credit
+reconciliation-title = Reconciliation with payment providers
+reconciliation-none = No day has been reconciled yet.
+reconciliation-matched = every line matches
+reconciliation-mismatched = mismatches: { $n }
+reconciliation-counts = { $bill } lines on the bill, { $ours } of ours
+reconciliation-checked-at = checked
+reconciliation-missing-ours = Missing on our side
+reconciliation-missing-theirs = Missing on the provider's side
+reconciliation-amount-differs = Amount differs
+reconciliation-payment = payment
+reconciliation-refund = refund
+reconciliation-ours = ours
+reconciliation-theirs = theirs
+reconciliation-state-created = not paid
+reconciliation-state-paid = paid
+reconciliation-state-closed = closed
+reconciliation-state-refunded = refunded
+reconciliation-state-requested = refund requested
+reconciliation-state-succeeded = refunded
+reconciliation-state-failed = refund failed
 
 # The sandbox provider's pay page
 sandbox-title = Simulated payment

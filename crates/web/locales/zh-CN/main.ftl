@@ -269,6 +269,26 @@ operator-credit-amount = 金额（元）
 operator-credit-reference = 外部流水号
 operator-credit-reference-hint = 同一个流水号只会入账一次。
 operator-credit-go = 入账
+reconciliation-title = 支付对账
+reconciliation-none = 还没有对过账。
+reconciliation-matched = 全部一致
+reconciliation-mismatched = { $n } 处不一致
+reconciliation-counts = 账单 { $bill } 笔，我方 { $ours } 笔
+reconciliation-checked-at = 核对于
+reconciliation-missing-ours = 我方缺失
+reconciliation-missing-theirs = 渠道方缺失
+reconciliation-amount-differs = 金额不符
+reconciliation-payment = 支付
+reconciliation-refund = 退款
+reconciliation-ours = 我方
+reconciliation-theirs = 渠道
+reconciliation-state-created = 未支付
+reconciliation-state-paid = 已支付
+reconciliation-state-closed = 已关闭
+reconciliation-state-refunded = 已退款
+reconciliation-state-requested = 退款处理中
+reconciliation-state-succeeded = 退款成功
+reconciliation-state-failed = 退款失败
 
 # 沙箱支付页
 sandbox-title = 模拟支付

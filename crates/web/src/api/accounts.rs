@@ -176,7 +176,12 @@ pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<
     responses((status = 200, body = WalletBody), (status = 401, body = ProblemBody)), security(("bearer" = [])))]
 pub async fn wallet(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<WalletBody>> {
     let w = state.app.customer_wallet(&caller).await?;
-    Ok(axum::Json(WalletBody { available: w.available, held: w.held, points: w.points, refund_pending: w.refund_pending }))
+    Ok(axum::Json(WalletBody {
+        available: w.available,
+        held: w.held,
+        points: w.points,
+        refund_pending: w.refund_pending,
+    }))
 }
 
 /// Counts and sums of the caller's own record.

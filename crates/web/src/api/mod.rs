@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod groups;
 pub mod merchants;
 pub mod payments;
+pub mod reconciliations;
 pub mod service;
 pub mod vouchers;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/admin/credits", post(admin::credit))
         .route("/api/v1/admin/merchants/{id}/approve", post(admin::approve))
         .route("/api/v1/admin/check", get(admin::check))
+        .route("/api/v1/admin/reconciliations", get(reconciliations::list))
         .route("/api/v1/merchants", post(merchants::create))
         .route("/api/v1/merchants/{id}", get(merchants::get))
         .route("/api/v1/merchants/{id}/wallet", get(merchants::wallet))

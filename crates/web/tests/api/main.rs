@@ -20,6 +20,7 @@ mod pages;
 mod pay_at_join;
 mod payments;
 mod randomized;
+mod reconciliation;
 mod redemption;
 mod service;
 mod sign_in_limits;
