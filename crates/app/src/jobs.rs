@@ -20,8 +20,8 @@ const PRUNE_EVERY_MS: i64 = 60_000;
 
 impl App {
     /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
-    /// expire vouchers past their date (refunding purchases), settle ended campaigns, prune the throttles' closed
-    /// windows. Returns how many things it changed (pruned counters are not counted: they held nothing).
+    /// expire vouchers past their date (refunding purchases), settle ended campaigns, follow payouts and splits
+    /// at their providers (`payments::payouts`), prune the throttles' closed windows. Returns how many things it changed (pruned counters are not counted: they held nothing).
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
         let mut changed = self.end_due_campaigns().await?;
         for _ in 0..BATCH {
@@ -43,6 +43,7 @@ impl App {
             changed += 1;
         }
         changed += self.settle_ended_campaigns().await?;
+        changed += self.run_payouts_once().await?;
         self.prune_throttles().await?;
         Ok(changed)
     }

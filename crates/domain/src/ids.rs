@@ -57,6 +57,8 @@ typed_id!(
     VoucherId,
     /// A voucher's redemption at the counter.
     RedemptionId,
+    /// A payout or withdrawal (also the cursor of their lists, and our `out_payout_no`).
+    PayoutId,
 );
 
 #[cfg(test)]

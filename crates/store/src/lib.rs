@@ -17,6 +17,7 @@ mod ledger;
 mod merchants;
 mod notify;
 mod payments;
+mod payouts;
 mod privacy;
 mod sandbox;
 mod sqlite_sql;
@@ -37,6 +38,7 @@ pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
 pub use notify::{EventListener, Heard};
 pub use payments::{EventEffect, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
+pub use payouts::{NewPayout, PayoutRow, Settled, SplitCandidate, SplitRow};
 pub use privacy::History;
 pub use sandbox::{
     NewSandboxNotification, NewSandboxPayment, SandboxChange, SandboxDay, SandboxNotificationRow, SandboxPaymentRow,

@@ -9,7 +9,7 @@
 //! schema, as the server sends it. `tests/api/openapi.rs` checks the document against the router, and CI's
 //! schemathesis step checks the server against the document.
 
-use crate::api::{accounts, admin, campaigns, groups, merchants, payments, service, vouchers};
+use crate::api::{accounts, admin, campaigns, groups, merchants, payments, payouts, service, vouchers};
 use crate::extract::{JSON, MERGE_PATCH};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         groups::campaign_events,
         vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::preview, vouchers::redeem, vouchers::undo,
         payments::notify, payments::sandbox_pay, payments::sandbox_cancel, payments::sandbox_bill,
+        payouts::create, payouts::list, payouts::withdraw, payouts::withdrawals,
         service::healthz, service::readyz, service::metrics, service::openapi,
     ),
     modifiers(&BearerAuth)

@@ -6,6 +6,7 @@
 //! it later ([`tuangou_store::Store::apply_next_payment_event`]). Anything that fails a check changes nothing and
 //! is logged.
 
+pub mod payouts;
 pub mod port;
 pub mod sandbox;
 
@@ -24,6 +25,10 @@ use tuangou_store::{NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow, St
 pub struct PaymentSettings {
     /// The sandbox provider, when enabled (`TUANGOU_PAYMENTS_SANDBOX=true` or `serve --demo`).
     pub sandbox: Option<SandboxSettings>,
+    /// Partner mode (PAYMENTS.md "Payouts"): each provider-paid purchase is split at the provider once its
+    /// redemption can no longer be undone — the commission to the platform, the rest to the merchant
+    /// ([`payouts`]). On in the demo; off by default (direct mode: owners request payouts).
+    pub partner_mode: bool,
 }
 
 /// The providers an instance offers, by name.

@@ -69,6 +69,9 @@ struct MePage<'a> {
     history: History,
     memberships: Vec<MembershipLine>,
     vouchers: Vec<VoucherView>,
+    /// The latest withdrawals, and the providers to withdraw through.
+    withdrawals: Vec<tuangou_app::PayoutRow>,
+    providers: Vec<&'static str>,
 }
 
 impl MePage<'_> {
@@ -106,7 +109,9 @@ pub async fn me(page: Chrome, State(state): State<AppState>) -> Response {
             memberships.push(MembershipLine { title: titles[&campaign_id].clone(), view });
         }
         let vouchers = state.app.my_vouchers(caller, None, 30).await?;
-        Ok(respond(&page, &MePage { page: &page, wallet, history, memberships, vouchers }))
+        let withdrawals = state.app.my_withdrawals(caller, None, 10).await?;
+        let providers = state.app.provider_names();
+        Ok(respond(&page, &MePage { page: &page, wallet, history, memberships, vouchers, withdrawals, providers }))
     }
     .await;
     finish(&page, result)

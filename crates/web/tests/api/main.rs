@@ -18,6 +18,7 @@ mod openapi;
 mod operator;
 mod pages;
 mod payments;
+mod payouts;
 mod randomized;
 mod redemption;
 mod service;
