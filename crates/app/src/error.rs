@@ -97,6 +97,8 @@ fn conflict_message(code: &str) -> &'static str {
         "already_refunded" => "this voucher was refunded already",
         "not_refundable" => "a coupon has no cash value to refund",
         "money_held" => "money is still held in a group: wait for its draw or expiry",
+        "withdrawal_pending" => "a withdrawal is on its way out: wait until it has succeeded or failed",
+        "payout_in_progress" => "a payout of this merchant is in progress: wait until it has succeeded or failed",
         "voucher_pending" => "an unused voucher is pending: redeem or return it first",
         "balance_remaining" => "money remains in the wallet: spend or withdraw it first",
         "already_undone" => "this redemption was undone already",

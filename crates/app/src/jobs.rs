@@ -22,7 +22,7 @@ impl App {
     /// One pass of every background job: end campaigns whose time is up, expire overdue groups, draw due groups,
     /// expire vouchers past their date (refunding purchases), settle ended campaigns, apply payment notifications,
     /// ask providers about unpaid payments (closing those whose window ended, releasing their seats), ask for the
-    /// refunds owed through providers, prune the throttles' closed windows, reconcile yesterday with each payment
+    /// refunds owed through providers, follow payouts and splits at their providers (`payments::payouts`), prune the throttles' closed windows, reconcile yesterday with each payment
     /// provider once it is due (`payments::reconcile`). Returns how many things it changed (pruned counters are not
     /// counted: they held nothing).
     pub async fn run_jobs_once(&self) -> AppResult<usize> {
@@ -49,6 +49,7 @@ impl App {
         changed += self.apply_payment_events().await?;
         changed += self.check_unpaid_payments().await?;
         changed += self.attempt_refunds().await?;
+        changed += self.run_payouts_once().await?;
         self.prune_throttles().await?;
         changed += self.reconcile_due_day().await;
         Ok(changed)

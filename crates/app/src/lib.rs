@@ -38,8 +38,8 @@ pub use throttles::{Limit, Throttles};
 pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
     Admission, Backend, CampaignRow, DailyFigures, EntryRecord, GroupRow, History, IdempotencyClaim, MemberRow,
-    MerchantRole, MerchantRow, PaymentEventRow, PaymentRow, RecentRedemption, RedemptionRow, RefundRow,
-    SandboxPaymentRow, StaffRow, Store, UserRow, Violation,
+    MerchantRole, MerchantRow, PaymentEventRow, PaymentRow, PayoutRow, RecentRedemption, RedemptionRow, RefundRow,
+    SandboxPaymentRow, SplitRow, StaffRow, Store, UserRow, Violation,
 };
 pub use vouchers::{MembershipView, VoucherView};
 

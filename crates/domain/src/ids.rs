@@ -61,6 +61,8 @@ typed_id!(
     PaymentId,
     /// A refund (derived from its cause: `{cause}-{what}`), also the provider's `out_refund_no`.
     RefundId,
+    /// A payout or withdrawal (also the cursor of their lists, and our `out_payout_no`).
+    PayoutId,
 );
 
 #[cfg(test)]

@@ -47,6 +47,14 @@ pub enum Account {
     /// Winners' payments captured at the draw, paid out to the merchant on redemption.
     MerchantReceivable(MerchantId),
     PlatformCommission,
+    /// A merchant's payout on its way out through a provider (requested, not yet confirmed): out of the
+    /// merchant's available balance, into the provider's clearing once it succeeded, back when it failed.
+    MerchantPayoutPending(MerchantId),
+    /// A customer's withdrawal on its way out through a provider, as [`Account::MerchantPayoutPending`].
+    CustomerWithdrawalPending(UserId),
+    /// A partner-mode profit share on its way (by the split's id): the merchant's net and the platform's
+    /// commission, set aside until the provider confirms the split ([`crate::payouts`]).
+    SplitPending(String),
     /// The source of every loyalty point. Goes negative.
     PointsIssued,
     CustomerPoints(UserId),
@@ -64,6 +72,9 @@ impl Account {
             Account::MerchantRewardReserve(m, c) => format!("merchant:{m}:reserve:{c}"),
             Account::MerchantReceivable(m) => format!("merchant:{m}:receivable"),
             Account::PlatformCommission => "platform:commission".into(),
+            Account::MerchantPayoutPending(m) => format!("merchant:{m}:payout_pending"),
+            Account::CustomerWithdrawalPending(u) => format!("customer:{u}:withdrawal_pending"),
+            Account::SplitPending(s) => format!("split:{s}:pending"),
             Account::PointsIssued => "platform:points_issued".into(),
             Account::CustomerPoints(u) => format!("customer:{u}:points"),
         }

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod invalid;
 pub mod ledger;
 pub mod money;
+pub mod payouts;
 pub mod phone;
 pub mod reconciliation;
 pub mod rules_card;

@@ -287,7 +287,8 @@ impl Store {
     }
 
     /// Invariant 1: every unit sums to zero over all accounts; every entry balances per unit; each stored balance
-    /// equals the sum of its postings; no account but the external ones is below zero.
+    /// equals the sum of its postings; no account but the external ones is below zero; per provider, minus the
+    /// clearing account's balance equals paid − refunded − paid out.
     pub async fn ledger_violations(&self) -> StoreResult<Vec<Violation>> {
         let mut pooled = self.pools.read().await?;
         let conn = &mut pooled.conn();
@@ -323,6 +324,41 @@ impl Store {
             },
         )
         .await?;
+        // Per provider, minus its clearing account's balance is what the provider holds for us (PAYMENTS.md):
+        // paid (payments paid or refunded since) − refunded (refunds through it that succeeded) − paid out
+        // (payouts and splits that succeeded).
+        let clearing: Vec<(String, i64, i64, i64, i64)> = conn
+            .fetch_all(sql("SELECT p.provider,
+                     CAST(COALESCE((SELECT SUM(amount) FROM payments
+                                    WHERE provider = p.provider AND status IN ('paid', 'refunded')), 0) AS BIGINT),
+                     CAST(COALESCE((SELECT SUM(amount) FROM refunds WHERE provider = p.provider
+                                    AND destination = 'provider' AND status = 'succeeded'), 0) AS BIGINT),
+                     CAST(COALESCE((SELECT SUM(amount) FROM payouts
+                                    WHERE provider = p.provider AND status = 'succeeded'), 0)
+                        + COALESCE((SELECT SUM(amount) FROM splits
+                                    WHERE provider = p.provider AND status = 'succeeded'), 0) AS BIGINT),
+                     CAST(COALESCE((SELECT balance FROM balances WHERE unit = 'fen'
+                                    AND account = 'provider:' || p.provider || ':clearing'), 0) AS BIGINT)
+                 FROM (SELECT provider FROM payments
+                       UNION SELECT provider FROM refunds WHERE provider IS NOT NULL
+                       UNION SELECT provider FROM payouts
+                       UNION SELECT provider FROM splits
+                       UNION SELECT SUBSTR(account, 10, LENGTH(account) - 18) FROM balances
+                             WHERE account LIKE 'provider:%:clearing') p
+                 ORDER BY p.provider LIMIT 100"))
+            .await?;
+        for (provider, paid, refunded, paid_out, balance) in clearing {
+            if -balance != paid - refunded - paid_out {
+                found.push(Violation {
+                    invariant: 1,
+                    detail: format!(
+                        "provider {provider}'s clearing account shows {balance} fen, but paid {paid} − refunded \
+                         {refunded} − paid out {paid_out} means it holds {} for us",
+                        paid - refunded - paid_out
+                    ),
+                });
+            }
+        }
         let negative: Vec<(String, String, i64)> = conn
             .fetch_all(sql("SELECT account, unit, balance FROM balances WHERE balance < 0 ORDER BY account LIMIT 1000"))
             .await?;

@@ -58,10 +58,10 @@ impl Store {
     }
 
     /// Closes an account: phone and name erased, password unusable, sessions ended. Memberships, vouchers and the
-    /// ledger stay, under the account's pseudonymous id. Refused (`money_held`, `voucher_pending`,
-    /// `balance_remaining`) while the customer has money in a group, a refund owed through a provider, a payment
-    /// still open, an unused purchase voucher, or money
-    /// available — checked inside the transaction that closes it, so a join cannot slip in between.
+    /// ledger stay, under the account's pseudonymous id. Refused (`money_held`, `withdrawal_pending`,
+    /// `voucher_pending`, `balance_remaining`) while the customer has money in a group, a refund owed through a
+    /// provider, a payment still open, a withdrawal on its way out, an unused purchase voucher, or money available
+    /// — checked inside the transaction that closes it, so a join cannot slip in between.
     pub async fn close_account(&self, user: &UserId, now: Millis) -> StoreResult<()> {
         self.write((user.clone(), now), |mut conn, (user, now)| Box::pin(async move {
         // Lock the account row first: joins and refunds for this customer queue behind the closing.
@@ -90,6 +90,10 @@ impl Store {
             .await?;
         if held > 0 || owed > 0 || paying > 0 {
             return Err(StoreError::Conflict("money_held"));
+        }
+        let (withdrawing,): (i64,) = conn.fetch_one(balance(Account::CustomerWithdrawalPending(user.clone()))).await?;
+        if withdrawing > 0 {
+            return Err(StoreError::Conflict("withdrawal_pending"));
         }
         let (pending,): (i64,) = conn
             .fetch_one(

@@ -360,9 +360,11 @@ impl Store {
     }
 
     /// Asks for a payout (`payee` is an account) or a split (`payment` is the paid payment it shares; `payee` its
-    /// receivers), once per `(kind, out_no)`: `processing`. The same id again answers the transfer as it is.
+    /// receivers), once per `(kind, out_no)`: `processing`, or `failed` when `fail` (the `fail_payouts` switch).
+    /// The same id again answers the transfer as it is.
     /// Refusals for a split: `NotFound`, `Conflict("not_paid")`, `Conflict("split_exceeds_payment")`; for either,
     /// `Conflict("out_no_reused")` (the same id for another amount).
+    #[allow(clippy::too_many_arguments)] // the transfer's fields, as the provider is asked for them
     pub async fn sandbox_transfer(
         &self,
         kind: &'static str,
@@ -370,16 +372,19 @@ impl Store {
         payment: Option<&str>,
         payee: &str,
         amount: Fen,
+        fail: bool,
         now: Millis,
     ) -> StoreResult<SandboxTransferRow> {
-        let input = (kind, out_no.to_owned(), payment.map(str::to_owned), payee.to_owned(), amount, now);
-        self.write(input, |mut conn, (kind, out_no, payment, payee, amount, now)| {
+        let input = (kind, out_no.to_owned(), payment.map(str::to_owned), payee.to_owned(), amount, fail, now);
+        self.write(input, |mut conn, (kind, out_no, payment, payee, amount, fail, now)| {
             Box::pin(async move {
                 let existing: Option<SandboxTransferRow> = conn
                     .fetch_optional(
-                        sql(format!("SELECT {TRANSFER_COLUMNS} FROM sandbox_transfers WHERE kind = $1 AND out_no = $2"))
-                            .bind(*kind)
-                            .bind(out_no),
+                        sql(format!(
+                            "SELECT {TRANSFER_COLUMNS} FROM sandbox_transfers WHERE kind = $1 AND out_no = $2"
+                        ))
+                        .bind(*kind)
+                        .bind(out_no),
                     )
                     .await?;
                 if let Some(transfer) = existing {
@@ -392,15 +397,20 @@ impl Store {
                     None => None,
                     Some(payment) => {
                         let row = find(&mut conn, payment).await?.ok_or(StoreError::NotFound)?;
-                        take_from_payment(&mut conn, &row, Taken::Split, *amount).await?;
+                        if !*fail {
+                            take_from_payment(&mut conn, &row, Taken::Split, *amount).await?;
+                        }
                         Some(row.id)
                     }
                 };
+                // A failed transfer (the `fail_payouts` switch) is failed at once, as a refund under `fail_refunds`.
+                let (status, settled_at) = if *fail { ("failed", Some(now.0)) } else { ("processing", None) };
                 Ok(conn
                     .fetch_one(
                         sql(format!(
-                            "INSERT INTO sandbox_transfers (id, kind, out_no, payment_id, payee, amount, status, requested_at)
-                                 VALUES ($1, $2, $3, $4, $5, $6, 'processing', $7) RETURNING {TRANSFER_COLUMNS}"
+                            "INSERT INTO sandbox_transfers
+                                 (id, kind, out_no, payment_id, payee, amount, status, requested_at, settled_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $9) RETURNING {TRANSFER_COLUMNS}"
                         ))
                         .bind(format!("sbt_{}", new_id().replace('-', "")))
                         .bind(*kind)
@@ -408,7 +418,9 @@ impl Store {
                         .bind(payment_id)
                         .bind(payee)
                         .bind(amount.get())
-                        .bind(now.0),
+                        .bind(now.0)
+                        .bind(status)
+                        .bind(settled_at),
                     )
                     .await?)
             })

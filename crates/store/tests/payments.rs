@@ -157,14 +157,17 @@ async fn the_sandbox_keeps_its_books_across_a_restart(backend: Backend) {
     assert!(matches!(refund("r2", 991).await, Err(StoreError::Conflict("refund_exceeds_payment"))));
     let failed = store.sandbox_refund("our-1", "r3", fen(990), "late", true, NOW).await.unwrap();
     assert_eq!(failed.status, "failed", "fail_refunds: the refund fails and holds nothing");
-    let split = store.sandbox_transfer("split", "s1", Some("our-1"), "[]", fen(990), NOW).await.unwrap();
+    let split = store.sandbox_transfer("split", "s1", Some("our-1"), "[]", fen(990), false, NOW).await.unwrap();
     assert_eq!(split.status, "processing");
     assert!(matches!(
-        store.sandbox_transfer("split", "s2", Some("our-1"), "[]", fen(1), NOW).await,
+        store.sandbox_transfer("split", "s2", Some("our-1"), "[]", fen(1), false, NOW).await,
         Err(StoreError::Conflict("split_exceeds_payment"))
     ));
-    let payout = store.sandbox_transfer("payout", "p1", None, "merchant-1", fen(5_000), NOW).await.unwrap();
-    assert_eq!(store.sandbox_transfer("payout", "p1", None, "merchant-1", fen(5_000), NOW).await.unwrap(), payout);
+    let payout = store.sandbox_transfer("payout", "p1", None, "merchant-1", fen(5_000), false, NOW).await.unwrap();
+    assert_eq!(
+        store.sandbox_transfer("payout", "p1", None, "merchant-1", fen(5_000), false, NOW).await.unwrap(),
+        payout
+    );
     assert_eq!(store.sandbox_settle(NOW, NOW.plus_seconds(20)).await.unwrap(), 3, "refund, split and payout");
     let before = db.fingerprint().await;
     store.close().await;

@@ -100,7 +100,8 @@ async fn open_app(config: &Config, demo: bool) -> anyhow::Result<App> {
         password_cost: tuangou_app::PasswordCost::Standard,
         secret: config.server_secret()?,
         throttles: tuangou_app::Throttles::default(),
-        payments: tuangou_app::payments::PaymentSettings { sandbox: config.sandbox(demo)? },
+        // Partner mode (splits at redemption) is on in the demo.
+        payments: tuangou_app::payments::PaymentSettings { sandbox: config.sandbox(demo)?, partner_mode: demo },
     };
     Ok(App::new(store, settings, Clock::system()))
 }

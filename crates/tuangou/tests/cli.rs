@@ -197,7 +197,10 @@ async fn reconcile_exits_by_the_result(backend: Backend) {
     use tuangou_app::payments::{PaymentOrder, PaymentSettings};
     use tuangou_domain::time::{ChinaDay, Millis};
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([42; 32]), faults: Faults::default() };
-    let settings = tuangou_app::Settings { payments: PaymentSettings { sandbox: Some(sandbox) }, ..Default::default() };
+    let settings = tuangou_app::Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false },
+        ..Default::default()
+    };
     let app = tuangou_testkit::TestApp::spawn_with(backend, settings).await;
     let operator = app.operator().await;
     let customer = &app.customers(&operator, 1, 0).await[0];

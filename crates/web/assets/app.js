@@ -55,6 +55,9 @@
       refunded: say('这张券已退款', 'This voucher was refunded'),
       staff_only: say('只有本店员工可以核销', "Only this store's staff can redeem"),
       owner_only: say('只有店主可以撤销核销', 'Only the owner can undo a redemption'),
+      // Payouts and withdrawals.
+      payout_in_progress: say('已有一笔结算在处理中，请等它完成', 'A payout is already on its way — wait until it finishes'),
+      withdrawal_pending: say('有提现正在处理中，完成后才能注销', 'A withdrawal is on its way — close the account once it finishes'),
     };
     return known[problem.code] || problem.detail || say('出错了', 'Something went wrong');
   }

@@ -9,7 +9,9 @@
 //! schema, as the server sends it. `tests/api/openapi.rs` checks the document against the router, and CI's
 //! schemathesis step checks the server against the document.
 
-use crate::api::{accounts, admin, campaigns, groups, merchants, payments, reconciliations, service, vouchers};
+use crate::api::{
+    accounts, admin, campaigns, groups, merchants, payments, payouts, reconciliations, service, vouchers,
+};
 use crate::extract::{JSON, MERGE_PATCH};
 use serde_json::{Map, Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -29,6 +31,7 @@ use utoipa::{Modify, OpenApi};
         vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::preview, vouchers::redeem, vouchers::undo,
         payments::notify, payments::sandbox_pay, payments::sandbox_cancel, payments::sandbox_bill,
         payments::my_payment, payments::my_refunds, payments::admin_refunds, payments::admin_retry_refund,
+        payouts::create, payouts::list, payouts::withdraw, payouts::withdrawals,
         service::healthz, service::readyz, service::metrics, service::openapi,
     ),
     modifiers(&BearerAuth)

@@ -6,6 +6,7 @@
 //! it later ([`tuangou_store::Store::apply_next_payment_event`]). Anything that fails a check changes nothing and
 //! is logged.
 
+pub mod payouts;
 pub mod port;
 pub mod reconcile;
 pub mod sandbox;
@@ -26,6 +27,10 @@ use tuangou_store::{NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow, St
 pub struct PaymentSettings {
     /// The sandbox provider, when enabled (`TUANGOU_PAYMENTS_SANDBOX=true` or `serve --demo`).
     pub sandbox: Option<SandboxSettings>,
+    /// Partner mode (PAYMENTS.md "Payouts"): each provider-paid purchase is split at the provider once its
+    /// redemption can no longer be undone — the commission to the platform, the rest to the merchant
+    /// ([`payouts`]). On in the demo; off by default (direct mode: owners request payouts).
+    pub partner_mode: bool,
 }
 
 /// The providers an instance offers, by name.
@@ -86,6 +91,11 @@ impl App {
     /// The provider called `name`, when this instance offers it.
     pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.providers.all.iter().find(|p| p.name() == name).cloned()
+    }
+
+    /// The names of the providers this instance offers (for reconciliation and the pages' forms).
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        self.providers.all.iter().map(|p| p.name()).collect()
     }
 
     /// The provider the pages pay through when the wallet does not cover a price (the first one offered).

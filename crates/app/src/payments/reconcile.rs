@@ -111,11 +111,6 @@ fn bill_line(line: &BillLine) -> Line {
 }
 
 impl App {
-    /// The names of the providers this instance offers.
-    pub fn provider_names(&self) -> Vec<&'static str> {
-        self.providers.all.iter().map(|p| p.name()).collect()
-    }
-
     /// Reconciles one business day with one provider (`tuangou reconcile`, and the daily job): fetches its bill,
     /// matches every line with our payments and refunds of the day, and keeps the result (a newer one for a day
     /// reconciled before). Changes nothing else. Unknown provider: 404 `unknown_provider`; a bill the provider

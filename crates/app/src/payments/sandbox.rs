@@ -11,7 +11,7 @@
 //!
 //! Fault switches (`TUANGOU_PAYMENTS_SANDBOX_FAULTS`, changeable while it runs with [`Sandbox::set_faults`]) make
 //! it misbehave the ways real providers do: `duplicate`, `reorder`, `delay_ms=N`, `drop`, `fail_refunds`,
-//! `late_pay`. Time is the service's [`Clock`], so tests move both together.
+//! `late_pay`, `fail_payouts` (payouts and splits fail), `payouts_unavailable` (their calls go unanswered). Time is the service's [`Clock`], so tests move both together.
 
 use super::port::{
     Bill, BillLine, CreatedPayment, EventKind, Headers, NOTIFICATION_TOLERANCE_MS, PaymentRequest, PaymentState,
@@ -113,6 +113,10 @@ pub struct Faults {
     pub fail_refunds: bool,
     /// Paying succeeds even after the payment was closed or expired: late money.
     pub late_pay: bool,
+    /// Payouts and splits fail while the switch is on.
+    pub fail_payouts: bool,
+    /// Payout and split calls (and their queries) go unanswered while the switch is on: the caller learns nothing.
+    pub payouts_unavailable: bool,
 }
 
 impl Faults {
@@ -134,9 +138,12 @@ impl Faults {
                 None if item == "drop" => faults.drop = true,
                 None if item == "fail_refunds" => faults.fail_refunds = true,
                 None if item == "late_pay" => faults.late_pay = true,
+                None if item == "fail_payouts" => faults.fail_payouts = true,
+                None if item == "payouts_unavailable" => faults.payouts_unavailable = true,
                 _ => {
                     return Err(format!(
-                        "unknown sandbox fault {item:?} (known: duplicate, reorder, delay_ms=N, drop, fail_refunds, late_pay)"
+                        "unknown sandbox fault {item:?} (known: duplicate, reorder, delay_ms=N, drop, fail_refunds, late_pay, \
+                         fail_payouts, payouts_unavailable)"
                     ));
                 }
             }
@@ -380,6 +387,15 @@ impl Sandbox {
         Ok(Bill { day, raw, lines })
     }
 
+    /// The switches as a payout or split call sees them: `Unavailable` while `payouts_unavailable` is on.
+    fn transfer_faults(&self) -> ProviderResult<Faults> {
+        let faults = self.faults();
+        if faults.payouts_unavailable {
+            return Err(ProviderError::Unavailable("the sandbox is switched not to answer payouts".into()));
+        }
+        Ok(faults)
+    }
+
     fn status_of(&self, row: &SandboxPaymentRow) -> PaymentStatus {
         let state = match (row.status.as_str(), row.paid_at) {
             ("paid", Some(at)) => PaymentState::Paid { at: Millis(at) },
@@ -547,6 +563,7 @@ impl Provider for Sandbox {
 
     fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
         Box::pin(async move {
+            let faults = self.transfer_faults()?;
             let row = self
                 .store
                 .sandbox_transfer(
@@ -555,6 +572,7 @@ impl Provider for Sandbox {
                     None,
                     &request.payee,
                     request.amount,
+                    faults.fail_payouts,
                     self.clock.now(),
                 )
                 .await
@@ -565,6 +583,7 @@ impl Provider for Sandbox {
 
     fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
         Box::pin(async move {
+            self.transfer_faults()?;
             match self.store.sandbox_transfer_by("payout", out_payout_no).await.map_err(refused)? {
                 Some(row) => Ok(payout_status(&row)),
                 None => Err(ProviderError::Refused("not_found", "the sandbox has no such payout".into())),
@@ -574,6 +593,7 @@ impl Provider for Sandbox {
 
     fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
         Box::pin(async move {
+            let faults = self.transfer_faults()?;
             let total = request
                 .receivers
                 .iter()
@@ -593,6 +613,7 @@ impl Provider for Sandbox {
                     Some(&request.out_trade_no),
                     &serde_json::Value::Array(receivers).to_string(),
                     total,
+                    faults.fail_payouts,
                     self.clock.now(),
                 )
                 .await
@@ -603,6 +624,7 @@ impl Provider for Sandbox {
 
     fn query_split<'a>(&'a self, out_order_no: &'a str) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
         Box::pin(async move {
+            self.transfer_faults()?;
             match self.store.sandbox_transfer_by("split", out_order_no).await.map_err(refused)? {
                 Some(row) => Ok(split_status(&row)),
                 None => Err(ProviderError::Refused("not_found", "the sandbox has no such split".into())),
@@ -751,10 +773,22 @@ mod tests {
     #[test]
     fn faults_parse_from_a_comma_list() {
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
-        let all = Faults::parse(" duplicate,reorder , delay_ms=250,drop,fail_refunds,late_pay").unwrap();
+        let all = Faults::parse(
+            " duplicate,reorder , delay_ms=250,drop,fail_refunds,late_pay,fail_payouts,payouts_unavailable",
+        )
+        .unwrap();
         assert_eq!(
             all,
-            Faults { duplicate: true, reorder: true, delay_ms: 250, drop: true, fail_refunds: true, late_pay: true }
+            Faults {
+                duplicate: true,
+                reorder: true,
+                delay_ms: 250,
+                drop: true,
+                fail_refunds: true,
+                late_pay: true,
+                fail_payouts: true,
+                payouts_unavailable: true
+            }
         );
         assert!(Faults::parse("duplicates").unwrap_err().contains("duplicates"));
         assert!(Faults::parse("delay_ms=soon").is_err());

@@ -325,3 +325,19 @@ group-pay-until = Pay before { $at }, or your seat goes to someone else
 operator-failed-refunds = Refunds waiting for a person
 operator-no-failed-refunds = No failed refunds
 operator-retry-refund = Try the refund again
+
+# Payouts and withdrawals
+status-requested = On its way
+status-succeeded = Paid out
+status-failed = Failed (money returned)
+payout-title = Payouts
+payout-amount = Amount (yuan)
+payout-provider = Pay out through
+payout-hint = From ¥0.01 up to the available balance. One payout at a time; it is followed to the end.
+payout-go = Request payout
+payout-list = Latest payouts
+payout-no-provider = No payment provider is offered here yet.
+withdraw-title = Withdraw
+withdraw-hint = From ¥0.01 up to your available balance, back to your account at the provider. Empty your wallet this way before closing your account.
+withdraw-go = Withdraw
+withdraw-list = Latest withdrawals

@@ -325,3 +325,19 @@ group-pay-until = 请在 { $at } 前完成支付，否则座位会让给他人
 operator-failed-refunds = 待人工处理的退款
 operator-no-failed-refunds = 没有失败的退款
 operator-retry-refund = 重新退款
+
+# 提现与结算
+status-requested = 处理中
+status-succeeded = 已到账
+status-failed = 失败（已退回余额）
+payout-title = 结算提现
+payout-amount = 金额（元）
+payout-provider = 提现渠道
+payout-hint = 最少 ¥0.01，最多为可用资金。同一时间只能有一笔处理中的结算。
+payout-go = 申请结算
+payout-list = 最近的结算
+payout-no-provider = 暂未开通支付渠道。
+withdraw-title = 提现
+withdraw-hint = 最少 ¥0.01，最多为可用余额，原路提现到你的支付账户。注销账号前可用此功能清空余额。
+withdraw-go = 提现
+withdraw-list = 最近的提现

@@ -88,8 +88,13 @@ pub struct WalletBody {
     /// Fen paid into groups not yet drawn or expired.
     held: i64,
     points: i64,
-    /// Fen owed back through the payment provider that took them, until it confirms the refund.
+    /// Fen owed back through the payment provider that took them, until it confirms the refund (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
     refund_pending: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Sign up. Limited per client address (429 with `Retry-After`).

@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod groups;
 pub mod merchants;
 pub mod payments;
+pub mod payouts;
 pub mod reconciliations;
 pub mod service;
 pub mod vouchers;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/history", get(accounts::history))
         .route("/api/v1/me/vouchers/{id}/refund", post(vouchers::refund))
         .route("/api/v1/me/wallet", get(accounts::wallet))
+        .route("/api/v1/me/withdrawals", get(payouts::withdrawals).post(payouts::withdraw))
         .route("/api/v1/me/vouchers", get(vouchers::mine))
         .route("/api/v1/me/memberships", get(vouchers::memberships))
         .route("/api/v1/me/vouchers/{id}/qr.svg", get(vouchers::qr))
@@ -38,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/merchants/{id}/wallet", get(merchants::wallet))
         .route("/api/v1/merchants/{id}/staff", post(merchants::add_staff))
         .route("/api/v1/merchants/{id}/stats", get(merchants::stats))
+        .route("/api/v1/merchants/{id}/payouts", get(payouts::list).post(payouts::create))
         .route("/api/v1/merchants/{id}/campaigns", post(campaigns::create))
         .route("/api/v1/campaigns", get(campaigns::list))
         .route("/api/v1/campaigns/{id}", get(campaigns::get).patch(campaigns::patch))

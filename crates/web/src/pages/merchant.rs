@@ -34,6 +34,9 @@ struct DashboardPage<'a> {
     page: &'a Chrome,
     board: MerchantDashboard,
     wallet: MerchantWallet,
+    /// The latest payouts, and the providers to pay out through.
+    payouts: Vec<tuangou_app::PayoutRow>,
+    providers: Vec<&'static str>,
 }
 
 pub async fn dashboard(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
@@ -43,7 +46,9 @@ pub async fn dashboard(page: Chrome, State(state): State<AppState>, id: PagePath
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         let board = state.app.merchant_dashboard(caller, &id).await?;
         let wallet = state.app.merchant_wallet(caller, &id).await?;
-        Ok(respond(&page, &DashboardPage { page: &page, board, wallet }))
+        let payouts = state.app.merchant_payouts(caller, &id, None, 10).await?;
+        let providers = state.app.provider_names();
+        Ok(respond(&page, &DashboardPage { page: &page, board, wallet, payouts, providers }))
     }
     .await;
     finish(&page, result)

@@ -19,6 +19,7 @@ mod operator;
 mod pages;
 mod pay_at_join;
 mod payments;
+mod payouts;
 mod randomized;
 mod reconciliation;
 mod redemption;
