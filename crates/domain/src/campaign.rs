@@ -462,7 +462,8 @@ pub(crate) mod tests {
         assert_eq!(max_commission_share(fen(100), bps(5_000), 2, 3), fen(32));
         assert_eq!(max_commission_share(fen(100), bps(5_000), 5, 0), Fen::ZERO, "K = N: no losers");
         assert_eq!(max_commission_share(fen(1), bps(10_000), 1, 2), Fen::ZERO, "a share below a fen each");
-        let k_equals_n = CampaignInput { winners_per_group: 5, quantity: 5, reward: share(Some(10_000), None), ..sample() };
+        let k_equals_n =
+            CampaignInput { winners_per_group: 5, quantity: 5, reward: share(Some(10_000), None), ..sample() };
         assert_eq!(CampaignRules::new(k_equals_n).unwrap().loser_reward_amount(), 0);
     }
 

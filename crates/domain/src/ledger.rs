@@ -390,8 +390,13 @@ pub fn commission_share_entries(redemption: &str, commission: Fen, share: BasisP
     losers
         .iter()
         .map(|l| {
-            Entry::transfer(Cause::Reward, Account::PlatformCommission, Account::CustomerAvailable(l.user.clone()), each)
-                .with_reference(share_reference(redemption, &l.membership))
+            Entry::transfer(
+                Cause::Reward,
+                Account::PlatformCommission,
+                Account::CustomerAvailable(l.user.clone()),
+                each,
+            )
+            .with_reference(share_reference(redemption, &l.membership))
         })
         .collect()
 }
@@ -411,8 +416,13 @@ pub fn commission_share_reversals(redemption: &str, reversals: &[(Loser, Fen)]) 
         .iter()
         .filter(|(_, amount)| *amount > Fen::ZERO)
         .map(|(l, amount)| {
-            Entry::transfer(Cause::Undo, Account::CustomerAvailable(l.user.clone()), Account::PlatformCommission, *amount)
-                .with_reference(unshare_reference(redemption, &l.membership))
+            Entry::transfer(
+                Cause::Undo,
+                Account::CustomerAvailable(l.user.clone()),
+                Account::PlatformCommission,
+                *amount,
+            )
+            .with_reference(unshare_reference(redemption, &l.membership))
         })
         .collect()
 }

@@ -330,21 +330,28 @@ mod tests {
     fn a_commission_share_card_says_the_most_a_loser_can_receive() {
         use crate::campaign::RewardInput;
         // Price 9,900, commission 10 %: 990 per voucher; 25 % of it: 247; 3 losers: 82 each; K = 2: at most 164.
-        let reward = RewardInput { kind: "commission_share".into(), amount: None, share_bps: Some(2_500), valid_days: None };
-        let input = CampaignInput {
-            price: 9_900,
-            commission_bps: 1_000,
-            reward,
-            ..crate::campaign::tests::sample()
-        };
+        let reward =
+            RewardInput { kind: "commission_share".into(), amount: None, share_bps: Some(2_500), valid_days: None };
+        let input = CampaignInput { price: 9_900, commission_bps: 1_000, reward, ..crate::campaign::tests::sample() };
         let rules = CampaignRules::new(input).unwrap();
         let contact = MerchantContact { name: "老码头".into(), phone: "028".into(), address: "春熙路".into() };
         let en = RulesCard::new(&rules, contact.clone(), Lang::En);
-        assert_eq!((en.loser_reward.kind, en.loser_reward.amount, en.loser_reward.share_bps), ("commission_share", 164, Some(2_500)));
-        assert!(en.loser_reward.rules.contains("25%") && en.loser_reward.rules.contains("at most ¥1.64"), "{}", en.loser_reward.rules);
+        assert_eq!(
+            (en.loser_reward.kind, en.loser_reward.amount, en.loser_reward.share_bps),
+            ("commission_share", 164, Some(2_500))
+        );
+        assert!(
+            en.loser_reward.rules.contains("25%") && en.loser_reward.rules.contains("at most ¥1.64"),
+            "{}",
+            en.loser_reward.rules
+        );
         assert!(en.headline.ends_with("a share of the platform's commission (at most ¥1.64 each)"), "{}", en.headline);
         let zh = RulesCard::new(&rules, contact, Lang::Zh);
-        assert!(zh.loser_reward.rules.contains("25%") && zh.loser_reward.rules.contains("最多共得 ¥1.64"), "{}", zh.loser_reward.rules);
+        assert!(
+            zh.loser_reward.rules.contains("25%") && zh.loser_reward.rules.contains("最多共得 ¥1.64"),
+            "{}",
+            zh.loser_reward.rules
+        );
         assert!(zh.headline.ends_with("平台佣金分成（每人最多 ¥1.64）"), "{}", zh.headline);
         let json = serde_json::to_value(&en).unwrap();
         assert_eq!(json["loser_reward"]["share_bps"], 2_500);

@@ -68,7 +68,10 @@ pub(crate) async fn shares_on_redemption(
 /// still holds ([`share_to_reverse`]: the rest is the platform's loss). The wallets are read locked on
 /// PostgreSQL (`FOR UPDATE`, in account-key order, before the undo's post locks the merchant's and the
 /// platform's balances, whose keys sort after), so a loser's concurrent spending waits and the reversal cannot be
-/// refused for an overdraft; SQLite's one writer sees them as they are.
+/// refused for an overdraft; SQLite's one writer sees them as they are. The platform's commission account bears
+/// the loss in the same post: if it cannot (it holds less than the commission minus what comes back), the post
+/// is refused like any overdraft ([`StoreError::InsufficientFunds`]) and the undo with it, so no account ever
+/// goes below zero.
 pub(crate) async fn reversals_on_undo(
     conn: &mut Conn<'_>,
     voucher: &VoucherRow,
