@@ -514,7 +514,8 @@ mod tests {
             paid,
             from: PaidFrom::Provider("sandbox".into()),
         };
-        let entries = draw_entries(&m, &c, Reward::Cash(Fen::from_stored(300).unwrap()), &[], &[by_sandbox.clone()]);
+        let entries =
+            draw_entries(&m, &c, Reward::Cash(Fen::from_stored(300).unwrap()), &[], std::slice::from_ref(&by_sandbox));
         assert_eq!(entries[0].postings()[1].account.key(), "customer:u:refund_pending", "the price is owed back");
         assert_eq!(entries[1].postings()[1].account.key(), "customer:u:available", "the reward is the platform's");
         assert_eq!(expiry_refunds(&[by_sandbox])[0].postings()[1].account.key(), "customer:u:refund_pending");
