@@ -39,7 +39,8 @@ pub struct MembershipView {
     pub membership: MemberRow,
     /// The purchase voucher's code, for a winner.
     pub voucher_code: Option<String>,
-    /// What a member not drawn received: (kind, amount).
+    /// What a member not drawn received: (kind, amount); for a `commission_share`, the fen shared with them so
+    /// far, net of undos.
     pub reward: Option<(String, i64)>,
 }
 
@@ -95,18 +96,24 @@ impl App {
         for membership in self.store.memberships_of(&caller.user, cursor, limit as i64).await? {
             let vouchers = self.store.vouchers_of_membership(&membership.id).await?;
             let voucher_code = vouchers.iter().find(|v| v.kind == "purchase").map(|v| self.view(v.clone()).code);
-            let reward = if membership.status == "lost" {
-                let campaign = self
-                    .store
-                    .require_campaign(&tuangou_domain::ids::CampaignId::from_trusted(&membership.campaign_id))
-                    .await?;
-                Some((campaign.reward_kind, campaign.reward_amount))
-            } else {
-                None
-            };
+            let reward = if membership.status == "lost" { Some(self.reward_of(&membership).await?) } else { None };
             views.push(MembershipView { membership, voucher_code, reward });
         }
         Ok(views)
+    }
+
+    /// What a loser received: the campaign's reward, or for a `commission_share`, what the group's redemptions
+    /// have shared with them so far, net of undos (a few indexed reads per membership).
+    async fn reward_of(&self, membership: &MemberRow) -> AppResult<(String, i64)> {
+        let campaign = self
+            .store
+            .require_campaign(&tuangou_domain::ids::CampaignId::from_trusted(&membership.campaign_id))
+            .await?;
+        let amount = match campaign.reward_amount() {
+            Some(amount) => amount,
+            None => self.store.commission_shared(&membership.id, &membership.user()).await?,
+        };
+        Ok((campaign.reward_kind, amount))
     }
 
     /// Staff (or the owner) of the merchant may work its counter; 404 for an unknown merchant, 403 otherwise.
@@ -164,7 +171,8 @@ impl App {
     }
 
     /// Redeems a voucher at the counter: the merchant is paid the price less commission, the platform the
-    /// commission. 409 `already_redeemed`, 410 `expired`, 404 `unknown_code`, 429 `throttled`.
+    /// commission, and under a `commission_share` reward the group's losers their part of it, all in one unit.
+    /// 409 `already_redeemed`, 410 `expired`, 404 `unknown_code`, 429 `throttled`.
     pub async fn redeem(
         &self,
         caller: &Caller,
@@ -195,7 +203,10 @@ impl App {
         }
     }
 
-    /// The owner undoes a redemption within one hour: the voucher is `issued` again, the settlement reversed.
+    /// The owner undoes a redemption within one hour: the voucher is `issued` again, the settlement reversed, and
+    /// the commission it shared taken back from the losers as far as their wallets hold it (the rest is the
+    /// platform's loss). 402 `insufficient_funds` when the merchant's wallet, or the platform's commission account
+    /// bearing that loss, cannot cover the reversal: then nothing changes.
     pub async fn undo_redemption(
         &self,
         caller: &Caller,

@@ -5,7 +5,9 @@
 //! API.md are silent: a title has 1–80 characters, a description at most 2,000; quantity is at most 1,000,000
 //! units; the original price is never below the price; `reward.valid_days` (1–365, default 30) belongs to coupons
 //! only; `draw_at` and `draw_window_hours` (1–168, default 24) to scheduled draws only; the per-customer limit is
-//! 1–1,000; the most the cash rewards can cost must itself be a valid amount (at most ¥100 million).
+//! 1–1,000; the most the cash rewards can cost must itself be a valid amount (at most ¥100 million). A
+//! `commission_share` reward (claim 4) carries `share_bps` (1–10,000) and no `amount`: what losers get comes out
+//! of the platform's commission on each redeemed winner's voucher, so it is not a figure the merchant sets.
 
 use crate::money::{BasisPoints, Fen, MAX_AMOUNT};
 use crate::time::Millis;
@@ -46,7 +48,11 @@ pub struct CampaignInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RewardInput {
     pub kind: String,
-    pub amount: i64,
+    /// Fen (cash, coupon) or points; required for those kinds, refused for `commission_share`.
+    pub amount: Option<i64>,
+    /// `commission_share` only: the share of the commission the losers split, in basis points.
+    #[serde(default)]
+    pub share_bps: Option<i64>,
     pub valid_days: Option<i64>,
 }
 
@@ -59,6 +65,9 @@ pub enum Reward {
     Points(i64),
     /// An amount off the next visit, given in the store; valid for `valid_days`.
     Coupon { amount: Fen, valid_days: i64 },
+    /// This share of the platform's commission on each winner's redeemed voucher, split equally among the group's
+    /// losers and paid from the platform's commission account (claim 4): nothing is reserved at publishing.
+    CommissionShare(BasisPoints),
 }
 
 impl Reward {
@@ -67,15 +76,26 @@ impl Reward {
             Reward::Cash(_) => "cash",
             Reward::Points(_) => "points",
             Reward::Coupon { .. } => "coupon",
+            Reward::CommissionShare(_) => "commission_share",
         }
     }
+}
 
-    pub fn amount(self) -> i64 {
-        match self {
-            Reward::Cash(fen) | Reward::Coupon { amount: fen, .. } => fen.get(),
-            Reward::Points(points) => points,
-        }
+/// The amount a cash, points or coupon reward must carry.
+fn required_amount(reward: &RewardInput) -> Result<i64, Invalid> {
+    reward.amount.ok_or_else(|| Invalid::field("reward.amount", "is required for this kind of reward"))
+}
+
+/// A `commission_share` reward: `share_bps` from 1 to 10,000 and no `amount` (the losers' money is a share of the
+/// commission, decided at each redemption, never a figure set in advance).
+fn parse_share(reward: &RewardInput) -> Result<BasisPoints, Invalid> {
+    if reward.amount.is_some() {
+        return Err(Invalid::field("reward.amount", "does not apply to commission_share rewards (set share_bps)"));
     }
+    let bps = reward
+        .share_bps
+        .ok_or_else(|| Invalid::field("reward.share_bps", "is required for commission_share rewards"))?;
+    BasisPoints::parse("reward.share_bps", in_range("reward.share_bps", bps, 1, 10_000)?)
 }
 
 /// When a full group is drawn.
@@ -193,17 +213,21 @@ impl CampaignRules {
 
     fn parse_reward(reward: &mut RewardInput) -> Result<Reward, Invalid> {
         let parsed = match reward.kind.as_str() {
-            "cash" => Reward::Cash(Fen::parse_positive("reward.amount", reward.amount)?),
-            "points" => Reward::Points(in_range("reward.amount", reward.amount, 1, 1_000_000)?),
+            "cash" => Reward::Cash(Fen::parse_positive("reward.amount", required_amount(reward)?)?),
+            "points" => Reward::Points(in_range("reward.amount", required_amount(reward)?, 1, 1_000_000)?),
             "coupon" => {
                 let valid_days = in_range("reward.valid_days", reward.valid_days.unwrap_or(30), 1, 365)?;
                 reward.valid_days = Some(valid_days);
-                Reward::Coupon { amount: Fen::parse_positive("reward.amount", reward.amount)?, valid_days }
+                Reward::Coupon { amount: Fen::parse_positive("reward.amount", required_amount(reward)?)?, valid_days }
             }
-            _ => return Err(Invalid::field("reward.kind", "must be cash, points or coupon")),
+            "commission_share" => Reward::CommissionShare(parse_share(reward)?),
+            _ => return Err(Invalid::field("reward.kind", "must be cash, points, coupon or commission_share")),
         };
         if !matches!(parsed, Reward::Coupon { .. }) && reward.valid_days.is_some() {
             return Err(Invalid::field("reward.valid_days", "applies to coupon rewards only"));
+        }
+        if !matches!(parsed, Reward::CommissionShare(_)) && reward.share_bps.is_some() {
+            return Err(Invalid::field("reward.share_bps", "applies to commission_share rewards only"));
         }
         Ok(parsed)
     }
@@ -286,6 +310,35 @@ impl CampaignRules {
     pub fn max_reward_cost(&self) -> Fen {
         self.max_reward_cost
     }
+
+    /// The most one loser can receive, in the reward's unit (fen; points for points). For `commission_share`
+    /// it is what the K winners' redemptions share with them at most; see [`max_commission_share`].
+    pub fn loser_reward_amount(&self) -> i64 {
+        match self.reward {
+            Reward::Cash(fen) | Reward::Coupon { amount: fen, .. } => fen.get(),
+            Reward::Points(points) => points,
+            Reward::CommissionShare(share) => max_commission_share(
+                self.commission.of(self.price),
+                share,
+                self.winners_per_group(),
+                self.group_size() - self.winners_per_group(),
+            )
+            .get(),
+        }
+    }
+}
+
+/// The most one loser of a group can receive from a `commission_share` reward, in fen.
+///
+/// Each winner's voucher, when redeemed, earned `commission = floor(price × commission_bps / 10000)`; the group's
+/// `losers = N − K` split `share = floor(commission × share_bps / 10000)` of it, each getting
+/// `floor(share / losers)` ([`crate::ledger::commission_share_each`]). At most all K winners redeem, so a loser
+/// receives at most `K × floor(share / losers)`. That is the figure the card promises: it is what the ledger
+/// really pays, and it is never above `floor(share × K / losers)` (each redemption floors its own split, so the
+/// remainders, kept by the platform, are never pooled). No losers (K = N) means no share: zero.
+pub fn max_commission_share(commission: Fen, share: BasisPoints, winners: i64, losers: i64) -> Fen {
+    let each = crate::ledger::commission_share_each(commission, share, losers);
+    each.checked_mul(winners.max(0)).unwrap_or(Fen::ZERO)
 }
 
 /// How many more people can still join a campaign: the free seats of its open groups, plus N seats for each
@@ -310,7 +363,7 @@ pub(crate) mod tests {
             original_price: 19_800,
             group_size: 5,
             winners_per_group: 2,
-            reward: RewardInput { kind: "cash".into(), amount: 300, valid_days: None },
+            reward: RewardInput { kind: "cash".into(), amount: Some(300), share_bps: None, valid_days: None },
             referral_bonus_points: None,
             commission_bps: 500,
             group_ttl_seconds: 3_600,
@@ -360,13 +413,13 @@ pub(crate) mod tests {
 
     #[test]
     fn rewards_and_draws_are_checked() {
-        let coupon = RewardInput { kind: "coupon".into(), amount: 500, valid_days: None };
+        let coupon = RewardInput { kind: "coupon".into(), amount: Some(500), share_bps: None, valid_days: None };
         let rules = CampaignRules::new(CampaignInput { reward: coupon, ..sample() }).unwrap();
         assert_eq!(rules.reward(), Reward::Coupon { amount: Fen::from_stored(500).unwrap(), valid_days: 30 });
         assert_eq!(rules.max_reward_cost(), Fen::ZERO);
-        let bad_kind = RewardInput { kind: "gold".into(), amount: 1, valid_days: None };
+        let bad_kind = RewardInput { kind: "gold".into(), amount: Some(1), share_bps: None, valid_days: None };
         assert_eq!(field_of(CampaignInput { reward: bad_kind, ..sample() }), "reward.kind");
-        let cash_days = RewardInput { kind: "cash".into(), amount: 1, valid_days: Some(3) };
+        let cash_days = RewardInput { kind: "cash".into(), amount: Some(1), share_bps: None, valid_days: Some(3) };
         assert_eq!(field_of(CampaignInput { reward: cash_days, ..sample() }), "reward.valid_days");
         assert_eq!(field_of(CampaignInput { draw_at: Some(Millis(1)), ..sample() }), "draw_at");
         let scheduled = CampaignRules::new(CampaignInput { draw_mode: "scheduled".into(), ..sample() }).unwrap();
@@ -376,9 +429,47 @@ pub(crate) mod tests {
         assert_eq!(field_of(CampaignInput { group_ttl_seconds: 2_592_001, ..sample() }), "group_ttl_seconds");
     }
 
+    fn share(share_bps: Option<i64>, amount: Option<i64>) -> RewardInput {
+        RewardInput { kind: "commission_share".into(), amount, share_bps, valid_days: None }
+    }
+
+    #[test]
+    fn a_commission_share_takes_share_bps_and_no_amount() {
+        let rules = CampaignRules::new(CampaignInput { reward: share(Some(5_000), None), ..sample() }).unwrap();
+        assert_eq!(rules.reward(), Reward::CommissionShare(BasisPoints::parse("s", 5_000).unwrap()));
+        assert_eq!(rules.max_reward_cost(), Fen::ZERO, "publishing reserves nothing");
+        // Price 990, commission 5 %: 49; half of it 24, split by 3 losers: 8 each, twice (K = 2): 16.
+        assert_eq!(rules.loser_reward_amount(), 16);
+        for bad in [None, Some(0), Some(10_001), Some(-1)] {
+            assert_eq!(field_of(CampaignInput { reward: share(bad, None), ..sample() }), "reward.share_bps", "{bad:?}");
+        }
+        assert_eq!(field_of(CampaignInput { reward: share(Some(100), Some(1)), ..sample() }), "reward.amount");
+        assert!(CampaignRules::new(CampaignInput { reward: share(Some(1), None), ..sample() }).is_ok());
+        assert!(CampaignRules::new(CampaignInput { reward: share(Some(10_000), None), ..sample() }).is_ok());
+        let cash_share = RewardInput { share_bps: Some(100), ..sample().reward };
+        assert_eq!(field_of(CampaignInput { reward: cash_share, ..sample() }), "reward.share_bps");
+        let cash_without_amount = RewardInput { amount: None, ..sample().reward };
+        assert_eq!(field_of(CampaignInput { reward: cash_without_amount, ..sample() }), "reward.amount");
+        let share_days = RewardInput { valid_days: Some(3), ..share(Some(100), None) };
+        assert_eq!(field_of(CampaignInput { reward: share_days, ..sample() }), "reward.valid_days");
+    }
+
+    #[test]
+    fn the_most_a_loser_can_share_is_floored_per_redemption() {
+        let bps = |b| BasisPoints::parse("s", b).unwrap();
+        let fen = |f| Fen::from_stored(f).unwrap();
+        // Commission 100, share 50 % = 50, 3 losers: 16 each per redemption, 2 winners: 32 (not floor(100/3) = 33).
+        assert_eq!(max_commission_share(fen(100), bps(5_000), 2, 3), fen(32));
+        assert_eq!(max_commission_share(fen(100), bps(5_000), 5, 0), Fen::ZERO, "K = N: no losers");
+        assert_eq!(max_commission_share(fen(1), bps(10_000), 1, 2), Fen::ZERO, "a share below a fen each");
+        let k_equals_n =
+            CampaignInput { winners_per_group: 5, quantity: 5, reward: share(Some(10_000), None), ..sample() };
+        assert_eq!(CampaignRules::new(k_equals_n).unwrap().loser_reward_amount(), 0);
+    }
+
     #[test]
     fn worst_case_reward_cost_must_be_an_amount() {
-        let huge = RewardInput { kind: "cash".into(), amount: 10_000_000_000, valid_days: None };
+        let huge = RewardInput { kind: "cash".into(), amount: Some(10_000_000_000), share_bps: None, valid_days: None };
         assert_eq!(field_of(CampaignInput { reward: huge, ..sample() }), "reward.amount");
     }
 

@@ -6,7 +6,7 @@
 
 use crate::campaign::Reward;
 use crate::ids::{CampaignId, MerchantId, UserId};
-use crate::money::Fen;
+use crate::money::{BasisPoints, Fen};
 use serde::Serialize;
 
 /// What a balance counts.
@@ -317,7 +317,8 @@ pub fn draw_entries(
                 amount,
             )),
             Reward::Points(points) => Some(Entry::points(Cause::Reward, l.user.clone(), points)),
-            Reward::Coupon { .. } => None,
+            // A coupon is a voucher; a commission share is paid at each winner's redemption, not at the draw.
+            Reward::Coupon { .. } | Reward::CommissionShare(_) => None,
         };
         if let Some(entry) = reward_entry {
             entries.push(entry.with_reference(membership_reference(Cause::Reward, &l.membership)));
@@ -359,6 +360,82 @@ pub fn undo_entries(redemption: &str, merchant: &MerchantId, price: Fen, commiss
         );
     }
     entries
+}
+
+/// What each loser gets when one winner's voucher is redeemed under a `commission_share` reward (claim 4):
+/// `share = floor(commission × share_bps / 10000)`, split equally, `floor(share / losers)`; the remainder stays
+/// with the platform. No losers (K = N) share nothing.
+pub fn commission_share_each(commission: Fen, share: BasisPoints, losers: i64) -> Fen {
+    if losers <= 0 {
+        return Fen::ZERO;
+    }
+    Fen::from_stored(share.of(commission).get() / losers).unwrap_or(Fen::ZERO)
+}
+
+/// A loser of a group, as a commission share sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loser {
+    pub membership: String,
+    pub user: UserId,
+}
+
+/// The reference of the share `redemption` paid to `membership`. It names the redemption, so every redemption
+/// of a voucher (redeem → undo → redeem …) shares once, and a second credit for one redemption cannot be written.
+pub fn share_reference(redemption: &str, membership: &str) -> String {
+    format!("share:{redemption}:{membership}")
+}
+
+/// The reference of the reversal of that share when the redemption is undone (once: the undo happens once).
+pub fn unshare_reference(redemption: &str, membership: &str) -> String {
+    format!("unshare:{redemption}:{membership}")
+}
+
+/// A winner's voucher was redeemed under a `commission_share` reward: each loser's equal part of the shared
+/// commission, from the platform's commission account into their wallet (cause `reward`). Nothing when the
+/// part is 0 fen (or there are no losers): a zero entry would say something was paid.
+pub fn commission_share_entries(redemption: &str, commission: Fen, share: BasisPoints, losers: &[Loser]) -> Vec<Entry> {
+    let each = commission_share_each(commission, share, losers.len() as i64);
+    if each == Fen::ZERO {
+        return Vec::new();
+    }
+    losers
+        .iter()
+        .map(|l| {
+            Entry::transfer(
+                Cause::Reward,
+                Account::PlatformCommission,
+                Account::CustomerAvailable(l.user.clone()),
+                each,
+            )
+            .with_reference(share_reference(redemption, &l.membership))
+        })
+        .collect()
+}
+
+/// What an undo takes back from a loser: what the redemption credited them, but never more than their wallet
+/// holds now. A loser who already spent the money keeps what they spent: the rest stays the platform's loss,
+/// because the undo corrects the merchant's counter (a winner's voucher must become usable again) and must not
+/// hang on what a third customer did with money paid to them in good faith.
+pub fn share_to_reverse(credited: Fen, available: i64) -> Fen {
+    Fen::from_stored(credited.get().min(available.max(0))).unwrap_or(Fen::ZERO)
+}
+
+/// A redemption that shared commission was undone: each loser's share goes back to the platform's commission
+/// account (cause `undo`), `amount` per loser as [`share_to_reverse`] decided; none for 0 fen.
+pub fn commission_share_reversals(redemption: &str, reversals: &[(Loser, Fen)]) -> Vec<Entry> {
+    reversals
+        .iter()
+        .filter(|(_, amount)| *amount > Fen::ZERO)
+        .map(|(l, amount)| {
+            Entry::transfer(
+                Cause::Undo,
+                Account::CustomerAvailable(l.user.clone()),
+                Account::PlatformCommission,
+                *amount,
+            )
+            .with_reference(unshare_reference(redemption, &l.membership))
+        })
+        .collect()
 }
 
 /// A purchase voucher expired unredeemed: its price goes back to the customer from the merchant's receivable.
@@ -448,7 +525,8 @@ mod tests {
             paid,
             from: PaidFrom::Provider("sandbox".into()),
         };
-        let entries = draw_entries(&m, &c, Reward::Cash(Fen::from_stored(300).unwrap()), &[], &[by_sandbox.clone()]);
+        let entries =
+            draw_entries(&m, &c, Reward::Cash(Fen::from_stored(300).unwrap()), &[], std::slice::from_ref(&by_sandbox));
         assert_eq!(entries[0].postings()[1].account.key(), "customer:u:refund_pending", "the price is owed back");
         assert_eq!(entries[1].postings()[1].account.key(), "customer:u:available", "the reward is the platform's");
         assert_eq!(expiry_refunds(&[by_sandbox])[0].postings()[1].account.key(), "customer:u:refund_pending");
@@ -482,6 +560,44 @@ mod tests {
             .map(|p| p.amount)
             .sum();
         assert_eq!(paid, 941);
+    }
+
+    fn losers(n: usize) -> Vec<Loser> {
+        (0..n).map(|i| Loser { membership: format!("m{i}"), user: UserId::from_trusted(format!("l{i}")) }).collect()
+    }
+
+    #[test]
+    fn a_commission_share_splits_equally_and_floors() {
+        let (fen, bps) = (|f| Fen::from_stored(f).unwrap(), |b| BasisPoints::parse("s", b).unwrap());
+        // Commission 49, 50 %: 24, three losers: 8 each, nothing left over.
+        assert_eq!(commission_share_each(fen(49), bps(5_000), 3), fen(8));
+        // Commission 100, 100 %: 100, three losers: 33 each, 1 fen stays with the platform.
+        let entries = commission_share_entries("r", fen(100), bps(10_000), &losers(3));
+        assert_eq!(entries.len(), 3);
+        let paid: i64 = entries.iter().map(|e| e.postings()[1].amount).sum();
+        assert_eq!(paid, 99);
+        assert!(entries.iter().all(|e| e.postings()[0].account == Account::PlatformCommission));
+        assert!(entries.iter().all(|e| e.cause() == Cause::Reward));
+        assert!(entries.iter().all(|e| e.postings().iter().map(|p| p.amount).sum::<i64>() == 0));
+        assert_eq!(entries[2].reference(), Some("share:r:m2"));
+        // floor(99 × 1 / 10000) = 0: nothing written; no losers: nothing written.
+        assert!(commission_share_entries("r", fen(99), bps(1), &losers(2)).is_empty());
+        assert!(commission_share_entries("r", fen(100), bps(10_000), &[]).is_empty());
+        assert_eq!(commission_share_each(fen(2), bps(10_000), 3), Fen::ZERO);
+    }
+
+    #[test]
+    fn a_reversal_takes_back_what_is_there() {
+        let fen = |f| Fen::from_stored(f).unwrap();
+        assert_eq!(share_to_reverse(fen(33), 1_000), fen(33));
+        assert_eq!(share_to_reverse(fen(33), 20), fen(20));
+        assert_eq!(share_to_reverse(fen(33), 0), Fen::ZERO);
+        let ls = losers(2);
+        let entries = commission_share_reversals("r", &[(ls[0].clone(), fen(33)), (ls[1].clone(), Fen::ZERO)]);
+        assert_eq!(entries.len(), 1, "a zero reversal writes nothing");
+        assert_eq!(entries[0].reference(), Some("unshare:r:m0"));
+        assert_eq!(entries[0].cause(), Cause::Undo);
+        assert_eq!(entries[0].postings()[1], Posting { account: Account::PlatformCommission, amount: 33 });
     }
 
     #[test]

@@ -41,7 +41,12 @@ pub struct DrawRules {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RewardRules {
     pub kind: &'static str,
+    /// What each loser gets (fen, or points); for `commission_share`, the most a loser can receive in all, in fen
+    /// ([`crate::campaign::max_commission_share`]).
     pub amount: i64,
+    /// `commission_share` only: the share of the commission the losers split, in basis points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_bps: Option<i64>,
     pub rules: String,
 }
 
@@ -105,12 +110,15 @@ struct Texts {
     headline_cash: fn(&str) -> String,
     headline_points: fn(i64) -> String,
     headline_coupon: fn(&str) -> String,
+    headline_share: fn(&str) -> String,
     on_fill: &'static str,
     scheduled: fn(i64) -> String,
     scheduled_at: fn(&str, i64) -> String,
     cash: fn(&str) -> String,
     points: fn(i64) -> String,
     coupon: fn(&str, &str, i64) -> String,
+    /// (share of the commission in percent, the most a loser can receive)
+    share: fn(&str, &str) -> String,
     redeem_where: fn(&str, &str) -> String,
     not_drawn: &'static str,
     unused_voucher: &'static str,
@@ -125,6 +133,7 @@ impl Texts {
                 headline_cash: |amount| format!(" {amount} 现金奖励"),
                 headline_points: |points| format!(" {points} 积分"),
                 headline_coupon: |amount| format!(" {amount} 到店优惠券"),
+                headline_share: |most| format!("平台佣金分成（每人最多 {most}）"),
                 on_fill: "满员即开奖（tuangou-draw-v1，可验证）",
                 scheduled: |hours| {
                     format!(
@@ -143,6 +152,12 @@ impl Texts {
                         "未中奖者获得 {store} 下次到店立减 {amount} 优惠券，{days} 天内到店核销；每团一次；无现金价值，过期不退"
                     )
                 },
+                share: |percent, most| {
+                    format!(
+                        "本团中奖者每核销一张券，平台把该券佣金的 {percent}% 平分给本团未中奖者（按分向下取整，余数归平台），\
+                         存入 tuangou 钱包；每人最多共得 {most}；券被退款或过期不产生佣金，也就没有分成；核销被撤销时，分成随之收回"
+                    )
+                },
                 redeem_where: |store, address| format!("到店核销：{store}，{address}"),
                 not_drawn: "未中奖者开奖时全额退款",
                 unused_voucher: "中奖者可在使用前随时申请未使用券全额退款（随时退）",
@@ -155,6 +170,7 @@ impl Texts {
                 headline_cash: |amount| format!(" {amount} cash"),
                 headline_points: |points| format!(" {points} points"),
                 headline_coupon: |amount| format!(" a {amount} coupon for the store"),
+                headline_share: |most| format!(" a share of the platform's commission (at most {most} each)"),
                 on_fill: "drawn the moment the group fills (tuangou-draw-v1, verifiable)",
                 scheduled: |hours| {
                     format!(
@@ -185,6 +201,15 @@ impl Texts {
                          store; once per group; no cash value and no refund when it expires"
                     )
                 },
+                share: |percent, most| {
+                    format!(
+                        "each time a winner of your group redeems their voucher in the store, {percent}% of the \
+                         platform's commission on it is split equally among the members not drawn (rounded down to \
+                         the fen; the platform keeps the remainder) and paid into your tuangou wallet; at most {most} \
+                         each in all; a voucher refunded or expired earns no commission and shares nothing; an undone \
+                         redemption takes its share back"
+                    )
+                },
                 redeem_where: |store, address| format!("in the store: {store}, {address}"),
                 not_drawn: "members not drawn get the full price back at the draw",
                 unused_voucher: "a winner may return an unused voucher for a full refund at any time before it is used",
@@ -197,6 +222,12 @@ impl Texts {
 
 fn yuan(fen: i64) -> String {
     format!("¥{}.{:02}", fen / 100, fen % 100)
+}
+
+/// Basis points as a percentage without trailing zeros: 2500 → "25", 1250 → "12.5", 5 → "0.05".
+fn percent(bps: i64) -> String {
+    let text = format!("{}.{:02}", bps / 100, bps % 100);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 impl RulesCard {
@@ -228,11 +259,17 @@ impl RulesCard {
             Reward::Cash(fen) => (texts.headline_cash)(&yuan(fen.get())),
             Reward::Points(points) => (texts.headline_points)(points),
             Reward::Coupon { amount, .. } => (texts.headline_coupon)(&yuan(amount.get())),
+            Reward::CommissionShare(_) => (texts.headline_share)(&yuan(rules.loser_reward_amount())),
         };
         let reward_rules = match reward {
             Reward::Cash(fen) => (texts.cash)(&yuan(fen.get())),
             Reward::Points(points) => (texts.points)(points),
             Reward::Coupon { amount, valid_days } => (texts.coupon)(&yuan(amount.get()), &contact.name, valid_days),
+            Reward::CommissionShare(share) => (texts.share)(&percent(share.get()), &yuan(rules.loser_reward_amount())),
+        };
+        let share_bps = match reward {
+            Reward::CommissionShare(share) => Some(share.get()),
+            _ => None,
         };
         Self {
             price: rules.price().get(),
@@ -242,7 +279,12 @@ impl RulesCard {
             odds: format!("{k}/{n}"),
             headline: (texts.headline)(n, k, &headline_reward),
             draw,
-            loser_reward: RewardRules { kind: reward.kind(), amount: reward.amount(), rules: reward_rules },
+            loser_reward: RewardRules {
+                kind: reward.kind(),
+                amount: rules.loser_reward_amount(),
+                share_bps,
+                rules: reward_rules,
+            },
             referral_bonus_points: rules.input().referral_bonus_points.unwrap_or(0),
             redeem: RedeemRules {
                 where_: (texts.redeem_where)(&contact.name, &contact.address),
@@ -282,6 +324,40 @@ mod tests {
         assert_eq!(card.headline, "Groups of 5, 2 win; everyone else gets a full refund and ¥3.00 cash");
         assert!(zh.draw.description.contains("满员即开奖"));
         assert_eq!((zh.odds, zh.price), (card.odds, card.price), "only the sentences change");
+    }
+
+    #[test]
+    fn a_commission_share_card_says_the_most_a_loser_can_receive() {
+        use crate::campaign::RewardInput;
+        // Price 9,900, commission 10 %: 990 per voucher; 25 % of it: 247; 3 losers: 82 each; K = 2: at most 164.
+        let reward =
+            RewardInput { kind: "commission_share".into(), amount: None, share_bps: Some(2_500), valid_days: None };
+        let input = CampaignInput { price: 9_900, commission_bps: 1_000, reward, ..crate::campaign::tests::sample() };
+        let rules = CampaignRules::new(input).unwrap();
+        let contact = MerchantContact { name: "老码头".into(), phone: "028".into(), address: "春熙路".into() };
+        let en = RulesCard::new(&rules, contact.clone(), Lang::En);
+        assert_eq!(
+            (en.loser_reward.kind, en.loser_reward.amount, en.loser_reward.share_bps),
+            ("commission_share", 164, Some(2_500))
+        );
+        assert!(
+            en.loser_reward.rules.contains("25%") && en.loser_reward.rules.contains("at most ¥1.64"),
+            "{}",
+            en.loser_reward.rules
+        );
+        assert!(en.headline.ends_with("a share of the platform's commission (at most ¥1.64 each)"), "{}", en.headline);
+        let zh = RulesCard::new(&rules, contact, Lang::Zh);
+        assert!(
+            zh.loser_reward.rules.contains("25%") && zh.loser_reward.rules.contains("最多共得 ¥1.64"),
+            "{}",
+            zh.loser_reward.rules
+        );
+        assert!(zh.headline.ends_with("平台佣金分成（每人最多 ¥1.64）"), "{}", zh.headline);
+        let json = serde_json::to_value(&en).unwrap();
+        assert_eq!(json["loser_reward"]["share_bps"], 2_500);
+        assert_eq!(percent(1_250), "12.5");
+        assert_eq!(percent(5), "0.05");
+        assert_eq!(percent(10_000), "100");
     }
 
     #[test]

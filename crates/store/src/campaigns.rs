@@ -26,6 +26,8 @@ pub struct CampaignRow {
     pub reward_kind: String,
     pub reward_amount: i64,
     pub reward_valid_days: Option<i64>,
+    /// `commission_share` only (0009).
+    pub reward_share_bps: Option<i64>,
     pub referral_bonus_points: i64,
     pub commission_bps: i64,
     pub group_ttl_seconds: i64,
@@ -58,6 +60,7 @@ crate::sqlite_sql::from_values!(CampaignRow {
     reward_kind,
     reward_amount,
     reward_valid_days,
+    reward_share_bps,
     referral_bonus_points,
     commission_bps,
     group_ttl_seconds,
@@ -85,6 +88,12 @@ impl CampaignRow {
         MerchantId::from_trusted(&self.merchant_id)
     }
 
+    /// The reward's amount as it was given: none for a `commission_share`, whose column holds 0 only because it
+    /// is NOT NULL (see 0009).
+    pub fn reward_amount(&self) -> Option<i64> {
+        (self.reward_kind != "commission_share").then_some(self.reward_amount)
+    }
+
     /// The stored fields as the input they were checked from (to re-check them, or to merge a patch into).
     pub fn input(&self) -> CampaignInput {
         CampaignInput {
@@ -98,7 +107,8 @@ impl CampaignRow {
             winners_per_group: self.winners_per_group,
             reward: RewardInput {
                 kind: self.reward_kind.clone(),
-                amount: self.reward_amount,
+                amount: self.reward_amount(),
+                share_bps: self.reward_share_bps,
                 valid_days: self.reward_valid_days,
             },
             referral_bonus_points: Some(self.referral_bonus_points),
@@ -145,8 +155,9 @@ pub struct CampaignFilter {
 
 pub(crate) const CAMPAIGN_COLUMNS: &str = "id, merchant_id, status, title, product_type, description, quantity, price, \
      original_price, group_size, winners_per_group, reward_kind, reward_amount, reward_valid_days, \
-     referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at, draw_window_hours, \
-     voucher_valid_days, per_customer_limit, payment_window_minutes, starts_at, ends_at, reserved_units, won_units, created_at, \
+     reward_share_bps, referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at, \
+     draw_window_hours, voucher_valid_days, per_customer_limit, payment_window_minutes, starts_at, ends_at, \
+     reserved_units, won_units, created_at, \
      published_at, ended_at";
 
 fn escape_like(text: &str) -> String {
@@ -171,8 +182,9 @@ impl BindRules for crate::db::Sql {
             .bind(i.group_size)
             .bind(i.winners_per_group)
             .bind(&i.reward.kind)
-            .bind(i.reward.amount)
+            .bind(i.reward.amount.unwrap_or(0))
             .bind(i.reward.valid_days)
+            .bind(i.reward.share_bps)
             .bind(i.referral_bonus_points.unwrap_or(0))
             .bind(i.commission_bps)
             .bind(i.group_ttl_seconds)
@@ -225,11 +237,11 @@ impl Store {
                         sql(format!(
                     "INSERT INTO campaigns (id, merchant_id, status, title, product_type, description, quantity, price,
                          original_price, group_size, winners_per_group, reward_kind, reward_amount, reward_valid_days,
-                         referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at,
-                         draw_window_hours, voucher_valid_days, per_customer_limit, starts_at, ends_at, created_at,
-                         payment_window_minutes)
+                         reward_share_bps, referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode,
+                         draw_at, draw_window_hours, voucher_valid_days, per_customer_limit, starts_at, ends_at,
+                         created_at, payment_window_minutes)
                      VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                         $19, $20, $21, $22, $23, $24, $25)
+                         $19, $20, $21, $22, $23, $24, $25, $26)
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))
                         .bind(new_id())
@@ -290,10 +302,10 @@ impl Store {
                         sql(format!(
                     "UPDATE campaigns SET title = $2, product_type = $3, description = $4, quantity = $5, price = $6,
                          original_price = $7, group_size = $8, winners_per_group = $9, reward_kind = $10,
-                         reward_amount = $11, reward_valid_days = $12, referral_bonus_points = $13,
-                         commission_bps = $14, group_ttl_seconds = $15, draw_mode = $16, draw_at = $17,
-                         draw_window_hours = $18, voucher_valid_days = $19, per_customer_limit = $20,
-                         starts_at = $21, ends_at = $22, payment_window_minutes = $23
+                         reward_amount = $11, reward_valid_days = $12, reward_share_bps = $13,
+                         referral_bonus_points = $14, commission_bps = $15, group_ttl_seconds = $16, draw_mode = $17,
+                         draw_at = $18, draw_window_hours = $19, voucher_valid_days = $20, per_customer_limit = $21,
+                         starts_at = $22, ends_at = $23, payment_window_minutes = $24
                      WHERE id = $1 AND status = 'draft'
                      RETURNING {CAMPAIGN_COLUMNS}"
                 ))

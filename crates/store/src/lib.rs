@@ -23,6 +23,7 @@ mod reconciliations;
 mod refunds;
 mod sandbox;
 mod seats;
+mod shares;
 mod sqlite_sql;
 mod sqlite_writer;
 mod stats;

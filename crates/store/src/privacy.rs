@@ -15,7 +15,8 @@ pub struct History {
     pub expired: i64,
     /// Vouchers returned for a refund, and purchase vouchers refunded when they expired.
     pub refunded: i64,
-    /// Fen of cash rewards received.
+    /// Fen of cash rewards received: cash rewards, and commission shares net of those taken back by an undo
+    /// (the only `undo` entries that touch a customer's wallet).
     pub rewards_cash: i64,
     /// Points received in all (rewards and referral bonuses).
     pub points: i64,
@@ -49,7 +50,8 @@ impl Store {
                        CAST(COALESCE(SUM(CASE WHEN p.unit = 'fen' THEN p.amount ELSE 0 END), 0) AS BIGINT),
                        CAST(COALESCE(SUM(CASE WHEN p.unit = 'points' THEN p.amount ELSE 0 END), 0) AS BIGINT)
                      FROM ledger_postings p JOIN ledger_entries e ON e.id = p.entry_id
-                     WHERE e.cause = 'reward' AND p.account IN ($1, $2) AND p.amount > 0")
+                     WHERE p.account IN ($1, $2)
+                       AND ((e.cause = 'reward' AND p.amount > 0) OR (e.cause = 'undo' AND p.unit = 'fen'))")
                 .bind(Account::CustomerAvailable(user.clone()).key())
                 .bind(Account::CustomerPoints(user.clone()).key()),
             )

@@ -26,6 +26,7 @@ use tuangou_domain::time::Millis;
 
 /// What a payment's money did.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one per applied notification, answered and dropped: never stored in bulk
 pub enum PaymentApplied {
     /// It paid its pending seat: the group as it is now (`full` when this was its N-th paid seat).
     Seated { group: GroupRow, member: MemberRow },

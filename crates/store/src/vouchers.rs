@@ -5,6 +5,7 @@
 use crate::db::{Conn, Sql, sql};
 use crate::ledger::post_all;
 use crate::refunds::{NewRefund, record_all};
+use crate::shares::{reversals_on_undo, shares_on_redemption};
 use crate::throttles::{Bucket, claim_in};
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::{MerchantId, UserId};
@@ -243,8 +244,9 @@ impl Store {
     }
 
     /// Redeems a voucher: `issued` → `redeemed` by one conditional update (never read-then-write), the
-    /// redemption recorded, the merchant paid (price less commission, from its receivable) and the commission
-    /// paid to the platform, and the attempt logged — one transaction. On refusal: `NotFound` (no such code at
+    /// redemption recorded, the merchant paid (price less commission, from its receivable), the commission
+    /// paid to the platform and, under a `commission_share` reward, its share paid on to the group's losers
+    /// (`shares.rs`), and the attempt logged — one transaction. On refusal: `NotFound` (no such code at
     /// this merchant), `Conflict("already_redeemed" | "voucher_refunded")`, `Conflict("expired")`; a refusal is a
     /// failure, counted in `failure` (the throttle's buckets) and logged in the same transaction, or, when a bucket
     /// is full, [`StoreError::Throttled`] and nothing changes.
@@ -310,12 +312,14 @@ impl Store {
                     )
                     .await?;
                 if voucher.kind == "purchase" {
-                    let entries = settlement_entries(
+                    let mut entries = settlement_entries(
                         &redemption.id,
                         attempt.merchant,
                         stored_fen(voucher.amount)?,
                         stored_fen(voucher.commission)?,
                     );
+                    // One post: the platform's commission comes in and its losers' share goes out together.
+                    entries.extend(shares_on_redemption(&mut conn, &voucher, &redemption.id).await?);
                     post_all(&mut conn, &entries, now).await?;
                 }
                 log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;
@@ -326,7 +330,7 @@ impl Store {
     }
 
     /// Undoes a redemption within `window` of it: the voucher is `issued` again and the settlement reversed by
-    /// new entries; logged. `NotFound` for an unknown redemption (or another merchant's), `Conflict("already_undone")`,
+    /// new entries, with the commission shares it paid (`shares.rs`: what each loser still holds of it); logged. `NotFound` for an unknown redemption (or another merchant's), `Conflict("already_undone")`,
     /// `Conflict("undo_window_passed")`.
     pub async fn undo_redemption(
         &self,
@@ -375,8 +379,14 @@ impl Store {
             .await?
             .ok_or(StoreError::Conflict("already_undone"))?;
         if voucher.kind == "purchase" {
-            let entries =
-                undo_entries(&row.id, attempt.merchant, stored_fen(voucher.amount)?, stored_fen(voucher.commission)?);
+            // The shares' reversals first: they lock the losers' wallets, whose keys sort before the others.
+            let mut entries = reversals_on_undo(&mut conn, &voucher, &row.id).await?;
+            entries.extend(undo_entries(
+                &row.id,
+                attempt.merchant,
+                stored_fen(voucher.amount)?,
+                stored_fen(voucher.commission)?,
+            ));
             post_all(&mut conn, &entries, now).await?;
         }
         log_in(&mut conn, &Attempt { voucher: Some(&voucher.id), ..attempt.clone() }).await?;

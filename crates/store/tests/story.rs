@@ -50,7 +50,7 @@ fn rules(reward_cash: i64) -> CampaignRules {
         original_price: 19_800,
         group_size: 5,
         winners_per_group: 2,
-        reward: RewardInput { kind: "cash".into(), amount: reward_cash, valid_days: None },
+        reward: RewardInput { kind: "cash".into(), amount: Some(reward_cash), share_bps: None, valid_days: None },
         referral_bonus_points: None,
         commission_bps: 500,
         group_ttl_seconds: 3_600,

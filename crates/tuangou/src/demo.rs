@@ -1,5 +1,5 @@
 //! `serve --demo`: a demo city (Chengdu) so a newcomer sees the whole story at once — ten merchants at
-//! real-looking coordinates, twenty campaigns across draw modes and rewards, customers with money, and groups in
+//! real-looking coordinates, twenty campaigns across draw modes and rewards (one a share of the commission), customers with money, and groups in
 //! every state (open, full and waiting for a scheduled draw, drawn with vouchers, expired). Seeded once: when the
 //! demo operator exists already, nothing is added. Everything goes through the same use cases as real traffic.
 
@@ -29,7 +29,8 @@ const MERCHANTS: [Shop; 10] = [
     ("奎星楼小面", "面馆", "青羊区奎星楼街 35 号", 30.6680, 104.0500, "02887777777", "07:00–15:00"),
 ];
 
-/// One deal: (title, price, original, N, K, reward kind, reward amount, scheduled?)
+/// One deal: (title, price, original, N, K, reward kind, reward amount (share_bps for a commission share),
+/// scheduled?)
 type Deal = (&'static str, i64, i64, i64, i64, &'static str, i64, bool);
 
 /// Two deals per merchant, in the order of `MERCHANTS`.
@@ -39,7 +40,7 @@ const DEALS: [Deal; 20] = [
     ("盖碗茶 + 点心 · 3 人团 1 人中", 500, 6_800, 3, 1, "points", 50, false),
     ("茶艺体验课 · 4 人团 2 人中", 1_990, 12_800, 4, 2, "cash", 200, true),
     ("精酿啤酒 4 杯 · 6 人团 3 人中", 1_500, 16_000, 6, 3, "coupon", 2_000, false),
-    ("调酒师特调 · 2 人团 1 人中", 990, 8_800, 2, 1, "points", 80, false),
+    ("调酒师特调 · 2 人团 1 人中", 990, 8_800, 2, 1, "commission_share", 5_000, false),
     ("冰粉三拼 · 3 人团 1 人中", 300, 2_400, 3, 1, "cash", 100, false),
     ("红糖糍粑 · 4 人团 2 人中", 200, 1_800, 4, 2, "points", 20, true),
     ("手冲咖啡两杯 · 4 人团 1 人中", 900, 9_600, 4, 1, "coupon", 1_000, false),
@@ -66,7 +67,11 @@ fn deal(&(title, price, original, n, k, kind, amount, scheduled): &Deal) -> Camp
         original_price: original,
         group_size: n,
         winners_per_group: k,
-        reward: RewardInput { kind: kind.into(), amount, valid_days: None },
+        reward: if kind == "commission_share" {
+            RewardInput { kind: kind.into(), amount: None, share_bps: Some(amount), valid_days: None }
+        } else {
+            RewardInput { kind: kind.into(), amount: Some(amount), share_bps: None, valid_days: None }
+        },
         referral_bonus_points: Some(10),
         commission_bps: 500,
         group_ttl_seconds: 24 * 3600,

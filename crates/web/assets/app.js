@@ -137,12 +137,14 @@
     });
   });
 
-  // Show or hide the fields that only apply to one choice (data-show-when="name=value").
+  // Show or hide the fields that only apply to one choice (data-show-when="name=value"), or to every choice but
+  // one (data-show-when="name!=value").
   function applyShowWhen(form) {
     $$('[data-show-when]', form).forEach((el) => {
-      const [name, value] = el.dataset.showWhen.split('=');
+      const negated = el.dataset.showWhen.includes('!=');
+      const [name, value] = el.dataset.showWhen.split(negated ? '!=' : '=');
       const chosen = form.querySelector(`[name="${name}"]:checked`) || form.querySelector(`select[name="${name}"]`);
-      el.hidden = !chosen || chosen.value !== value;
+      el.hidden = !chosen || (negated ? chosen.value === value : chosen.value !== value);
     });
   }
 

@@ -197,7 +197,7 @@ pub struct HistoryBody {
     lost: i64,
     expired: i64,
     refunded: i64,
-    /// Fen of cash rewards.
+    /// Fen of cash rewards, commission shares (net of undone redemptions) included.
     rewards_cash: i64,
     points: i64,
 }

@@ -17,12 +17,20 @@ use utoipa::ToSchema;
 
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct RewardBody {
-    /// `cash`, `points` or `coupon`.
+    /// `cash`, `points`, `coupon` or `commission_share`.
     #[schema(value_type = RewardKind)]
     kind: String,
-    /// Fen for cash and coupons (at most 10,000,000,000), points for points (at most 1,000,000).
+    /// Fen for cash and coupons (at most 10,000,000,000), points for points (at most 1,000,000). Required for
+    /// those kinds; refused for `commission_share`, whose losers share the platform's commission instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
-    amount: i64,
+    amount: Option<i64>,
+    /// `commission_share` only, and required there: the share (basis points, 1–10000) of the platform's
+    /// commission on each redeemed winner's voucher that the group's losers split equally, floored to the fen
+    /// (SPEC.md S4, claim 4). Publishing reserves nothing for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10_000)]
+    share_bps: Option<i64>,
     /// Coupons only: days the coupon stays valid (1–365, default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 365)]
@@ -34,9 +42,14 @@ pub struct RewardBody {
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub enum RewardKind {
+    /// Fen into the wallet, from the campaign's reward reserve.
     Cash,
+    /// Platform loyalty points.
     Points,
+    /// An amount off the next visit to the store.
     Coupon,
+    /// A share of the platform's commission on each winner's redeemed voucher (`share_bps`).
+    CommissionShare,
 }
 
 /// When a full group is drawn (documentation only: the body carries it as text).
@@ -133,6 +146,7 @@ impl CampaignFields {
             reward: RewardInput {
                 kind: self.reward.kind,
                 amount: self.reward.amount,
+                share_bps: self.reward.share_bps,
                 valid_days: self.reward.valid_days,
             },
             referral_bonus_points: self.referral_bonus_points,
@@ -160,7 +174,12 @@ impl CampaignFields {
             original_price: i.original_price,
             group_size: i.group_size,
             winners_per_group: i.winners_per_group,
-            reward: RewardBody { kind: i.reward.kind, amount: i.reward.amount, valid_days: i.reward.valid_days },
+            reward: RewardBody {
+                kind: i.reward.kind,
+                amount: i.reward.amount,
+                share_bps: i.reward.share_bps,
+                valid_days: i.reward.valid_days,
+            },
             referral_bonus_points: i.referral_bonus_points,
             commission_bps: i.commission_bps,
             group_ttl_seconds: i.group_ttl_seconds,
@@ -185,7 +204,8 @@ pub struct CampaignBody {
     status: String,
     #[serde(flatten)]
     fields: CampaignFields,
-    /// What publishing reserves from the merchant's wallet: `(Q / K) × (N − K) × reward cash`.
+    /// What publishing reserves from the merchant's wallet: `(Q / K) × (N − K) × reward cash` (0 for the other
+    /// kinds: a `commission_share` is paid from the platform's commission).
     max_reward_cost: i64,
     created_at: String,
     published_at: Option<String>,

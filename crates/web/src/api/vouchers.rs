@@ -56,9 +56,14 @@ pub struct VoucherPage {
     next_cursor: Option<String>,
 }
 
+/// What a member not drawn received.
 #[derive(Serialize, ToSchema)]
+#[schema(as = MembershipReward)]
 pub struct RewardBody {
+    /// `cash`, `points`, `coupon` or `commission_share`.
     kind: String,
+    /// Fen (points for points). For `commission_share`: the fen the group's redemptions have shared with this
+    /// member so far, net of undone redemptions.
     amount: i64,
 }
 

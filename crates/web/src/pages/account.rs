@@ -80,6 +80,9 @@ impl MePage<'_> {
         match reward {
             Some((kind, amount)) if kind == "points" => self.page.ta1("reward-points", "n", amount),
             Some((kind, amount)) if kind == "cash" => self.page.ta1("reward-cash", "amount", yuan(*amount)),
+            Some((kind, amount)) if kind == "commission_share" => {
+                self.page.ta1("reward-commission-share", "amount", yuan(*amount))
+            }
             Some((_, amount)) => self.page.ta1("reward-coupon", "amount", yuan(*amount)),
             None => String::new(),
         }

@@ -7,6 +7,7 @@ mod bad_input;
 mod campaigns;
 mod cancellation;
 mod check;
+mod commission_share;
 mod common;
 mod edges;
 mod groups;
