@@ -1,6 +1,9 @@
 //! `tuangou serve` killed with SIGKILL at random moments while customers join with `Idempotency-Key`s, and started
 //! again on the same database each time, on both backends (`sqlite::NAME` and `postgres::NAME`).
 //!
+//! Also joins that pay through the sandbox provider, killed between the provider taking the money and the seat
+//! being confirmed.
+//!
 //! What it proves: a join the service answered 201 survives the kill (its membership is there); a retry with the
 //! same key, whether the first try died before, during or after its commit, never joins twice and answers the first
 //! 201 again; and the ledger's invariants hold (`tuangou check` exits 0).
@@ -44,6 +47,8 @@ struct Service {
     port: u16,
     child: Option<Child>,
     api: Api,
+    /// Whether the sandbox payment provider is on (`TUANGOU_PAYMENTS_SANDBOX=true`).
+    sandbox: bool,
 }
 
 impl Service {
@@ -52,7 +57,7 @@ impl Service {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("a client");
         let api = Api { base: format!("http://127.0.0.1:{port}"), client };
         let dir = tempfile::tempdir().expect("a temporary folder");
-        Self { dir, database: database.to_owned(), port, child: None, api }
+        Self { dir, database: database.to_owned(), port, child: None, api, sandbox: false }
     }
 
     /// Runs a command of the binary to completion against the service's database.
@@ -66,7 +71,11 @@ impl Service {
     async fn start(&mut self) {
         let log = File::options().create(true).append(true).open(self.dir.path().join("serve.log")).expect("log");
         let listen = format!("127.0.0.1:{}", self.port);
-        let child = tuangou(self.dir.path())
+        let mut command = tuangou(self.dir.path());
+        if self.sandbox {
+            command.env("TUANGOU_PAYMENTS_SANDBOX", "true");
+        }
+        let child = command
             .args(["serve", "--listen", &listen, "--database", &self.database])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -361,4 +370,93 @@ async fn joins_survive_kill_9_and_retries_with_the_same_key_join_once(backend: B
     assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
 }
 
-on_both_backends!(joins_survive_kill_9_and_retries_with_the_same_key_join_once);
+/// Customers join paying through the sandbox provider (202, a pending seat) and pay on its page, while the server
+/// is killed with SIGKILL 3–5 times and started again: between a payment being confirmed at the provider and its
+/// seat being confirmed, at any moment. Then, once the restarted worker has caught up: every payment the sandbox
+/// took is a paid seat (confirmed once: the price held or settled once) and none stays pending; `tuangou check`
+/// (with PAYMENTS.md's invariants: every paid payment a seat's hold or refunded, the clearing account equal to paid
+/// − refunded − paid out) exits 0.
+async fn paid_joins_survive_kill_9(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut service = Service::new(&db.url);
+    service.sandbox = true;
+    service.start().await;
+    let (campaign, customers) = set_up(&service).await;
+    let api = service.api.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(number, token)| {
+            let (api, campaign, token, stop) = (api.clone(), campaign.clone(), token.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut paid = Vec::new();
+                for i in 0..KEYS_PER_CLIENT {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let key = format!("client-{number}-paid-join-{i}");
+                    let body = json!({"pay_with": "sandbox"});
+                    let joined =
+                        answered(&api, &format!("/api/v1/campaigns/{campaign}/join"), &token, body, &key).await;
+                    assert_eq!(joined.0, StatusCode::ACCEPTED, "{}", joined.1);
+                    let payment = joined.1["payment"]["id"].as_str().expect("a payment").to_owned();
+                    let pay = format!("/sandbox/payments/{payment}/pay");
+                    let (status, body) = answered(&api, &pay, &token, json!({}), &key).await;
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    paid.push(joined.1["membership"]["id"].as_str().expect("a membership").to_owned());
+                }
+                paid
+            })
+        })
+        .collect();
+    for _ in 0..fastrand::usize(3..=5) {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
+        service.kill();
+        service.start().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut paid = Vec::new();
+    for client in clients {
+        paid.push(client.await.expect("a client"));
+    }
+    assert!(paid.iter().map(Vec::len).sum::<usize>() > CLIENTS, "the clients hardly paid");
+
+    // The sandbox's notifications (kept in its outbox across kills) and the worker's queries catch up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (token, seats) in customers.iter().zip(&paid) {
+        loop {
+            let page = api.get("/api/v1/me/memberships?limit=200", token).await;
+            let items = page["items"].as_array().expect("items").clone();
+            let pending: Vec<&Value> = items.iter().filter(|m| m["status"] == "pending").collect();
+            let all_paid =
+                seats.iter().all(|id| items.iter().any(|m| m["id"] == id.as_str() && m["status"] != "pending"));
+            if pending.is_empty() && all_paid {
+                break;
+            }
+            assert!(Instant::now() < deadline, "seats still pending a minute after: {pending:?}\n{}", service.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    service.kill();
+    let check = service.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
+}
+
+/// POSTs `body` to `path` with `key` until the service answers (lost connections and 5xx are tried again).
+async fn answered(api: &Api, path: &str, token: &str, body: Value, key: &str) -> (StatusCode, Value) {
+    let deadline = Instant::now() + RETRY_BUDGET;
+    loop {
+        let answer = api.call(reqwest::Method::POST, path, Some(token), Some(body.clone()), Some(key)).await;
+        match answer {
+            Ok((status, body)) if !status.is_server_error() => return (status, body),
+            Err(error) if error.is_timeout() => panic!("{path}: the server took over 15 s: {error}"),
+            Ok(_) | Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "{path}: no answer within {RETRY_BUDGET:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both_backends!(joins_survive_kill_9_and_retries_with_the_same_key_join_once, paid_joins_survive_kill_9);
