@@ -20,12 +20,13 @@ const HANG_UP_BUDGET: Duration = Duration::from_secs(5);
 
 /// Opens a connection, sends `POST path` signed in with `token`, and 0–4 ms later resets the connection (SO_LINGER
 /// 0, so the close sends RST) without reading a byte of the answer.
-async fn join_and_hang_up(address: &str, path: &str, token: &str) {
+async fn join_and_hang_up(address: &str, path: &str, token: &str, body: &str) {
     let mut stream = TcpStream::connect(address).await.expect("connect to the server");
     stream.set_zero_linger().expect("SO_LINGER 0");
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("send the request");
     let delay = Duration::from_micros(fastrand::u64(0..=4_000));
@@ -38,7 +39,7 @@ async fn join_and_hang_up(address: &str, path: &str, token: &str) {
 }
 
 /// [`HANG_UPS`] joins of `path` by callers picked at random, each hung up by [`join_and_hang_up`].
-async fn hang_up_joins(app: &TestApp, path: &str, callers: &[TestUser]) {
+async fn hang_up_joins(app: &TestApp, path: &str, callers: &[TestUser], body: &'static str) {
     let address = Arc::<str>::from(app.base.trim_start_matches("http://"));
     let path = Arc::<str>::from(path);
     let tokens: Arc<[String]> = callers.iter().map(|c| c.token.clone()).collect();
@@ -49,7 +50,7 @@ async fn hang_up_joins(app: &TestApp, path: &str, callers: &[TestUser]) {
         tokio::spawn(async move {
             while sent.fetch_add(1, Ordering::SeqCst) < HANG_UPS && Instant::now() < deadline {
                 let token = &tokens[fastrand::usize(..tokens.len())];
-                join_and_hang_up(&address, &path, token).await;
+                join_and_hang_up(&address, &path, token, body).await;
             }
         })
     });
@@ -87,7 +88,7 @@ async fn customers_who_hang_up_mid_join_never_get_a_seat_they_did_not_pay_for(ba
     let exact = app.customers(&operator, 8, PRICE).await;
     let path = format!("/api/v1/campaigns/{campaign}/join");
     let callers: Vec<TestUser> = broke.iter().chain(&exact).cloned().collect();
-    hang_up_joins(&app, &path, &callers).await;
+    hang_up_joins(&app, &path, &callers, "{}").await;
 
     // Quiescence: a join sent after every hang-up is answered, then stopping the service waits for the requests
     // still in flight and closes the pools; the answers below come from the service started again.
@@ -115,4 +116,59 @@ async fn customers_who_hang_up_mid_join_never_get_a_seat_they_did_not_pay_for(ba
     app.finish().await;
 }
 
-on_both_backends!(customers_who_hang_up_mid_join_never_get_a_seat_they_did_not_pay_for);
+/// The same with joins that pay through the sandbox provider: a seat held for a payment always has its payment
+/// (made before the provider is asked, so a hang-up between the two leaves a payment the next look completes), no
+/// money moves before it arrives, and at the end of the window every such seat is closed at the provider and
+/// released.
+async fn customers_who_hang_up_mid_paid_join_leave_a_seat_with_its_payment_or_nothing(backend: Backend) {
+    use tuangou_app::payments::PaymentSettings;
+    use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
+    let sandbox = SandboxSettings { key: SandboxKey::from_bytes([3; 32]), faults: Faults::default() };
+    let settings = tuangou_app::Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false },
+        ..tuangou_app::Settings::default()
+    };
+    let mut app = TestApp::spawn_with(backend, settings).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138082").await;
+    let rules = json!({"quantity": 20, "group_size": 100, "winners_per_group": 10, "payment_window_minutes": 1});
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(rules)).await;
+    let callers = app.customers(&operator, 12, 0).await;
+    let path = format!("/api/v1/campaigns/{campaign}/join");
+    hang_up_joins(&app, &path, &callers, r#"{"pay_with":"sandbox"}"#).await;
+
+    let witness = app.customers(&operator, 1, 0).await.remove(0);
+    let (status, body) = app.post(&path, Some(&witness.token), json!({"pay_with": "sandbox"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "an ordinary paid join still works: {body}");
+    tokio::time::timeout(Duration::from_secs(10), app.stop()).await.expect("the service stops within 10 s");
+    let app = TestApp::spawn_on_with(app.db.clone(), app.app.settings().clone(), app.app.clock().clone()).await;
+
+    let mut seats = 0;
+    for customer in callers.iter().chain([&witness]) {
+        for seat in memberships(&app, customer).await {
+            assert_eq!(seat["status"], "pending", "{seat}");
+            let membership = app.app.store().membership(seat["id"].as_str().unwrap()).await.unwrap().unwrap();
+            let payment = app.app.store().payment_of_membership(&membership.id).await.unwrap();
+            assert!(payment.is_some_and(|p| p.status == "created"), "a pending seat without its payment: {seat}");
+            seats += 1;
+        }
+        assert_eq!(postings_of(&app, customer).await, 0, "no money moved before it arrived");
+    }
+    assert!(seats >= 1);
+    // The window ends: every seat's payment is closed at the provider, then the seat released.
+    app.app.clock().advance(61_000);
+    for _ in 0..20 {
+        app.app.run_jobs_once().await.unwrap();
+    }
+    for customer in callers.iter().chain([&witness]) {
+        for seat in memberships(&app, customer).await {
+            assert_eq!(seat["status"], "unpaid", "{seat}");
+        }
+    }
+    app.finish().await;
+}
+
+on_both_backends!(
+    customers_who_hang_up_mid_join_never_get_a_seat_they_did_not_pay_for,
+    customers_who_hang_up_mid_paid_join_leave_a_seat_with_its_payment_or_nothing,
+);
