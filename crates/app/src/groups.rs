@@ -368,7 +368,15 @@ impl App {
             JoinTarget::Group(group) => self.store.join_group(&group, &admission).await?,
             JoinTarget::Campaign(_) => self.join_any(&rules, &admission).await?,
         };
-        let payment = self.seat_payment(&membership).await?;
+        let payment = match self.seat_payment(&membership).await {
+            Ok(payment) => payment,
+            // The seat and its payment are kept; the provider is asked again when the customer looks at them.
+            Err(AppError::ProviderUnavailable(why)) => {
+                tracing::warn!(%why, membership = %membership.id, "the provider did not answer a new payment");
+                self.store.payment_of_membership(&membership.id).await?
+            }
+            Err(error) => return Err(error),
+        };
         if let Some(drawn) = self.after_seat_taken(&group, &membership, rules.draw_mode()).await? {
             return Ok(Joined { payment, ..drawn });
         }

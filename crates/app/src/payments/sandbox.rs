@@ -11,7 +11,8 @@
 //!
 //! Fault switches (`TUANGOU_PAYMENTS_SANDBOX_FAULTS`, changeable while it runs with [`Sandbox::set_faults`]) make
 //! it misbehave the ways real providers do: `duplicate`, `reorder`, `delay_ms=N`, `drop`, `fail_refunds`,
-//! `late_pay`, `fail_payouts` (payouts and splits fail), `payouts_unavailable` (their calls go unanswered). Time is the service's [`Clock`], so tests move both together.
+//! `late_pay`, `fail_payouts` (payouts and splits fail), `payouts_unavailable` (their calls go unanswered),
+//! `unavailable` (payment and refund calls go unanswered). Time is the service's [`Clock`], so tests move both together.
 
 use super::port::{
     Bill, BillLine, CreatedPayment, EventKind, Headers, NOTIFICATION_TOLERANCE_MS, PaymentRequest, PaymentState,
@@ -117,6 +118,9 @@ pub struct Faults {
     pub fail_payouts: bool,
     /// Payout and split calls (and their queries) go unanswered while the switch is on: the caller learns nothing.
     pub payouts_unavailable: bool,
+    /// Payment and refund calls (create, query, close, refund and its query) go unanswered while the switch is on,
+    /// as when the provider times out: the caller learns nothing and must ask again later.
+    pub unavailable: bool,
 }
 
 impl Faults {
@@ -140,10 +144,11 @@ impl Faults {
                 None if item == "late_pay" => faults.late_pay = true,
                 None if item == "fail_payouts" => faults.fail_payouts = true,
                 None if item == "payouts_unavailable" => faults.payouts_unavailable = true,
+                None if item == "unavailable" => faults.unavailable = true,
                 _ => {
                     return Err(format!(
                         "unknown sandbox fault {item:?} (known: duplicate, reorder, delay_ms=N, drop, fail_refunds, late_pay, \
-                         fail_payouts, payouts_unavailable)"
+                         fail_payouts, payouts_unavailable, unavailable)"
                     ));
                 }
             }
@@ -387,6 +392,14 @@ impl Sandbox {
         Ok(Bill { day, raw, lines })
     }
 
+    /// `Unavailable` while the `unavailable` switch is on (a payment or refund call that times out).
+    fn answering(&self) -> ProviderResult<()> {
+        if self.faults().unavailable {
+            return Err(ProviderError::Unavailable("the sandbox is switched not to answer".into()));
+        }
+        Ok(())
+    }
+
     /// The switches as a payout or split call sees them: `Unavailable` while `payouts_unavailable` is on.
     fn transfer_faults(&self) -> ProviderResult<Faults> {
         let faults = self.faults();
@@ -458,6 +471,7 @@ impl Provider for Sandbox {
 
     fn create_payment<'a>(&'a self, request: &'a PaymentRequest) -> BoxFuture<'a, ProviderResult<CreatedPayment>> {
         Box::pin(async move {
+            self.answering()?;
             let new = NewSandboxPayment {
                 out_trade_no: request.out_trade_no.clone(),
                 amount: request.amount,
@@ -473,6 +487,7 @@ impl Provider for Sandbox {
 
     fn query_payment<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, ProviderResult<PaymentStatus>> {
         Box::pin(async move {
+            self.answering()?;
             match self.store.sandbox_payment(out_trade_no).await.map_err(refused)? {
                 Some(row) => Ok(self.status_of(&row)),
                 None => Err(refused(StoreError::NotFound)),
@@ -482,6 +497,7 @@ impl Provider for Sandbox {
 
     fn close_payment<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, ProviderResult<PaymentStatus>> {
         Box::pin(async move {
+            self.answering()?;
             // Closing at the merchant's request is not notified (as with WeChat Pay): the caller has the answer.
             let change = SandboxChange {
                 out_trade_no: out_trade_no.to_owned(),
@@ -496,6 +512,7 @@ impl Provider for Sandbox {
 
     fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
         Box::pin(async move {
+            self.answering()?;
             let fail = self.faults().fail_refunds;
             let row = self
                 .store
@@ -515,6 +532,7 @@ impl Provider for Sandbox {
 
     fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
         Box::pin(async move {
+            self.answering()?;
             match self.store.sandbox_refund_by(out_refund_no).await.map_err(refused)? {
                 Some(row) => Ok(refund_status(&row)),
                 None => Err(ProviderError::Refused("not_found", "the sandbox has no such refund".into())),
@@ -774,7 +792,7 @@ mod tests {
     fn faults_parse_from_a_comma_list() {
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
         let all = Faults::parse(
-            " duplicate,reorder , delay_ms=250,drop,fail_refunds,late_pay,fail_payouts,payouts_unavailable",
+            " duplicate,reorder , delay_ms=250,drop,fail_refunds,late_pay,fail_payouts,payouts_unavailable,unavailable",
         )
         .unwrap();
         assert_eq!(
@@ -787,7 +805,8 @@ mod tests {
                 fail_refunds: true,
                 late_pay: true,
                 fail_payouts: true,
-                payouts_unavailable: true
+                payouts_unavailable: true,
+                unavailable: true,
             }
         );
         assert!(Faults::parse("duplicates").unwrap_err().contains("duplicates"));

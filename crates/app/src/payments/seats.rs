@@ -79,10 +79,19 @@ impl App {
         ))
     }
 
-    /// A payment of the caller's (404 for anyone else's).
+    /// A payment of the caller's (404 for anyone else's). One the provider has not answered yet (its `client` is
+    /// empty) is made there again first, when the provider answers now.
     pub async fn my_payment(&self, caller: &crate::Caller, id: &str) -> AppResult<PaymentRow> {
         let payment = self.store.payment(id).await?.filter(|p| p.user_id == caller.user.as_str());
-        payment.ok_or(AppError::NotFound("unknown_payment", "no such payment"))
+        let payment = payment.ok_or(AppError::NotFound("unknown_payment", "no such payment"))?;
+        if payment.client.is_none()
+            && let Some(membership) = &payment.membership_id
+            && let Some(membership) = self.store.membership(membership).await?
+            && let Ok(Some(made)) = self.seat_payment(&membership).await
+        {
+            return Ok(made);
+        }
+        Ok(payment)
     }
 
     /// When a group of the campaign that fills now must be drawn at the latest (for a unit that confirms a seat).

@@ -355,4 +355,45 @@ on_both_backends!(
     lost_and_duplicated_notifications_confirm_once,
     failing_refunds_wait_for_the_operator,
     pay_with_must_be_offered,
+    a_silent_provider_changes_nothing_until_it_answers,
 );
+
+/// How long the worker leaves a payment it asked about alone (its lease).
+const LEASE_MS: i64 = 15_000;
+
+/// A provider that does not answer (`unavailable`, as when it times out): a paid join still holds its seat and
+/// its payment (202, `client` empty) and no money moves; nothing is released on silence — the window's end waits
+/// until the provider can say the payment is closed. Once it answers again, the payment is made there when the
+/// customer looks at it, and at the window's end it is closed there first and then the seat released. (Refunds the
+/// provider does not answer are retried the same way: see `failing_refunds_wait_for_the_operator`.)
+async fn a_silent_provider_changes_nothing_until_it_answers(backend: Backend) {
+    let app = sandbox_app(backend, Faults { unavailable: true, ..Faults::default() }).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000007").await;
+    let body = campaign_with(json!({"group_size": 3, "winners_per_group": 1, "payment_window_minutes": 1}));
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let payer = &app.customers(&operator, 1, 0).await[0];
+    let (status, joined) =
+        join(&app, payer, &format!("/api/v1/campaigns/{campaign}/groups"), json!({"pay_with": "sandbox"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{joined}");
+    assert_eq!(joined["payment"]["client"], json!({}), "the provider has not answered");
+    let payment = joined["payment"]["id"].as_str().unwrap().to_owned();
+    let membership = joined["membership"]["id"].as_str().unwrap().to_owned();
+    app.app.clock().advance(61_000);
+    for _ in 0..5 {
+        app.app.run_jobs_once().await.unwrap();
+    }
+    assert_eq!(membership_status(&app, payer, &membership).await, "pending", "silence closes nothing");
+    let (_, row) = app.get(&format!("/api/v1/me/payments/{payment}"), Some(&payer.token)).await;
+    assert_eq!((row["status"].as_str(), &row["client"]), (Some("created"), &json!({})));
+
+    // The provider answers again: the payment is closed there first, then the seat released.
+    app.app.sandbox().unwrap().set_faults(Faults::default());
+    app.app.clock().advance(LEASE_MS);
+    settle_until(&app, "the seat released", || async { membership_status(&app, payer, &membership).await == "unpaid" })
+        .await;
+    let (_, row) = app.get(&format!("/api/v1/me/payments/{payment}"), Some(&payer.token)).await;
+    assert_eq!(row["status"], "closed");
+    assert_eq!(balance(&app, &format!("customer:{}:held", payer.id)).await, 0);
+    app.finish().await;
+}
