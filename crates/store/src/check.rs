@@ -325,11 +325,11 @@ impl Store {
         )
         .await?;
         // Per provider, minus its clearing account's balance is what the provider holds for us (PAYMENTS.md):
-        // paid (payments paid or refunded since) − refunded (refunds through it that succeeded) − paid out
+        // paid (payments paid or refunded since, by what the provider took) − refunded (refunds through it that succeeded) − paid out
         // (payouts and splits that succeeded).
         let clearing: Vec<(String, i64, i64, i64, i64)> = conn
             .fetch_all(sql("SELECT p.provider,
-                     CAST(COALESCE((SELECT SUM(amount) FROM payments
+                     CAST(COALESCE((SELECT SUM(COALESCE(paid_amount, amount)) FROM payments
                                     WHERE provider = p.provider AND status IN ('paid', 'refunded')), 0) AS BIGINT),
                      CAST(COALESCE((SELECT SUM(amount) FROM refunds WHERE provider = p.provider
                                     AND destination = 'provider' AND status = 'succeeded'), 0) AS BIGINT),

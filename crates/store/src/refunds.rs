@@ -313,8 +313,9 @@ async fn settle_money(conn: &mut Conn<'_>, row: &RefundRow, now: Millis) -> Stor
     post_all(conn, &[entry], now).await?;
     conn.execute(
         sql("UPDATE payments SET status = 'refunded'
-             WHERE id = $1 AND status = 'paid' AND amount <= (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
-                                                              WHERE r.payment_id = $1 AND r.status = 'succeeded')")
+             WHERE id = $1 AND status = 'paid'
+               AND COALESCE(paid_amount, amount) <= (SELECT COALESCE(SUM(r.amount), 0) FROM refunds r
+                                                     WHERE r.payment_id = $1 AND r.status = 'succeeded')")
         .bind(payment.as_str()),
     )
     .await?;

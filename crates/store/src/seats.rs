@@ -4,7 +4,8 @@
 //! work the payment is `paid`, the money enters the ledger (the provider's clearing account → the customer's
 //! hold), the membership is confirmed (`pending` → `waiting`) and the group counts one more paid seat, filling at
 //! N. Money for a seat that no longer waits for it (released, expired, or an amount that differs) is never kept:
-//! it is owed back at once (`late_payment` refund, through the provider). The same payment twice changes nothing.
+//! it is owed back at once (`late_payment` refund, through the provider); a seat paid another amount is released
+//! (its price was not paid). The same payment twice changes nothing.
 //!
 //! Not paid ([`Store::release_seat`], after the provider closed the payment): the payment is `closed`, the
 //! membership `unpaid`, and its seat (and seq) goes to the next joiner; the customer's participation stops
@@ -127,14 +128,22 @@ where
         return Ok(PaymentApplied::AlreadySettled);
     }
     conn.execute(
-        sql("UPDATE payments SET status = 'paid', paid_at = $2, next_check_at = NULL
+        sql("UPDATE payments SET status = 'paid', paid_at = $2, paid_amount = $3, next_check_at = NULL
              WHERE id = $1 AND status IN ('created', 'closed')")
         .bind(id)
-        .bind(paid_at.0),
+        .bind(paid_at.0)
+        .bind(amount.get()),
     )
     .await?;
     let user = UserId::from_trusted(&payment.user_id);
-    let seat = if amount.get() == payment.amount { pending_seat(conn, &payment).await? } else { None };
+    let seat = pending_seat(conn, &payment).await?;
+    if amount.get() != payment.amount
+        && let Some((member, _)) = &seat
+    {
+        // Another amount than the seat's price cannot pay for it: the money goes back, the seat is released.
+        release_member(conn, member).await?;
+    }
+    let seat = seat.filter(|_| amount.get() == payment.amount);
     let Some((member, group)) = seat else {
         // Late or unusable money: owed back in full, through the provider, at once.
         let refund = NewRefund {
@@ -204,6 +213,13 @@ pub(crate) async fn release_in(conn: &mut Conn<'_>, id: &str, now: Millis) -> St
     let Some((member, _)) = pending_seat(conn, &payment).await? else {
         return Ok(Some(Released { payment, group: None }));
     };
+    let group = release_member(conn, &member).await?;
+    Ok(Some(Released { payment, group: Some(group) }))
+}
+
+/// Releases a pending seat whose group's row this unit holds: the membership `unpaid`, its seq free for the next
+/// joiner, the customer's participation no longer counted. Returns the group as it is now.
+async fn release_member(conn: &mut Conn<'_>, member: &MemberRow) -> StoreResult<GroupRow> {
     conn.execute(
         sql("UPDATE memberships SET status = 'unpaid', pay_by = NULL WHERE id = $1 AND status = 'pending'")
             .bind(&member.id),
@@ -224,5 +240,5 @@ pub(crate) async fn release_in(conn: &mut Conn<'_>, id: &str, now: Millis) -> St
             .bind(&member.user_id),
     )
     .await?;
-    Ok(Some(Released { payment, group: Some(group) }))
+    Ok(group)
 }

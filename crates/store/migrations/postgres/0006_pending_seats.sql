@@ -51,6 +51,8 @@ CREATE INDEX refunds_by_payment ON refunds (payment_id);
 CREATE INDEX payments_by_membership ON payments (membership_id);
 
 -- When a worker next asks the provider about a payment not paid yet (a lost notification, an ended window).
+-- What the provider says it took (it may differ from the amount asked: such money pays for nothing, and is refunded).
+ALTER TABLE payments ADD COLUMN paid_amount BIGINT;
 ALTER TABLE payments ADD COLUMN next_check_at BIGINT;
 CREATE INDEX payments_to_check ON payments (status, next_check_at);
 

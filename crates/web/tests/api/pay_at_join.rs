@@ -356,6 +356,7 @@ on_both_backends!(
     failing_refunds_wait_for_the_operator,
     pay_with_must_be_offered,
     a_silent_provider_changes_nothing_until_it_answers,
+    another_amount_is_refunded_and_pays_for_nothing,
 );
 
 /// How long the worker leaves a payment it asked about alone (its lease).
@@ -395,5 +396,35 @@ async fn a_silent_provider_changes_nothing_until_it_answers(backend: Backend) {
     let (_, row) = app.get(&format!("/api/v1/me/payments/{payment}"), Some(&payer.token)).await;
     assert_eq!(row["status"], "closed");
     assert_eq!(balance(&app, &format!("customer:{}:held", payer.id)).await, 0);
+    app.finish().await;
+}
+
+/// The provider took another amount than the seat's price (found by the query, since a notification saying so is
+/// refused with 400): the payment is not accepted for the seat — its money is refunded in full, the seat released.
+async fn another_amount_is_refunded_and_pays_for_nothing(backend: Backend) {
+    let app = sandbox_app(backend, Faults { drop: true, ..Faults::default() }).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000008").await;
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(json!({}))).await;
+    let payer = &app.customers(&operator, 1, 0).await[0];
+    let (_, joined) =
+        join(&app, payer, &format!("/api/v1/campaigns/{campaign}/join"), json!({"pay_with": "sandbox"})).await;
+    let payment = joined["payment"]["id"].as_str().unwrap().to_owned();
+    let membership = joined["membership"]["id"].as_str().unwrap().to_owned();
+    // The provider's side says 500 fen (a tampered or broken provider); the customer pays that.
+    app.db.execute(&format!("UPDATE sandbox_payments SET amount = 500 WHERE out_trade_no = '{payment}'")).await;
+    let (status, _) = pay_at_sandbox(&app, &payment).await;
+    assert_eq!(status, StatusCode::OK);
+    app.app.clock().advance(61_000);
+    settle_until(&app, "the other amount refunded", || async {
+        app.app.clock().advance(5_000);
+        refunds(&app, payer).await.first().is_some_and(|r| r["status"] == "succeeded")
+    })
+    .await;
+    let refund = &refunds(&app, payer).await[0];
+    assert_eq!((refund["cause"].as_str(), refund["amount"].as_i64()), (Some("late_payment"), Some(500)));
+    assert_eq!(membership_status(&app, payer, &membership).await, "unpaid", "another amount pays for no seat");
+    assert_eq!(balance(&app, &format!("customer:{}:held", payer.id)).await, 0);
+    assert_eq!(balance(&app, "provider:sandbox:clearing").await, 0);
     app.finish().await;
 }
