@@ -13,6 +13,7 @@ mod db;
 mod groups;
 mod idempotency;
 mod join_queue;
+mod leases;
 mod ledger;
 mod merchants;
 mod notify;

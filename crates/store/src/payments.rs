@@ -7,6 +7,7 @@
 //! conditional update.
 
 use crate::db::{Conn, Sql, sql};
+use crate::leases::Queue;
 use crate::seats::{PaymentApplied, Released, confirm_in, release_in};
 use crate::{Backend, CampaignRow, Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::UserId;
@@ -289,27 +290,8 @@ impl Store {
     /// Claims the next payment not paid yet that is due to be asked about (unpaid past a minute, or its window
     /// over): it is not due again until `lease_until`, so instances and later ticks leave it alone meanwhile.
     pub async fn claim_payment_to_check(&self, now: Millis, lease_until: Millis) -> StoreResult<Option<PaymentRow>> {
-        self.write((now, lease_until), |mut conn, (now, lease_until)| {
-            Box::pin(async move {
-                let lock = match conn.backend() {
-                    Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-                    Backend::Sqlite => "",
-                };
-                Ok(conn
-                    .fetch_optional(
-                        sql(format!(
-                            "UPDATE payments SET next_check_at = $2
-                             WHERE id = (SELECT id FROM payments WHERE status = 'created' AND next_check_at <= $1
-                                         ORDER BY next_check_at, id LIMIT 1{lock})
-                             RETURNING {PAYMENT_COLUMNS}"
-                        ))
-                        .bind(now.0)
-                        .bind(lease_until.0),
-                    )
-                    .await?)
-            })
-        })
-        .await
+        let queue = Queue { table: "payments", columns: PAYMENT_COLUMNS, status: "created", due: "next_check_at" };
+        self.claim_next(queue, now, lease_until).await
     }
 
     /// The payment a membership's seat waits for (or waited for).

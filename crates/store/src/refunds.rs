@@ -9,8 +9,9 @@
 //! keeps failing is `failed` after [`MAX_ATTEMPTS`] and waits for the operator, still owed (refund pending).
 
 use crate::db::{Conn, Sql, sql};
+use crate::leases::Queue;
 use crate::ledger::post_all;
-use crate::{Backend, Store, StoreError, StoreResult};
+use crate::{Store, StoreError, StoreResult};
 use tuangou_domain::ids::UserId;
 use tuangou_domain::ledger::{PaidFrom, refund_settled_entry};
 use tuangou_domain::money::Fen;
@@ -203,27 +204,8 @@ impl Store {
     /// Claims the next provider refund due for an attempt: it is not due again until `lease_until`, so instances
     /// (and the next ticks) leave it alone while this attempt calls the provider.
     pub async fn claim_due_refund(&self, now: Millis, lease_until: Millis) -> StoreResult<Option<RefundRow>> {
-        self.write((now, lease_until), |mut conn, (now, lease_until)| {
-            Box::pin(async move {
-                let lock = match conn.backend() {
-                    Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-                    Backend::Sqlite => "",
-                };
-                Ok(conn
-                    .fetch_optional(
-                        sql(format!(
-                            "UPDATE refunds SET next_attempt_at = $2
-                             WHERE id = (SELECT id FROM refunds WHERE status = 'requested' AND next_attempt_at <= $1
-                                         ORDER BY next_attempt_at, id LIMIT 1{lock})
-                             RETURNING {REFUND_COLUMNS}"
-                        ))
-                        .bind(now.0)
-                        .bind(lease_until.0),
-                    )
-                    .await?)
-            })
-        })
-        .await
+        let queue = Queue { table: "refunds", columns: REFUND_COLUMNS, status: "requested", due: "next_attempt_at" };
+        self.claim_next(queue, now, lease_until).await
     }
 
     /// Keeps what the provider said about a requested refund. Succeeded: the money owed leaves through the

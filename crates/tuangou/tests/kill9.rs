@@ -242,22 +242,9 @@ impl Answer {
 /// Joins the campaign with `key` until the service answers: a lost connection (the server was killed) or a 5xx
 /// is tried again with the same key, for at most [`RETRY_BUDGET`].
 async fn join_until_answered(api: &Api, campaign: &str, token: &str, key: &str) -> Answer {
-    let deadline = Instant::now() + RETRY_BUDGET;
     let path = format!("/api/v1/campaigns/{campaign}/join");
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let answer = api.call(reqwest::Method::POST, &path, Some(token), Some(json!({})), Some(key)).await;
-        match answer {
-            Ok((status, body)) if !status.is_server_error() => {
-                return Answer { key: key.to_owned(), status, body, tries };
-            }
-            Err(error) if error.is_timeout() => panic!("key {key}: the server took over 15 s: {error}"),
-            Ok(_) | Err(_) => {}
-        }
-        assert!(Instant::now() < deadline, "key {key}: no answer within {RETRY_BUDGET:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (status, body, tries) = answered(api, &path, token, json!({}), key).await;
+    Answer { key: key.to_owned(), status, body, tries }
 }
 
 /// One customer's joins, one new key each, back to back until `stop` (finishing the key in hand).
@@ -402,7 +389,7 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
                     assert_eq!(joined.0, StatusCode::ACCEPTED, "{}", joined.1);
                     let payment = joined.1["payment"]["id"].as_str().expect("a payment").to_owned();
                     let pay = format!("/sandbox/payments/{payment}/pay");
-                    let (status, body) = answered(&api, &pay, &token, json!({}), &key).await;
+                    let (status, body, _) = answered(&api, &pay, &token, json!({}), &key).await;
                     assert_eq!(status, StatusCode::OK, "{body}");
                     paid.push(joined.1["membership"]["id"].as_str().expect("a membership").to_owned());
                 }
@@ -444,17 +431,20 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
     assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
 }
 
-/// POSTs `body` to `path` with `key` until the service answers (lost connections and 5xx are tried again).
-async fn answered(api: &Api, path: &str, token: &str, body: Value, key: &str) -> (StatusCode, Value) {
+/// POSTs `body` to `path` with `key` until the service answers (a lost connection or a 5xx is tried again with the
+/// same key, for at most [`RETRY_BUDGET`]): the answer and how many tries it took.
+async fn answered(api: &Api, path: &str, token: &str, body: Value, key: &str) -> (StatusCode, Value, u32) {
     let deadline = Instant::now() + RETRY_BUDGET;
+    let mut tries = 0;
     loop {
+        tries += 1;
         let answer = api.call(reqwest::Method::POST, path, Some(token), Some(body.clone()), Some(key)).await;
         match answer {
-            Ok((status, body)) if !status.is_server_error() => return (status, body),
-            Err(error) if error.is_timeout() => panic!("{path}: the server took over 15 s: {error}"),
+            Ok((status, body)) if !status.is_server_error() => return (status, body, tries),
+            Err(error) if error.is_timeout() => panic!("{path} ({key}): the server took over 15 s: {error}"),
             Ok(_) | Err(_) => {}
         }
-        assert!(Instant::now() < deadline, "{path}: no answer within {RETRY_BUDGET:?}");
+        assert!(Instant::now() < deadline, "{path} ({key}): no answer within {RETRY_BUDGET:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
