@@ -294,6 +294,17 @@ impl Store {
         self.claim_next(queue, now, lease_until).await
     }
 
+    /// A customer's payments through providers, newest first.
+    pub async fn payments_of(&self, user: &UserId, limit: i64) -> StoreResult<Vec<PaymentRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(user.as_str())
+        .bind(limit);
+        Ok(pooled.conn().fetch_all(q).await?)
+    }
+
     /// The payment a membership's seat waits for (or waited for).
     pub async fn payment_of_membership(&self, membership: &str) -> StoreResult<Option<PaymentRow>> {
         let mut pooled = self.pools.read().await?;

@@ -257,6 +257,11 @@ impl App {
 }
 
 impl App {
+    /// The caller's latest payments through providers (for 我的).
+    pub async fn my_payments(&self, caller: &crate::Caller, limit: i64) -> AppResult<Vec<PaymentRow>> {
+        Ok(self.store.payments_of(&caller.user, limit).await?)
+    }
+
     /// The caller's refunds, newest first (`GET /api/v1/me/refunds`).
     pub async fn my_refunds(
         &self,

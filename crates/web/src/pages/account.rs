@@ -70,6 +70,7 @@ struct MePage<'a> {
     memberships: Vec<MembershipLine>,
     vouchers: Vec<VoucherView>,
     refunds: Vec<tuangou_app::RefundRow>,
+    payments: Vec<tuangou_app::PaymentRow>,
     /// The latest withdrawals, and the providers to withdraw through.
     withdrawals: Vec<tuangou_app::PayoutRow>,
     providers: Vec<&'static str>,
@@ -114,9 +115,11 @@ pub async fn me(page: Chrome, State(state): State<AppState>) -> Response {
         }
         let vouchers = state.app.my_vouchers(caller, None, 30).await?;
         let refunds = state.app.my_refunds(caller, None, 30).await?;
+        let payments = state.app.my_payments(caller, 30).await?;
         let withdrawals = state.app.my_withdrawals(caller, None, 10).await?;
         let providers = state.app.provider_names();
-        let body = MePage { page: &page, wallet, history, memberships, vouchers, refunds, withdrawals, providers };
+        let body =
+            MePage { page: &page, wallet, history, memberships, vouchers, refunds, payments, withdrawals, providers };
         Ok(respond(&page, &body))
     }
     .await;

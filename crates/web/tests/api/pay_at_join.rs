@@ -357,6 +357,7 @@ on_both_backends!(
     pay_with_must_be_offered,
     a_silent_provider_changes_nothing_until_it_answers,
     another_amount_is_refunded_and_pays_for_nothing,
+    every_refund_cause_goes_back_through_the_provider,
 );
 
 /// How long the worker leaves a payment it asked about alone (its lease).
@@ -426,5 +427,90 @@ async fn another_amount_is_refunded_and_pays_for_nothing(backend: Backend) {
     assert_eq!(membership_status(&app, payer, &membership).await, "unpaid", "another amount pays for no seat");
     assert_eq!(balance(&app, &format!("customer:{}:held", payer.id)).await, 0);
     assert_eq!(balance(&app, "provider:sandbox:clearing").await, 0);
+    app.finish().await;
+}
+
+/// Every refund cause SPEC names goes back through the provider that took the money, each with its id derived
+/// from what it refunds: the one not drawn (`not_drawn`), a returned voucher (`voucher_returned`), a voucher that
+/// expired (`voucher_expired`), a group that never filled (`group_expired`). (Late money: `late_money_…`.) And
+/// `payment_window_minutes` must be 1–15.
+async fn every_refund_cause_goes_back_through_the_provider(backend: Backend) {
+    let app = sandbox_app(backend, Faults::default()).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000009").await;
+    let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "quantity": 10,
+        "group_ttl_seconds": 259_200, "voucher_valid_days": 1}));
+    let (merchant, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    for minutes in [0, 16] {
+        let draft = campaign_with(json!({"payment_window_minutes": minutes}));
+        let (status, answer) =
+            app.post(&format!("/api/v1/merchants/{merchant}/campaigns"), Some(&owner.token), draft).await;
+        assert_eq!((status, answer["field"].as_str()), (StatusCode::BAD_REQUEST, Some("payment_window_minutes")));
+    }
+    let people = app.customers(&operator, 5, 0).await;
+    let mut seats = Vec::new();
+    let mut groups = Vec::new();
+    for (i, person) in people.iter().enumerate() {
+        let path = if i % 2 == 0 {
+            format!("/api/v1/campaigns/{campaign}/groups")
+        } else {
+            format!("/api/v1/groups/{}/members", groups.last().unwrap())
+        };
+        let (status, joined) = join(&app, person, &path, json!({"pay_with": "sandbox"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{joined}");
+        if i % 2 == 0 {
+            groups.push(joined["group"]["id"].as_str().unwrap().to_owned());
+        }
+        let payment = joined["payment"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(pay_at_sandbox(&app, &payment).await.0, StatusCode::OK);
+        seats.push((joined["membership"]["id"].as_str().unwrap().to_owned(), payment));
+    }
+    settle_until(&app, "two groups drawn", || async {
+        let mut drawn = 0;
+        for group in &groups[..2] {
+            drawn += usize::from(app.get(&format!("/api/v1/groups/{group}"), None).await.1["status"] == "drawn");
+        }
+        drawn == 2
+    })
+    .await;
+    // Group one's winner returns the voucher; group two's lets it expire; the fifth seat's group never fills.
+    let mut winners = Vec::new();
+    for (person, (membership, _)) in people.iter().zip(&seats).take(4) {
+        if membership_status(&app, person, membership).await == "won" {
+            winners.push(person);
+        }
+    }
+    assert_eq!(winners.len(), 2);
+    let (_, vouchers) = app.get("/api/v1/me/vouchers", Some(&winners[0].token)).await;
+    let voucher = vouchers["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) =
+        app.post(&format!("/api/v1/me/vouchers/{voucher}/refund"), Some(&winners[0].token), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    app.app.clock().advance(259_201_000);
+    let all_refunds = || async {
+        let mut all = Vec::new();
+        for person in &people {
+            all.extend(refunds(&app, person).await);
+        }
+        all
+    };
+    settle_until(&app, "every refund succeeded", || async {
+        app.app.clock().advance(5_000);
+        let all = all_refunds().await;
+        all.len() == 5 && all.iter().all(|r| r["status"] == "succeeded")
+    })
+    .await;
+    let all = all_refunds().await;
+    let mut causes: Vec<&str> = all.iter().map(|r| r["cause"].as_str().unwrap()).collect();
+    causes.sort_unstable();
+    assert_eq!(causes, ["group_expired", "not_drawn", "not_drawn", "voucher_expired", "voucher_returned"]);
+    for refund in &all {
+        assert_eq!((refund["to"].as_str(), refund["amount"].as_i64()), (Some("provider"), Some(990)), "{refund}");
+        let payment = refund["payment_id"].as_str().unwrap();
+        assert!(seats.iter().any(|(_, p)| p == payment), "{refund}");
+        let of = refund["id"].as_str().unwrap().split_once('-').unwrap().1.to_owned();
+        assert!(of.len() >= 32, "the id is derived from what it refunds: {refund}");
+    }
+    assert_eq!(balance(&app, "provider:sandbox:clearing").await, 0, "every fen in went back out");
     app.finish().await;
 }
