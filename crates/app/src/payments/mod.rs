@@ -6,6 +6,7 @@
 //! it later ([`tuangou_store::Store::apply_next_payment_event`]). Anything that fails a check changes nothing and
 //! is logged.
 
+pub mod alipay;
 pub mod payouts;
 pub mod port;
 pub mod reconcile;
@@ -27,6 +28,8 @@ use tuangou_store::{NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow, St
 pub struct PaymentSettings {
     /// The sandbox provider, when enabled (`TUANGOU_PAYMENTS_SANDBOX=true` or `serve --demo`).
     pub sandbox: Option<SandboxSettings>,
+    /// Alipay (OpenAPI, RSA2), when configured (`TUANGOU_PAYMENTS_ALIPAY_*`).
+    pub alipay: Option<alipay::AlipaySettings>,
     /// Partner mode (PAYMENTS.md "Payouts"): each provider-paid purchase is split at the provider once its
     /// redemption can no longer be undone — the commission to the platform, the rest to the merchant
     /// ([`payouts`]). On in the demo; off by default (direct mode: owners request payouts).
@@ -47,6 +50,9 @@ impl Providers {
             let sandbox = Arc::new(Sandbox::new(store.clone(), clock.clone(), sandbox.clone(), public_url));
             providers.all.push(sandbox.clone());
             providers.sandbox = Some(sandbox);
+        }
+        if let Some(alipay) = &settings.alipay {
+            providers.all.push(Arc::new(alipay::Alipay::new(alipay.clone(), clock.clone(), public_url)));
         }
         providers
     }
