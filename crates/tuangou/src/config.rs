@@ -46,6 +46,38 @@ pub struct Config {
     /// The sandbox's fault switches, a comma list: `duplicate`, `reorder`, `delay_ms=N`, `drop`, `fail_refunds`,
     /// `late_pay`.
     pub payments_sandbox_faults: String,
+    /// Alipay (README "Alipay"): the app's id at Alipay's open platform. Setting any `payments_alipay_*` key but
+    /// the optional ones means all of app id, private key (or its file) and Alipay public key are needed.
+    #[serde(deserialize_with = "digits_as_text")]
+    pub payments_alipay_app_id: Option<String>,
+    /// The app's RSA2 private key, PEM or bare base64, PKCS#8 or PKCS#1. Secret: never logged.
+    pub payments_alipay_private_key: Option<String>,
+    /// A file holding that private key, instead of the key itself.
+    pub payments_alipay_private_key_file: Option<String>,
+    /// Alipay's public key (支付宝公钥), PEM or bare base64.
+    pub payments_alipay_public_key: Option<String>,
+    /// The gateway (default Alipay's production `https://openapi.alipay.com/gateway.do`).
+    pub payments_alipay_gateway: Option<String>,
+    /// Where Alipay posts notifications (default `{public_url}/api/v1/payments/alipay/notify`).
+    pub payments_alipay_notify_url: Option<String>,
+    /// The seller's id (PID, 2088…): notifications naming another seller are refused.
+    #[serde(deserialize_with = "digits_as_text")]
+    pub payments_alipay_seller_id: Option<String>,
+}
+
+/// An id that is all digits (Alipay's app id and PID): figment reads `TUANGOU_…=2021…` as a number, so a number is
+/// taken as its text.
+fn digits_as_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(deserializer)?.map(|id| match id {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    }))
 }
 
 impl Default for Config {
@@ -68,6 +100,13 @@ impl Default for Config {
             payments_sandbox: false,
             payments_sandbox_key: None,
             payments_sandbox_faults: String::new(),
+            payments_alipay_app_id: None,
+            payments_alipay_private_key: None,
+            payments_alipay_private_key_file: None,
+            payments_alipay_public_key: None,
+            payments_alipay_gateway: None,
+            payments_alipay_notify_url: None,
+            payments_alipay_seller_id: None,
         }
     }
 }
@@ -106,6 +145,13 @@ impl std::fmt::Debug for Config {
             .field("payments_sandbox", &self.payments_sandbox)
             .field("payments_sandbox_key", &self.payments_sandbox_key.as_ref().map(|_| "***"))
             .field("payments_sandbox_faults", &self.payments_sandbox_faults)
+            .field("payments_alipay_app_id", &self.payments_alipay_app_id)
+            .field("payments_alipay_private_key", &self.payments_alipay_private_key.as_ref().map(|_| "***"))
+            .field("payments_alipay_private_key_file", &self.payments_alipay_private_key_file)
+            .field("payments_alipay_public_key", &self.payments_alipay_public_key.as_ref().map(|_| "…"))
+            .field("payments_alipay_gateway", &self.payments_alipay_gateway)
+            .field("payments_alipay_notify_url", &self.payments_alipay_notify_url)
+            .field("payments_alipay_seller_id", &self.payments_alipay_seller_id)
             .finish()
     }
 }
@@ -141,6 +187,39 @@ impl Config {
             key_text(self.payments_sandbox_key.as_deref(), "payments_sandbox_key", &self.sandbox_key_file())?;
         let key = SandboxKey::from_hex(&text).ok_or_else(|| anyhow::anyhow!(complaint))?;
         Ok(Some(SandboxSettings { key, faults }))
+    }
+
+    /// The Alipay provider's settings when configured: `None` when no `payments_alipay_*` key is set; an error
+    /// naming the missing key when only some are (a half-configured provider does not start), or naming the key
+    /// that is not a key (never quoting it).
+    pub fn alipay(&self) -> anyhow::Result<Option<tuangou_app::payments::alipay::AlipaySettings>> {
+        use anyhow::Context;
+        let given = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let private_key = match (given(&self.payments_alipay_private_key), given(&self.payments_alipay_private_key_file)) {
+            (Some(key), _) => Some(key),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(&file).with_context(|| format!("payments_alipay_private_key_file: reading {file}"))?,
+            ),
+            (None, None) => None,
+        };
+        let (app_id, public_key) = (given(&self.payments_alipay_app_id), given(&self.payments_alipay_public_key));
+        let optional = [&self.payments_alipay_gateway, &self.payments_alipay_notify_url, &self.payments_alipay_seller_id];
+        if app_id.is_none() && private_key.is_none() && public_key.is_none() && optional.iter().all(|v| given(v).is_none()) {
+            return Ok(None);
+        }
+        let missing = |name: &str| anyhow::anyhow!("Alipay is half configured: {name} is missing (README, Alipay)");
+        let app_id = app_id.ok_or_else(|| missing("payments_alipay_app_id"))?;
+        let private_key =
+            private_key.ok_or_else(|| missing("payments_alipay_private_key (or payments_alipay_private_key_file)"))?;
+        let public_key = public_key.ok_or_else(|| missing("payments_alipay_public_key"))?;
+        let mut settings = tuangou_app::payments::alipay::AlipaySettings::new(&app_id, &private_key, &public_key)
+            .map_err(|why| anyhow::anyhow!("payments_alipay: {why}"))?;
+        if let Some(gateway) = given(&self.payments_alipay_gateway) {
+            settings.gateway_url = gateway;
+        }
+        settings.notify_url = given(&self.payments_alipay_notify_url);
+        settings.seller_id = given(&self.payments_alipay_seller_id);
+        Ok(Some(settings))
     }
 
     /// Where the sandbox's key is kept when not configured: beside the server secret's file.
@@ -226,6 +305,43 @@ mod tests {
             assert_eq!(http.body_timeout, std::time::Duration::from_secs(30));
             assert_eq!(http.max_connections, 64);
             assert!(http.trust_forwarded_proto);
+            Ok(())
+        });
+    }
+
+    /// Alipay is off unless configured; a half-configured Alipay names what is missing; a bad key is named, never
+    /// quoted; the private key never shows in `Debug`, and may come from a file.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn alipay_is_configured_whole_or_refused() {
+        let (private, public) = tuangou_app::payments::alipay::signing::generate_key_pair().unwrap();
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(config.alipay().map_err(|e| e.to_string())?.is_none(), "off by default");
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_APP_ID", "2021000000000001");
+            let half = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
+            assert!(half.contains("payments_alipay_private_key"), "{half}");
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY", &private);
+            let half = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
+            assert!(half.contains("payments_alipay_public_key"), "{half}");
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PUBLIC_KEY", "bm90IGEga2V5");
+            let bad = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
+            assert!(bad.contains("public key") && !bad.contains(&private[..40]), "{bad}");
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PUBLIC_KEY", &public);
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let settings = config.alipay().map_err(|e| e.to_string())?.expect("on");
+            assert_eq!((settings.app_id.as_str(), settings.gateway_url.as_str()), ("2021000000000001", "http://127.0.0.1:9/gateway.do"));
+            assert_eq!(settings.notify_url, None, "under the public address");
+            let shown = format!("{config:?} {settings:?}");
+            assert!(!shown.contains(&private[..40]) && !shown.contains(&private[200..240]), "{shown}");
+            jail.create_file("app.key", &format!("-----BEGIN PRIVATE KEY-----\n{private}\n-----END PRIVATE KEY-----\n"))?;
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY", "");
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY_FILE", "app.key");
+            assert!(Config::load(None).map_err(|e| e.to_string())?.alipay().map_err(|e| e.to_string())?.is_some());
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_APP_ID", "");
+            let half = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
+            assert!(half.contains("payments_alipay_app_id"), "{half}");
             Ok(())
         });
     }

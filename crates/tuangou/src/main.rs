@@ -101,7 +101,11 @@ async fn open_app(config: &Config, demo: bool) -> anyhow::Result<App> {
         secret: config.server_secret()?,
         throttles: tuangou_app::Throttles::default(),
         // Partner mode (splits at redemption) is on in the demo.
-        payments: tuangou_app::payments::PaymentSettings { sandbox: config.sandbox(demo)?, partner_mode: demo },
+        payments: tuangou_app::payments::PaymentSettings {
+            sandbox: config.sandbox(demo)?,
+            alipay: config.alipay()?,
+            partner_mode: demo,
+        },
     };
     Ok(App::new(store, settings, Clock::system()))
 }

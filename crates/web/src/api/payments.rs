@@ -33,23 +33,31 @@ pub struct NotificationAnswer {
 #[utoipa::path(post, path = "/api/v1/payments/{provider}/notify", tag = "payments",
     params(("provider" = String, Path, description = "sandbox, wechatpay or alipay")),
     request_body(content = String, description = "the provider's own signed body, exactly as it sent it"),
-    responses((status = 200, body = NotificationAnswer), (status = 400, body = ProblemBody),
-        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
+    responses((status = 200, description = "taken in: JSON, or the text `success` for alipay",
+            content((NotificationAnswer = "application/json"), (String = "text/plain"))),
+        (status = 400, body = ProblemBody), (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)))]
 pub async fn notify(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<axum::Json<NotificationAnswer>> {
+) -> ApiResult<Response> {
     let headers = Headers::new(
         headers.iter().filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))),
     );
     let receipt = state.app.receive_notification(&provider, &headers, &body).await?;
+    // Alipay takes a notification as delivered only on the plain text `success` (else it sends it again).
+    if provider == "alipay" {
+        let mut answer = tuangou_app::payments::alipay::NOTIFICATION_ANSWER.into_response();
+        answer.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        return Ok(answer);
+    }
     Ok(axum::Json(NotificationAnswer {
         event_id: receipt.event.event_id,
         status: receipt.event.status,
         duplicate: receipt.duplicate,
-    }))
+    })
+    .into_response())
 }
 
 /// The sandbox payment's state after a button.

@@ -84,6 +84,17 @@ impl AlipayPublicKey {
     }
 }
 
+/// A fresh RSA-2048 key pair as Alipay's key tool writes it: the private key as bare base64 PKCS#8, the public
+/// key as bare base64 SubjectPublicKeyInfo. For tests and fakes (production keys come from the configuration).
+pub fn generate_key_pair() -> Result<(String, String), String> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair as _;
+    let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| "RSA key generation failed")?;
+    let private = AsDer::<Pkcs8V1Der>::as_der(&pair).map_err(|_| "PKCS#8 encoding failed")?;
+    let public = AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).map_err(|_| "SPKI encoding failed")?;
+    Ok((STANDARD.encode(private.as_ref()), STANDARD.encode(public.as_ref())))
+}
+
 /// The text RSA2 signs: `pairs` sorted by key, those with an empty value left out, joined as `k=v&k=v`.
 pub fn sign_content<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut pairs: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
