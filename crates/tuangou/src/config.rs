@@ -194,17 +194,25 @@ impl Config {
     /// that is not a key (never quoting it).
     pub fn alipay(&self) -> anyhow::Result<Option<tuangou_app::payments::alipay::AlipaySettings>> {
         use anyhow::Context;
-        let given = |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
-        let private_key = match (given(&self.payments_alipay_private_key), given(&self.payments_alipay_private_key_file)) {
-            (Some(key), _) => Some(key),
-            (None, Some(file)) => Some(
-                std::fs::read_to_string(&file).with_context(|| format!("payments_alipay_private_key_file: reading {file}"))?,
-            ),
-            (None, None) => None,
-        };
+        let given =
+            |value: &Option<String>| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let private_key =
+            match (given(&self.payments_alipay_private_key), given(&self.payments_alipay_private_key_file)) {
+                (Some(key), _) => Some(key),
+                (None, Some(file)) => Some(
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("payments_alipay_private_key_file: reading {file}"))?,
+                ),
+                (None, None) => None,
+            };
         let (app_id, public_key) = (given(&self.payments_alipay_app_id), given(&self.payments_alipay_public_key));
-        let optional = [&self.payments_alipay_gateway, &self.payments_alipay_notify_url, &self.payments_alipay_seller_id];
-        if app_id.is_none() && private_key.is_none() && public_key.is_none() && optional.iter().all(|v| given(v).is_none()) {
+        let optional =
+            [&self.payments_alipay_gateway, &self.payments_alipay_notify_url, &self.payments_alipay_seller_id];
+        if app_id.is_none()
+            && private_key.is_none()
+            && public_key.is_none()
+            && optional.iter().all(|v| given(v).is_none())
+        {
             return Ok(None);
         }
         let missing = |name: &str| anyhow::anyhow!("Alipay is half configured: {name} is missing (README, Alipay)");
@@ -331,11 +339,17 @@ mod tests {
             jail.set_env("TUANGOU_PAYMENTS_ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             let settings = config.alipay().map_err(|e| e.to_string())?.expect("on");
-            assert_eq!((settings.app_id.as_str(), settings.gateway_url.as_str()), ("2021000000000001", "http://127.0.0.1:9/gateway.do"));
+            assert_eq!(
+                (settings.app_id.as_str(), settings.gateway_url.as_str()),
+                ("2021000000000001", "http://127.0.0.1:9/gateway.do")
+            );
             assert_eq!(settings.notify_url, None, "under the public address");
             let shown = format!("{config:?} {settings:?}");
             assert!(!shown.contains(&private[..40]) && !shown.contains(&private[200..240]), "{shown}");
-            jail.create_file("app.key", &format!("-----BEGIN PRIVATE KEY-----\n{private}\n-----END PRIVATE KEY-----\n"))?;
+            jail.create_file(
+                "app.key",
+                &format!("-----BEGIN PRIVATE KEY-----\n{private}\n-----END PRIVATE KEY-----\n"),
+            )?;
             jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY", "");
             jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY_FILE", "app.key");
             assert!(Config::load(None).map_err(|e| e.to_string())?.alipay().map_err(|e| e.to_string())?.is_some());

@@ -2,6 +2,8 @@
 //! asserts that all invariants hold.
 
 mod accounts;
+mod alipay;
+mod alipay_fake;
 mod authorization;
 mod bad_input;
 mod campaigns;

@@ -130,7 +130,8 @@ impl Gateway {
         match text("code").as_str() {
             "10000" => Ok(object),
             code => {
-                let (sub_code, why) = (text("sub_code"), format!("{method}: {code} {} {}", text("sub_code"), text("sub_msg")));
+                let (sub_code, why) =
+                    (text("sub_code"), format!("{method}: {code} {} {}", text("sub_code"), text("sub_msg")));
                 match (code, refusal_code(&sub_code)) {
                     ("20000" | "20001", _) | (_, None) => Err(ProviderError::Unavailable(why)),
                     (_, Some(refusal)) => Err(ProviderError::Refused(refusal, why)),

@@ -69,12 +69,12 @@ impl AlipayPublicKey {
     /// SubjectPublicKeyInfo or PKCS#1, PEM or bare base64; checked to be an RSA public key of 2048 bits or more.
     pub fn parse(text: &str) -> Result<Self, String> {
         let der = key_der(text).ok_or("not PEM or base64 text")?;
-        aws_lc_rs::rsa::PublicKey::from_der(&der)
-            .map_err(|error| format!("not an RSA public key ({error})"))
-            .and_then(|key| match key.modulus_len() {
+        aws_lc_rs::rsa::PublicKey::from_der(&der).map_err(|error| format!("not an RSA public key ({error})")).and_then(
+            |key| match key.modulus_len() {
                 n if n >= 256 => Ok(Self(der)),
                 n => Err(format!("an RSA key of {} bits: RSA2 needs 2048 or more", n * 8)),
-            })
+            },
+        )
     }
 
     /// Whether `signature` (standard base64) is the RSA-SHA256 signature of `content`.
@@ -112,9 +112,8 @@ mod tests {
     fn keys_are_read_with_or_without_pem_armour_and_sign_what_they_verify() {
         let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let pkcs8 = STANDARD.encode(AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap().as_ref());
-        let spki = STANDARD.encode(
-            AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(pair.public_key()).unwrap().as_ref(),
-        );
+        let spki = STANDARD
+            .encode(AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(pair.public_key()).unwrap().as_ref());
         let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", {
             let mut wrapped = String::new();
             for (i, c) in pkcs8.chars().enumerate() {
@@ -128,7 +127,8 @@ mod tests {
         let bare = AppKey::parse(&pkcs8).unwrap();
         let armoured = AppKey::parse(&pem).unwrap();
         let public = AlipayPublicKey::parse(&spki).unwrap();
-        let public_pem = AlipayPublicKey::parse(&format!("-----BEGIN PUBLIC KEY-----\n{spki}\n-----END PUBLIC KEY-----"));
+        let public_pem =
+            AlipayPublicKey::parse(&format!("-----BEGIN PUBLIC KEY-----\n{spki}\n-----END PUBLIC KEY-----"));
         let content = sign_content([("b", "2"), ("a", "1"), ("empty", ""), ("c", "中文 & =")]);
         assert_eq!(content, "a=1&b=2&c=中文 & =");
         for key in [&bare, &armoured] {
