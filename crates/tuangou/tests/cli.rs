@@ -198,7 +198,7 @@ async fn reconcile_exits_by_the_result(backend: Backend) {
     use tuangou_domain::time::{ChinaDay, Millis};
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([42; 32]), faults: Faults::default() };
     let settings = tuangou_app::Settings {
-        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false },
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
         ..Default::default()
     };
     let app = tuangou_testkit::TestApp::spawn_with(backend, settings).await;

@@ -576,7 +576,7 @@ fn with_sandbox() -> tuangou_app::Settings {
     use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([5; 32]), faults: Faults::default() };
     tuangou_app::Settings {
-        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false },
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
         ..tuangou_app::Settings::default()
     }
 }

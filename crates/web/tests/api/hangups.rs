@@ -125,7 +125,7 @@ async fn customers_who_hang_up_mid_paid_join_leave_a_seat_with_its_payment_or_no
     use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([3; 32]), faults: Faults::default() };
     let settings = tuangou_app::Settings {
-        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false },
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
         ..tuangou_app::Settings::default()
     };
     let mut app = TestApp::spawn_with(backend, settings).await;

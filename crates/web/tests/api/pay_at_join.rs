@@ -15,7 +15,10 @@ use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
 fn sandbox_app_settings(faults: Faults) -> Settings {
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([7; 32]), faults };
-    Settings { payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false }, ..Settings::default() }
+    Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
+        ..Settings::default()
+    }
 }
 
 async fn sandbox_app(backend: Backend, faults: Faults) -> TestApp {

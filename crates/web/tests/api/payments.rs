@@ -22,7 +22,10 @@ const NOTIFY: &str = "/api/v1/payments/sandbox/notify";
 
 fn with_sandbox(faults: Faults) -> Settings {
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes(KEY), faults };
-    Settings { payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false }, ..Settings::default() }
+    Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
+        ..Settings::default()
+    }
 }
 
 async fn sandbox_app(backend: Backend, faults: Faults) -> TestApp {

@@ -15,7 +15,10 @@ use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
 fn settings(faults: Faults, partner_mode: bool) -> Settings {
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([7; 32]), faults };
-    Settings { payments: PaymentSettings { sandbox: Some(sandbox), partner_mode }, ..Settings::default() }
+    Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode, ..PaymentSettings::default() },
+        ..Settings::default()
+    }
 }
 
 async fn sandbox_app(backend: Backend) -> TestApp {

@@ -22,7 +22,10 @@ use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
 fn with_sandbox() -> Settings {
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([42; 32]), faults: Faults::default() };
-    Settings { payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false }, ..Settings::default() }
+    Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
+        ..Settings::default()
+    }
 }
 
 /// Opens a payment of `amount` fen at the sandbox and has the payer pay it there (the sandbox's own books).

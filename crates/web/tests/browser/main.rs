@@ -353,8 +353,10 @@ async fn a_new_customer_pays_through_the_sandbox_from_a_share_link(backend: Back
     use tuangou_app::payments::PaymentSettings;
     use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
     let sandbox = SandboxSettings { key: SandboxKey::from_bytes([9; 32]), faults: Faults::default() };
-    let settings =
-        Settings { payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false }, ..Settings::default() };
+    let settings = Settings {
+        payments: PaymentSettings { sandbox: Some(sandbox), partner_mode: false, ..PaymentSettings::default() },
+        ..Settings::default()
+    };
     let app = TestApp::spawn_with(backend, settings).await;
     // The worker runs beside the server, as in `serve`.
     let worker = {
