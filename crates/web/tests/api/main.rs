@@ -27,3 +27,4 @@ mod redemption;
 mod service;
 mod sign_in_limits;
 mod trust;
+mod wechatpay;
