@@ -48,27 +48,39 @@ pub struct Config {
     pub payments_sandbox_faults: String,
     /// WeChat Pay (API v3), on when any `payments_wechatpay_*` key is set (README, "WeChat Pay"). The merchant
     /// number (in partner mode the service provider's `sp_mchid`).
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_mchid: Option<String>,
     /// The app id (in partner mode `sp_appid`).
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_appid: Option<String>,
     /// The serial number of the merchant's API certificate.
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_merchant_serial: Option<String>,
     /// The merchant's API private key: PEM text, or the path of a PEM file. Secret: never logged.
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_private_key: Option<String>,
     /// The APIv3 key (32 characters). Secret: never logged.
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_apiv3_key: Option<String>,
     /// WeChat Pay platform certificate(s): PEM text or a file path (several certificates may follow each other).
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_platform_certificates: Option<String>,
     /// The WeChat Pay public key (PEM text or a file path) and its id (`PUB_KEY_ID_…`). Both this and the
     /// certificates may be set at once, during WeChat Pay's switch-over.
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_public_key: Option<String>,
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_public_key_id: Option<String>,
     /// Partner mode (the default the README recommends): the sub-merchant's number and optionally its app id.
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_sub_mchid: Option<String>,
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_sub_appid: Option<String>,
     /// Where WeChat Pay notifies us (default: `public_url`), without the path.
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_notify_url_base: Option<String>,
     /// WeChat Pay's API (default `https://api.mch.weixin.qq.com`).
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_wechatpay_api_base: Option<String>,
 }
 
@@ -106,6 +118,25 @@ impl Default for Config {
             payments_wechatpay_api_base: None,
         }
     }
+}
+
+/// A text setting that may look like a number (a merchant number such as `1900000001` in the environment, which
+/// figment reads as an integer): kept as the text it was.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+    }
+    Ok(Option::<Loose>::deserialize(deserializer)?.map(|value| match value {
+        Loose::Text(text) => text,
+        Loose::Unsigned(n) => n.to_string(),
+        Loose::Signed(n) => n.to_string(),
+        Loose::Float(n) => n.to_string(),
+    }))
 }
 
 /// The URL with any password replaced, for messages.
