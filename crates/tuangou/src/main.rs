@@ -109,7 +109,6 @@ async fn open_app(config: &Config, demo: bool) -> anyhow::Result<App> {
                 sandbox: config.sandbox(demo)?,
                 partner_mode: demo || wechatpay_partner,
                 wechatpay,
-                ..Default::default()
             }
         },
     };
