@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod fake_wechatpay;
 mod server;
 
 pub use server::{TestApp, TestUser, server_password};

@@ -46,9 +46,45 @@ pub struct Config {
     /// The sandbox's fault switches, a comma list: `duplicate`, `reorder`, `delay_ms=N`, `drop`, `fail_refunds`,
     /// `late_pay`.
     pub payments_sandbox_faults: String,
+    /// WeChat Pay (API v3), on when any `payments_wechatpay_*` key is set (README, "WeChat Pay"). The merchant
+    /// number (in partner mode the service provider's `sp_mchid`).
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_mchid: Option<String>,
+    /// The app id (in partner mode `sp_appid`).
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_appid: Option<String>,
+    /// The serial number of the merchant's API certificate.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_merchant_serial: Option<String>,
+    /// The merchant's API private key: PEM text, or the path of a PEM file. Secret: never logged.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_private_key: Option<String>,
+    /// The APIv3 key (32 characters). Secret: never logged.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_apiv3_key: Option<String>,
+    /// WeChat Pay platform certificate(s): PEM text or a file path (several certificates may follow each other).
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_platform_certificates: Option<String>,
+    /// The WeChat Pay public key (PEM text or a file path) and its id (`PUB_KEY_ID_…`). Both this and the
+    /// certificates may be set at once, during WeChat Pay's switch-over.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_public_key: Option<String>,
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_public_key_id: Option<String>,
+    /// Partner mode (the default the README recommends): the sub-merchant's number and optionally its app id.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_sub_mchid: Option<String>,
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_sub_appid: Option<String>,
+    /// Where WeChat Pay notifies us (default: `public_url`), without the path.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_notify_url_base: Option<String>,
+    /// WeChat Pay's API (default `https://api.mch.weixin.qq.com`).
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_wechatpay_api_base: Option<String>,
     /// Alipay (README "Alipay"): the app's id at Alipay's open platform. Setting any `payments_alipay_*` key but
     /// the optional ones means all of app id, private key (or its file) and Alipay public key are needed.
-    #[serde(deserialize_with = "digits_as_text")]
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_alipay_app_id: Option<String>,
     /// The app's RSA2 private key, PEM or bare base64, PKCS#8 or PKCS#1. Secret: never logged.
     pub payments_alipay_private_key: Option<String>,
@@ -61,23 +97,8 @@ pub struct Config {
     /// Where Alipay posts notifications (default `{public_url}/api/v1/payments/alipay/notify`).
     pub payments_alipay_notify_url: Option<String>,
     /// The seller's id (PID, 2088…): notifications naming another seller are refused.
-    #[serde(deserialize_with = "digits_as_text")]
+    #[serde(deserialize_with = "text_or_number")]
     pub payments_alipay_seller_id: Option<String>,
-}
-
-/// An id that is all digits (Alipay's app id and PID): figment reads `TUANGOU_…=2021…` as a number, so a number is
-/// taken as its text.
-fn digits_as_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Number(u64),
-    }
-    Ok(Option::<Id>::deserialize(deserializer)?.map(|id| match id {
-        Id::Text(text) => text,
-        Id::Number(number) => number.to_string(),
-    }))
 }
 
 impl Default for Config {
@@ -100,6 +121,18 @@ impl Default for Config {
             payments_sandbox: false,
             payments_sandbox_key: None,
             payments_sandbox_faults: String::new(),
+            payments_wechatpay_mchid: None,
+            payments_wechatpay_appid: None,
+            payments_wechatpay_merchant_serial: None,
+            payments_wechatpay_private_key: None,
+            payments_wechatpay_apiv3_key: None,
+            payments_wechatpay_platform_certificates: None,
+            payments_wechatpay_public_key: None,
+            payments_wechatpay_public_key_id: None,
+            payments_wechatpay_sub_mchid: None,
+            payments_wechatpay_sub_appid: None,
+            payments_wechatpay_notify_url_base: None,
+            payments_wechatpay_api_base: None,
             payments_alipay_app_id: None,
             payments_alipay_private_key: None,
             payments_alipay_private_key_file: None,
@@ -109,6 +142,25 @@ impl Default for Config {
             payments_alipay_seller_id: None,
         }
     }
+}
+
+/// A text setting that may look like a number (a merchant number such as `1900000001` in the environment, which
+/// figment reads as an integer): kept as the text it was.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+    }
+    Ok(Option::<Loose>::deserialize(deserializer)?.map(|value| match value {
+        Loose::Text(text) => text,
+        Loose::Unsigned(n) => n.to_string(),
+        Loose::Signed(n) => n.to_string(),
+        Loose::Float(n) => n.to_string(),
+    }))
 }
 
 /// The URL with any password replaced, for messages.
@@ -145,6 +197,21 @@ impl std::fmt::Debug for Config {
             .field("payments_sandbox", &self.payments_sandbox)
             .field("payments_sandbox_key", &self.payments_sandbox_key.as_ref().map(|_| "***"))
             .field("payments_sandbox_faults", &self.payments_sandbox_faults)
+            .field("payments_wechatpay_mchid", &self.payments_wechatpay_mchid)
+            .field("payments_wechatpay_appid", &self.payments_wechatpay_appid)
+            .field("payments_wechatpay_merchant_serial", &self.payments_wechatpay_merchant_serial)
+            .field("payments_wechatpay_private_key", &self.payments_wechatpay_private_key.as_ref().map(|_| "***"))
+            .field("payments_wechatpay_apiv3_key", &self.payments_wechatpay_apiv3_key.as_ref().map(|_| "***"))
+            .field(
+                "payments_wechatpay_platform_certificates",
+                &self.payments_wechatpay_platform_certificates.as_ref().map(|_| "…"),
+            )
+            .field("payments_wechatpay_public_key", &self.payments_wechatpay_public_key.as_ref().map(|_| "…"))
+            .field("payments_wechatpay_public_key_id", &self.payments_wechatpay_public_key_id)
+            .field("payments_wechatpay_sub_mchid", &self.payments_wechatpay_sub_mchid)
+            .field("payments_wechatpay_sub_appid", &self.payments_wechatpay_sub_appid)
+            .field("payments_wechatpay_notify_url_base", &self.payments_wechatpay_notify_url_base)
+            .field("payments_wechatpay_api_base", &self.payments_wechatpay_api_base)
             .field("payments_alipay_app_id", &self.payments_alipay_app_id)
             .field("payments_alipay_private_key", &self.payments_alipay_private_key.as_ref().map(|_| "***"))
             .field("payments_alipay_private_key_file", &self.payments_alipay_private_key_file)
@@ -187,6 +254,57 @@ impl Config {
             key_text(self.payments_sandbox_key.as_deref(), "payments_sandbox_key", &self.sandbox_key_file())?;
         let key = SandboxKey::from_hex(&text).ok_or_else(|| anyhow::anyhow!(complaint))?;
         Ok(Some(SandboxSettings { key, faults }))
+    }
+
+    /// WeChat Pay's settings when any `payments_wechatpay_*` key is set: all that is required must be, and every
+    /// key must parse, or the service refuses to start naming the setting (`payments_wechatpay_…`).
+    pub fn wechatpay(&self) -> anyhow::Result<Option<tuangou_app::payments::wechatpay::WechatPaySettings>> {
+        use tuangou_app::payments::wechatpay::{WechatPayConfig, WechatPaySettings};
+        let any = [
+            &self.payments_wechatpay_mchid,
+            &self.payments_wechatpay_appid,
+            &self.payments_wechatpay_merchant_serial,
+            &self.payments_wechatpay_private_key,
+            &self.payments_wechatpay_apiv3_key,
+            &self.payments_wechatpay_platform_certificates,
+            &self.payments_wechatpay_public_key,
+            &self.payments_wechatpay_public_key_id,
+            &self.payments_wechatpay_sub_mchid,
+            &self.payments_wechatpay_sub_appid,
+        ]
+        .iter()
+        .any(|value| value.as_deref().is_some_and(|v| !v.trim().is_empty()));
+        if !any {
+            return Ok(None);
+        }
+        let pem = |name: &str, value: &Option<String>| -> anyhow::Result<Option<String>> {
+            match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(text) if text.starts_with("-----BEGIN") => Ok(Some(text.to_owned())),
+                Some(path) => std::fs::read_to_string(path)
+                    .map(Some)
+                    .map_err(|error| anyhow::anyhow!("payments_wechatpay_{name}: cannot read {path}: {error}")),
+            }
+        };
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        let config = WechatPayConfig {
+            mchid: text(&self.payments_wechatpay_mchid),
+            appid: text(&self.payments_wechatpay_appid),
+            merchant_serial: text(&self.payments_wechatpay_merchant_serial),
+            private_key: pem("private_key", &self.payments_wechatpay_private_key)?.unwrap_or_default(),
+            apiv3_key: text(&self.payments_wechatpay_apiv3_key),
+            platform_certificates: pem("platform_certificates", &self.payments_wechatpay_platform_certificates)?,
+            public_key: pem("public_key", &self.payments_wechatpay_public_key)?,
+            public_key_id: self.payments_wechatpay_public_key_id.clone(),
+            sub_mchid: self.payments_wechatpay_sub_mchid.clone(),
+            sub_appid: self.payments_wechatpay_sub_appid.clone(),
+            notify_url_base: self.payments_wechatpay_notify_url_base.clone(),
+            api_base: self.payments_wechatpay_api_base.clone(),
+            timeout_seconds: 10,
+        };
+        WechatPaySettings::new(&config)
+            .map(Some)
+            .map_err(|(name, why)| anyhow::anyhow!("payments_wechatpay_{name} {why} (WeChat Pay is half configured)"))
     }
 
     /// The Alipay provider's settings when configured: `None` when no `payments_alipay_*` key is set; an error
@@ -317,25 +435,67 @@ mod tests {
         });
     }
 
+    /// WeChat Pay is off unless configured; half configured, the error names the missing key; keys may be PEM text
+    /// or file paths; secrets stay out of `Debug`.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn wechatpay_is_configured_whole_or_refused() {
+        const KEY: &str = include_str!("../../app/tests/fixtures/wechatpay/java_merchant_private_key.pem");
+        const CERT: &str = include_str!("../../app/tests/fixtures/wechatpay/go_notify_platform_certificate.pem");
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(config.wechatpay().map_err(|e| e.to_string())?.is_none(), "off by default");
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_MCHID", "1900000001");
+            let half = Config::load(None).map_err(|e| e.to_string())?.wechatpay().unwrap_err().to_string();
+            assert!(half.contains("payments_wechatpay_appid"), "{half}");
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_APPID", "wxd678efh567hg6787");
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_MERCHANT_SERIAL", "5F1C72E2A8931B72A2E13AF8DEE92471EB397115");
+            let half = Config::load(None).map_err(|e| e.to_string())?.wechatpay().unwrap_err().to_string();
+            assert!(half.contains("payments_wechatpay_private_key"), "{half}");
+            jail.create_file("merchant.pem", KEY)?;
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_PRIVATE_KEY", "merchant.pem");
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_APIV3_KEY", "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb");
+            let half = Config::load(None).map_err(|e| e.to_string())?.wechatpay().unwrap_err().to_string();
+            assert!(half.contains("payments_wechatpay_platform_certificates"), "{half}");
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_PLATFORM_CERTIFICATES", CERT);
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_SUB_MCHID", "1900000109");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let settings = config.wechatpay().map_err(|e| e.to_string())?.expect("on");
+            assert_eq!(settings.mchid(), "1900000001");
+            assert_eq!(settings.partner.as_ref().map(|p| p.sub_mchid.as_str()), Some("1900000109"));
+            let shown = format!("{config:?} {settings:?}");
+            assert!(
+                !shown.contains("a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb") && !shown.contains("MIIEvQIBADANBgkqhkiG9w0B"),
+                "{shown}"
+            );
+            jail.set_env("TUANGOU_PAYMENTS_WECHATPAY_APIV3_KEY", "short");
+            let bad = Config::load(None).map_err(|e| e.to_string())?.wechatpay().unwrap_err().to_string();
+            assert!(bad.contains("payments_wechatpay_apiv3_key") && !bad.contains("short"), "{bad}");
+            Ok(())
+        });
+    }
+
     /// Alipay is off unless configured; a half-configured Alipay names what is missing; a bad key is named, never
     /// quoted; the private key never shows in `Debug`, and may come from a file.
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn alipay_is_configured_whole_or_refused() {
-        let (private, public) = tuangou_app::payments::alipay::signing::generate_key_pair().unwrap();
+        // Test-only keys (crates/app/tests/fixtures/alipay/README.md).
+        let private = include_str!("../../app/tests/fixtures/alipay/test_app_private_key_pkcs1.txt");
+        let public = include_str!("../../app/tests/fixtures/alipay/test_app_public_key.txt");
         figment::Jail::expect_with(|jail| {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert!(config.alipay().map_err(|e| e.to_string())?.is_none(), "off by default");
             jail.set_env("TUANGOU_PAYMENTS_ALIPAY_APP_ID", "2021000000000001");
             let half = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
             assert!(half.contains("payments_alipay_private_key"), "{half}");
-            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY", &private);
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PRIVATE_KEY", private);
             let half = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
             assert!(half.contains("payments_alipay_public_key"), "{half}");
             jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PUBLIC_KEY", "bm90IGEga2V5");
             let bad = Config::load(None).map_err(|e| e.to_string())?.alipay().unwrap_err().to_string();
             assert!(bad.contains("public key") && !bad.contains(&private[..40]), "{bad}");
-            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PUBLIC_KEY", &public);
+            jail.set_env("TUANGOU_PAYMENTS_ALIPAY_PUBLIC_KEY", public);
             jail.set_env("TUANGOU_PAYMENTS_ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             let settings = config.alipay().map_err(|e| e.to_string())?.expect("on");

@@ -101,10 +101,16 @@ async fn open_app(config: &Config, demo: bool) -> anyhow::Result<App> {
         secret: config.server_secret()?,
         throttles: tuangou_app::Throttles::default(),
         // Partner mode (splits at redemption) is on in the demo.
-        payments: tuangou_app::payments::PaymentSettings {
-            sandbox: config.sandbox(demo)?,
-            alipay: config.alipay()?,
-            partner_mode: demo,
+        payments: {
+            let wechatpay = config.wechatpay()?;
+            // WeChat Pay in partner mode splits each paid purchase at the provider (PAYMENTS.md "Payouts").
+            let wechatpay_partner = wechatpay.as_ref().is_some_and(|w| w.partner.is_some());
+            tuangou_app::payments::PaymentSettings {
+                sandbox: config.sandbox(demo)?,
+                partner_mode: demo || wechatpay_partner,
+                wechatpay,
+                alipay: config.alipay()?,
+            }
         },
     };
     Ok(App::new(store, settings, Clock::system()))

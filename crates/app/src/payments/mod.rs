@@ -12,6 +12,7 @@ pub mod port;
 pub mod reconcile;
 pub mod sandbox;
 mod seats;
+pub mod wechatpay;
 
 use crate::{App, AppError, AppResult};
 use port::{EventKind, Headers, PayerHints, PaymentRequest, Provider, ProviderError, Refusal};
@@ -34,6 +35,8 @@ pub struct PaymentSettings {
     /// redemption can no longer be undone — the commission to the platform, the rest to the merchant
     /// ([`payouts`]). On in the demo; off by default (direct mode: owners request payouts).
     pub partner_mode: bool,
+    /// WeChat Pay (API v3), when configured (`TUANGOU_PAYMENTS_WECHATPAY_*`).
+    pub wechatpay: Option<wechatpay::WechatPaySettings>,
 }
 
 /// The providers an instance offers, by name.
@@ -50,6 +53,9 @@ impl Providers {
             let sandbox = Arc::new(Sandbox::new(store.clone(), clock.clone(), sandbox.clone(), public_url));
             providers.all.push(sandbox.clone());
             providers.sandbox = Some(sandbox);
+        }
+        if let Some(wechatpay) = &settings.wechatpay {
+            providers.all.push(Arc::new(wechatpay::WechatPay::new(wechatpay.clone(), clock.clone(), public_url)));
         }
         if let Some(alipay) = &settings.alipay {
             providers.all.push(Arc::new(alipay::Alipay::new(alipay.clone(), clock.clone(), public_url)));

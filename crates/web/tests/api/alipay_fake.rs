@@ -4,7 +4,8 @@
 //! bytes passes), keeps trades and refunds, lets the payer open the pay page and pay, and posts signed
 //! form-encoded notifications to the `notify_url` our request named.
 //!
-//! Keys are made at test time (aws-lc-rs, through `generate_key_pair`). The fake uses the adapter's RSA
+//! Keys: test-only pairs made once with openssl and vendored (`crates/app/tests/fixtures/alipay/`; ring, the
+//! workspace's crypto library, cannot generate RSA keys). The fake uses the adapter's RSA
 //! primitives (`AppKey::sign`, `AlipayPublicKey::verifies`, checked against Alipay's published vector in the
 //! adapter's unit tests) but builds every signed text itself: what it signs and checks is written here, from
 //! Alipay's documentation, not borrowed from the code under test.
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tuangou_app::Clock;
-use tuangou_app::payments::alipay::signing::{AlipayPublicKey, AppKey, generate_key_pair};
+use tuangou_app::payments::alipay::signing::{AlipayPublicKey, AppKey};
 use tuangou_domain::time::{ChinaDay, Millis, china_time_seconds};
 
 pub const APP_ID: &str = "2021000000000042";
@@ -92,8 +93,12 @@ fn parse_fen(text: &str) -> i64 {
 
 impl FakeAlipay {
     pub async fn start() -> Arc<Self> {
-        let (app_private_key, app_public) = generate_key_pair().unwrap();
-        let (alipay_private, alipay_public_key) = generate_key_pair().unwrap();
+        let keys = "../app/tests/fixtures/alipay";
+        let read =
+            |name: &str| std::fs::read_to_string(format!("{}/{keys}/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let (app_private_key, app_public) = (read("test_app_private_key_pkcs1.txt"), read("test_app_public_key.txt"));
+        let (alipay_private, alipay_public_key) =
+            (read("test_alipay_private_key.pem"), read("test_alipay_public_key.txt"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let fake = Arc::new(Self {

@@ -29,3 +29,4 @@ mod redemption;
 mod service;
 mod sign_in_limits;
 mod trust;
+mod wechatpay;

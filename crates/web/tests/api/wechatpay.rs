@@ -1,0 +1,381 @@
+//! The `wechatpay` provider end to end against the in-process fake WeChat Pay (`tuangou_testkit::fake_wechatpay`),
+//! on both backends: the whole story in partner mode (pay at the join → notification → draw → the loser's refund
+//! through WeChat Pay → redemption → profit share → the trade bill → reconciliation), the three kinds of order
+//! (JSAPI with its signed parameters, H5, Native) in direct mode, notifications that must be refused without
+//! changing anything, and answers whose signature does not verify, which are no answer.
+
+use crate::common::{campaign_with, live_campaign_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tuangou_app::payments::port::{PayerHints, PaymentState, ProviderError};
+use tuangou_app::payments::wechatpay::{WechatPayConfig, WechatPaySettings};
+use tuangou_app::payments::{PaymentOrder, PaymentSettings};
+use tuangou_app::{Clock, Settings};
+use tuangou_domain::ids::UserId;
+use tuangou_domain::money::Fen;
+use tuangou_domain::time::{ChinaDay, Millis};
+use tuangou_testkit::fake_wechatpay::{self as fake, FakeWechatPay, Signing};
+use tuangou_testkit::{Backend, TestApp, TestDb, TestUser, on_both_backends};
+
+fn wechatpay_settings(fake: &FakeWechatPay, partner: bool) -> WechatPaySettings {
+    let config = WechatPayConfig {
+        mchid: fake::MCHID.into(),
+        appid: fake::APPID.into(),
+        merchant_serial: fake::MERCHANT_SERIAL.into(),
+        private_key: fake::MERCHANT_PRIVATE_KEY.into(),
+        apiv3_key: fake::APIV3_KEY.into(),
+        // Both kinds of key at once (WeChat Pay's switch-over): answers come signed with the certificate,
+        // notifications with the public key.
+        platform_certificates: Some(fake::PLATFORM_CERTIFICATE.into()),
+        public_key: Some(fake::PUBLIC_KEY.into()),
+        public_key_id: Some(fake::PUBLIC_KEY_ID.into()),
+        sub_mchid: partner.then(|| fake::SUB_MCHID.into()),
+        api_base: Some(fake.base().to_owned()),
+        timeout_seconds: 5,
+        ..WechatPayConfig::default()
+    };
+    WechatPaySettings::new(&config).expect("the test configuration is whole")
+}
+
+/// The service with WeChat Pay pointed at a fresh fake (both on the same manual clock).
+async fn wechatpay_app(backend: Backend, partner: bool) -> (TestApp, FakeWechatPay) {
+    let clock = Clock::manual(Millis(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
+    ));
+    let fake = FakeWechatPay::start(clock.clone()).await;
+    let payments = PaymentSettings {
+        wechatpay: Some(wechatpay_settings(&fake, partner)),
+        partner_mode: partner,
+        ..PaymentSettings::default()
+    };
+    let settings = Settings { payments, ..Settings::default() };
+    let app = TestApp::spawn_on_with(Arc::new(TestDb::new(backend).await), settings, clock).await;
+    (app, fake)
+}
+
+/// Runs the worker step until `check` holds; fails after ten seconds.
+async fn settle_until<F, Fut>(app: &TestApp, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            app.app.run_jobs_once().await.expect("the worker step runs");
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting: {what}");
+}
+
+async fn memberships(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let (_, page) = app.get("/api/v1/me/memberships", Some(&user.token)).await;
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn refunds(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let (_, page) = app.get("/api/v1/me/refunds", Some(&user.token)).await;
+    page["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn balance(app: &TestApp, key: &str) -> i64 {
+    app.app.store().balance(key, "fen").await.unwrap()
+}
+
+/// Partner mode, the whole story: two customers pay their seats through WeChat Pay (Native orders with
+/// `time_expire` and `settle_info.profit_sharing`), the fake notifies, the group is drawn; the loser's money goes
+/// back through WeChat Pay's refund (`out_refund_no` = our refund id); the winner redeems and, once the undo
+/// window is over, the commission is shared to the platform at the fake (the rest released to the sub-merchant);
+/// the fake's trade bill reconciles with our books; every invariant holds.
+async fn the_whole_story_through_wechat_pay(backend: Backend) {
+    let (app, fake) = wechatpay_app(backend, true).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000031").await;
+    let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "quantity": 10}));
+    let (merchant, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let payers = app.customers(&operator, 2, 0).await;
+    let start = app.app.clock().now();
+
+    let (status, first) = app
+        .post(&format!("/api/v1/campaigns/{campaign}/groups"), Some(&payers[0].token), json!({"pay_with": "wechatpay"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let group = first["group"]["id"].as_str().unwrap().to_owned();
+    let (status, second) = app
+        .post(&format!("/api/v1/groups/{group}/members"), Some(&payers[1].token), json!({"pay_with": "wechatpay"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    let pay_ids: Vec<String> =
+        [&first, &second].iter().map(|a| a["payment"]["id"].as_str().unwrap().to_owned()).collect();
+    for (answer, id) in [&first, &second].iter().zip(&pay_ids) {
+        let client = &answer["payment"]["client"];
+        assert_eq!(client["type"], "native", "{client}");
+        assert!(client["code_url"].as_str().unwrap().starts_with("weixin://wxpay/"), "{client}");
+        let order = fake.payment(id).expect("the order reached the fake").order;
+        assert_eq!(
+            (order["sp_mchid"].as_str(), order["sub_mchid"].as_str()),
+            (Some(fake::MCHID), Some(fake::SUB_MCHID))
+        );
+        assert_eq!(order["settle_info"]["profit_sharing"], true);
+        assert_eq!(order["amount"]["total"], 990);
+        assert_eq!(order["out_trade_no"], id.replace('-', ""));
+        assert!(order["time_expire"].as_str().unwrap().ends_with("+08:00"));
+        assert!(order["notify_url"].as_str().unwrap().ends_with("/api/v1/payments/wechatpay/notify"));
+    }
+    assert_eq!(app.get(&format!("/api/v1/groups/{group}"), None).await.1["status"], "open", "pending seats");
+
+    for id in &pay_ids {
+        assert!(fake.pay(id).await.is_success(), "the notification is taken in");
+    }
+    settle_until(&app, "the group is drawn", || async {
+        app.get(&format!("/api/v1/groups/{group}"), None).await.1["status"] == "drawn"
+    })
+    .await;
+    let mut outcomes = Vec::new();
+    for payer in &payers {
+        outcomes.push(memberships(&app, payer).await[0].clone());
+    }
+    let winner = outcomes.iter().position(|m| m["status"] == "won").expect("one winner");
+    let loser = 1 - winner;
+
+    // The loser's refund, through WeChat Pay, by our refund id.
+    settle_until(&app, "the loser's refund succeeds", || async {
+        app.app.clock().advance(5_000);
+        refunds(&app, &payers[loser]).await.first().is_some_and(|r| r["status"] == "succeeded")
+    })
+    .await;
+    let refund = &refunds(&app, &payers[loser]).await[0];
+    let at_fake = fake.refund(refund["id"].as_str().unwrap()).expect("asked of WeChat Pay by our refund id");
+    assert_eq!((at_fake.amount, at_fake.status.as_str()), (990, "SUCCESS"));
+    assert_eq!(at_fake.request["sub_mchid"], fake::SUB_MCHID);
+    assert_eq!(at_fake.out_trade_no, pay_ids[loser].replace('-', ""));
+
+    // The winner redeems; the split reaches the fake once the undo window is over.
+    let code = outcomes[winner]["voucher_code"].as_str().unwrap().to_owned();
+    let (status, redemption) =
+        app.post(&format!("/api/v1/merchants/{merchant}/redemptions"), Some(&owner.token), json!({"code": code})).await;
+    assert_eq!(status, StatusCode::CREATED, "{redemption}");
+    let split_id = format!("split-{}", redemption["id"].as_str().unwrap());
+    app.app.clock().advance(3_600_000 + 61_000);
+    settle_until(&app, "the split succeeds", || async {
+        app.app.clock().advance(1_000);
+        app.app.store().split(&split_id).await.unwrap().is_some_and(|s| s.status == "succeeded")
+    })
+    .await;
+    let splits = fake.splits();
+    assert_eq!(splits.len(), 1);
+    let split = &splits[0];
+    assert_eq!(split.out_order_no, split_id);
+    assert_eq!(split.transaction_id, fake.payment(&pay_ids[winner]).unwrap().transaction_id);
+    assert_eq!(split.request["unfreeze_unsplit"], true, "the merchant's share is released to the sub-merchant");
+    let receivers = split.request["receivers"].as_array().unwrap();
+    assert_eq!(receivers.len(), 1, "{receivers:?}");
+    assert_eq!(
+        (receivers[0]["type"].as_str(), receivers[0]["account"].as_str()),
+        (Some("MERCHANT_ID"), Some(fake::MCHID))
+    );
+    assert_eq!(receivers[0]["amount"], 49, "5 % of 990, the platform's commission");
+    assert_eq!(balance(&app, "provider:wechatpay:clearing").await, 0, "in 1,980, refunded 990, split 990");
+
+    // The bill of every day the story touched, from the fake, reconciles with our books.
+    let (mut day, last) = (ChinaDay::of(start), ChinaDay::of(app.app.clock().now()));
+    let mut lines = 0;
+    loop {
+        let result = app.app.reconcile("wechatpay", day).await.unwrap();
+        assert!(result.matched, "{result:?}");
+        lines += result.bill_lines;
+        if day == last {
+            break;
+        }
+        day = ChinaDay::of(day.end());
+    }
+    assert_eq!(lines, 3, "two payments and a refund");
+    let (status, check) = app.get("/api/v1/admin/check", Some(&operator.token)).await;
+    assert_eq!(status, StatusCode::OK, "{check}");
+    let (_, refused) = fake.requests();
+    assert_eq!(refused, 0, "every request we sent was signed right");
+    app.finish().await;
+}
+
+fn order(user: &TestUser, app: &TestApp, payer: PayerHints) -> PaymentOrder {
+    PaymentOrder {
+        user: UserId::from_trusted(&user.id),
+        provider: "wechatpay".into(),
+        amount: Fen::from_stored(990).unwrap(),
+        description: "双人火锅套餐".into(),
+        expires_at: app.app.clock().now().plus_seconds(300),
+        membership: None,
+        payer,
+    }
+}
+
+/// Direct mode: an openid makes a JSAPI order whose client parameters are signed with the merchant key over
+/// `appId\ntimeStamp\nnonceStr\npackage\n`; a client IP makes an H5 order (a URL); neither makes a Native one.
+async fn jsapi_h5_and_native_orders(backend: Backend) {
+    let (app, fake) = wechatpay_app(backend, false).await;
+    let operator = app.operator().await;
+    let user = &app.customers(&operator, 1, 0).await[0];
+    let jsapi = order(
+        user,
+        &app,
+        PayerHints { provider_user: Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into()), ..PayerHints::default() },
+    );
+    let payment = app.app.open_payment(jsapi).await.unwrap();
+    let client: Value = serde_json::from_str(payment.client.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (client["type"].as_str(), client["appId"].as_str(), client["signType"].as_str()),
+        (Some("jsapi"), Some(fake::APPID), Some("RSA"))
+    );
+    assert!(client["package"].as_str().unwrap().starts_with("prepay_id=wx"));
+    let message = format!(
+        "{}\n{}\n{}\n{}\n",
+        client["appId"].as_str().unwrap(),
+        client["timeStamp"].as_str().unwrap(),
+        client["nonceStr"].as_str().unwrap(),
+        client["package"].as_str().unwrap()
+    );
+    let merchant_cert = tuangou_app::payments::wechatpay::signing::PlatformKey::certificates(include_str!(
+        "../../../app/tests/fixtures/wechatpay/java_merchant_certificate.pem"
+    ))
+    .unwrap();
+    assert!(merchant_cert[0].verifies(message.as_bytes(), client["paySign"].as_str().unwrap()), "paySign verifies");
+    let at_fake = fake.payment(&payment.id).unwrap();
+    assert_eq!((at_fake.kind.as_str(), at_fake.order["mchid"].as_str()), ("jsapi", Some(fake::MCHID)));
+    assert_eq!(at_fake.order["payer"]["openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    assert!(at_fake.order.get("settle_info").is_none(), "no profit sharing in direct mode");
+
+    let h5 = app
+        .app
+        .open_payment(order(user, &app, PayerHints { client_ip: Some("203.0.113.9".into()), ..PayerHints::default() }))
+        .await
+        .unwrap();
+    let client: Value = serde_json::from_str(h5.client.as_deref().unwrap()).unwrap();
+    assert_eq!(client["type"], "h5");
+    assert!(client["url"].as_str().unwrap().starts_with("https://wx.tenpay.com/"));
+    assert_eq!(fake.payment(&h5.id).unwrap().order["scene_info"]["payer_client_ip"], "203.0.113.9");
+
+    let native = app.app.open_payment(order(user, &app, PayerHints::default())).await.unwrap();
+    let client: Value = serde_json::from_str(native.client.as_deref().unwrap()).unwrap();
+    assert_eq!(client["type"], "native");
+
+    // Querying and closing: not paid → closed at the provider.
+    let provider = app.app.provider("wechatpay").unwrap();
+    assert_eq!(provider.query_payment(&native.id).await.unwrap().state, PaymentState::NotPaid);
+    assert_eq!(provider.close_payment(&native.id).await.unwrap().state, PaymentState::Closed);
+    assert_eq!(fake.payment(&native.id).unwrap().trade_state, "CLOSED");
+    app.finish().await;
+}
+
+/// Notifications that must be refused: each answers 4xx and changes nothing stored (the fingerprint before and
+/// after is the same); the good one after them is taken in.
+async fn bad_notifications_change_nothing(backend: Backend) {
+    let (app, fake) = wechatpay_app(backend, false).await;
+    let operator = app.operator().await;
+    let user = &app.customers(&operator, 1, 0).await[0];
+    let payment = app.app.open_payment(order(user, &app, PayerHints::default())).await.unwrap();
+    let url = format!("{}/api/v1/payments/wechatpay/notify", app.base);
+    let good = fake.transaction_of(&payment.id);
+    let mut paid = good.clone();
+    paid["trade_state"] = json!("SUCCESS");
+    paid["success_time"] = json!("2026-11-30T20:05:06+08:00");
+    let before = app.db.fingerprint().await;
+    let mut other_mchid = paid.clone();
+    other_mchid["mchid"] = json!("1900000002");
+    let mut other_amount = paid.clone();
+    other_amount["amount"]["total"] = json!(1);
+    let mut other_app = paid.clone();
+    other_app["appid"] = json!("wx0000000000000000");
+    let cases: Vec<(&str, Value, Signing, u16)> = vec![
+        ("bad signature", paid.clone(), Signing { bad_signature: true, ..Signing::default() }, 401),
+        (
+            "wrong serial",
+            paid.clone(),
+            Signing { serial: Some(fake::PLATFORM_SERIAL.into()), ..Signing::default() },
+            401,
+        ),
+        ("unknown serial", paid.clone(), Signing { serial: Some("PUB_KEY_ID_0000".into()), ..Signing::default() }, 401),
+        ("stale", paid.clone(), Signing { skew_seconds: -301, ..Signing::default() }, 401),
+        ("from the future", paid.clone(), Signing { skew_seconds: 301, ..Signing::default() }, 401),
+        ("tampered ciphertext", paid.clone(), Signing { tamper_ciphertext: true, ..Signing::default() }, 401),
+        (
+            "a signature probe",
+            paid.clone(),
+            Signing { signature: Some("WECHATPAY/SIGNTEST/0kYmRkZmQ3".into()), ..Signing::default() },
+            401,
+        ),
+        ("another merchant", other_mchid, Signing::default(), 400),
+        ("another app", other_app, Signing::default(), 400),
+        ("another amount", other_amount, Signing::default(), 400),
+        ("not paid", good.clone(), Signing::default(), 400),
+    ];
+    for (what, resource, signing, expected) in cases {
+        let (headers, body) = fake.notification(&resource, signing);
+        let status = fake.deliver(&url, headers, body).await;
+        assert_eq!(status.as_u16(), expected, "{what}");
+    }
+    app.app.run_jobs_once().await.unwrap();
+    assert_eq!(app.db.fingerprint().await, before, "refused notifications change nothing");
+
+    // Signed with the platform certificate instead (its serial): fine too, as during the switch-over.
+    let (headers, body) = fake.notification(&paid, Signing { with_certificate: true, ..Signing::default() });
+    assert!(fake.deliver(&url, headers, body).await.is_success());
+    app.app.run_jobs_once().await.unwrap();
+    assert_eq!(app.app.payment(&payment.id).await.unwrap().status, "paid");
+    // A payment for no seat was paid on purpose: the invariant check would (rightly) flag it.
+    let mut app = app;
+    app.stop().await;
+}
+
+/// An answer whose signature does not verify is no answer: the call is `Unavailable` (asked again later), a paid
+/// payment is not believed paid while the answers are bad, and is once they verify again.
+async fn unverified_answers_are_no_answers(backend: Backend) {
+    let (app, fake) = wechatpay_app(backend, false).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13900000032").await;
+    let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "quantity": 10}));
+    let (_, campaign) = live_campaign_with(&app, &operator, &owner, body).await;
+    let payer = &app.customers(&operator, 1, 0).await[0];
+    let (status, joined) = app
+        .post(&format!("/api/v1/campaigns/{campaign}/join"), Some(&payer.token), json!({"pay_with": "wechatpay"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{joined}");
+    let id = joined["payment"]["id"].as_str().unwrap().to_owned();
+    let provider = app.app.provider("wechatpay").unwrap();
+
+    fake.set_bad_signatures(true);
+    let answer = provider.query_payment(&id).await;
+    assert!(
+        matches!(answer, Err(ProviderError::Unavailable(ref why)) if why.contains("does not verify")),
+        "{answer:?}"
+    );
+    // Paid at WeChat Pay, but the notification is lost and every answer is bad: the worker's queries learn nothing.
+    fake.pay_silently(&id);
+    app.app.clock().advance(61_000);
+    for _ in 0..3 {
+        app.app.run_jobs_once().await.unwrap();
+    }
+    assert_eq!(app.app.payment(&id).await.unwrap().status, "created", "nothing believed from bad answers");
+    fake.set_bad_signatures(false);
+    assert!(matches!(provider.query_payment(&id).await.unwrap().state, PaymentState::Paid { .. }));
+    settle_until(&app, "the payment found paid by query", || async {
+        app.app.clock().advance(10_000); // the next look at an unpaid payment
+        app.app.payment(&id).await.unwrap().status == "paid"
+    })
+    .await;
+    let (_, refused) = fake.requests();
+    assert_eq!(refused, 0);
+    app.finish().await;
+}
+
+on_both_backends!(
+    the_whole_story_through_wechat_pay,
+    jsapi_h5_and_native_orders,
+    bad_notifications_change_nothing,
+    unverified_answers_are_no_answers,
+);
