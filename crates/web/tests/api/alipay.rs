@@ -117,6 +117,12 @@ async fn paying_through_alipay_from_join_to_reconciliation(backend: Backend) {
     })
     .await;
 
+    // Alipay sends a notification again until it reads `success`: the same notify_id changes nothing.
+    let before = app.db.fingerprint().await;
+    let (status, answer) = fake.send_again().await;
+    assert_eq!((status, answer.as_str()), (StatusCode::OK, "success"));
+    assert_eq!(app.db.fingerprint().await, before, "a duplicate is stored once");
+
     for ((payment, membership, _), payer) in joined.iter().zip(&payers) {
         let status = app.app.payment(payment).await.unwrap().status;
         assert!(status == "paid" || status == "refunded", "{status}");

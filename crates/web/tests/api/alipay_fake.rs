@@ -56,6 +56,8 @@ struct Books {
     tamper_answers: bool,
     clock: Option<Clock>,
     seq: u64,
+    /// The last notification sent: its URL and body, to send again as Alipay's retries do.
+    last_sent: Option<(String, String)>,
 }
 
 pub struct FakeAlipay {
@@ -249,8 +251,15 @@ impl FakeAlipay {
             trade.gmt_payment = Some(now);
             trade.notify_url.clone()
         };
-        let params = self.sign_notification(self.notification(out_trade_no));
-        Some(self.post_notification(&notify_url, form(&params)).await)
+        let body = form(&self.sign_notification(self.notification(out_trade_no)));
+        self.books.lock().unwrap().last_sent = Some((notify_url.clone(), body.clone()));
+        Some(self.post_notification(&notify_url, body).await)
+    }
+
+    /// Sends the last notification again, byte for byte (same `notify_id`), as Alipay retries one.
+    pub async fn send_again(&self) -> (reqwest::StatusCode, String) {
+        let (url, body) = self.books.lock().unwrap().last_sent.clone().expect("a notification was sent");
+        self.post_notification(&url, body).await
     }
 
     fn handle(&self, method: &str, biz: &Map<String, Value>, base: &str) -> (String, Value) {
