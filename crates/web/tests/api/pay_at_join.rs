@@ -468,12 +468,18 @@ async fn every_refund_cause_goes_back_through_the_provider(backend: Backend) {
         assert_eq!(pay_at_sandbox(&app, &payment).await.0, StatusCode::OK);
         seats.push((joined["membership"]["id"].as_str().unwrap().to_owned(), payment));
     }
-    settle_until(&app, "two groups drawn", || async {
+    // Every seat paid before the clock moves (else the last group could expire with its seat still pending, and
+    // its money would come late: a `late_payment`, not this test's `group_expired`).
+    settle_until(&app, "every seat paid and two groups drawn", || async {
+        let mut paid = 0;
+        for (person, (membership, _)) in people.iter().zip(&seats) {
+            paid += usize::from(membership_status(&app, person, membership).await != "pending");
+        }
         let mut drawn = 0;
         for group in &groups[..2] {
             drawn += usize::from(app.get(&format!("/api/v1/groups/{group}"), None).await.1["status"] == "drawn");
         }
-        drawn == 2
+        paid == seats.len() && drawn == 2
     })
     .await;
     // Group one's winner returns the voucher; group two's lets it expire; the fifth seat's group never fills.
