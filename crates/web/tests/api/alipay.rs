@@ -7,10 +7,10 @@
 
 use crate::alipay_fake::{self, FakeAlipay, form};
 use crate::common::{campaign_with, live_campaign_with};
+use crate::paying::{membership_status, refunds, settle_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use tuangou_app::Settings;
 use tuangou_app::payments::alipay::AlipaySettings;
 use tuangou_app::payments::port::{PayerHints, PaymentState, ProviderError};
@@ -22,7 +22,7 @@ use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
 const NOTIFY: &str = "/api/v1/payments/alipay/notify";
 
-async fn alipay_app(backend: Backend) -> (TestApp, Arc<FakeAlipay>) {
+pub(crate) async fn alipay_app(backend: Backend) -> (TestApp, Arc<FakeAlipay>) {
     let fake = FakeAlipay::start().await;
     let mut alipay =
         AlipaySettings::new(alipay_fake::APP_ID, &fake.app_private_key, &fake.alipay_public_key).expect("the keys");
@@ -35,37 +35,6 @@ async fn alipay_app(backend: Backend) -> (TestApp, Arc<FakeAlipay>) {
     let app = TestApp::spawn_with(backend, settings).await;
     fake.set_clock(app.app.clock().clone());
     (app, fake)
-}
-
-/// Runs the worker step until `check` holds; fails after ten seconds.
-async fn settle_until<F, Fut>(app: &TestApp, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            app.app.run_jobs_once().await.expect("the worker step runs");
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting: {what}");
-}
-
-async fn refunds(app: &TestApp, user: &TestUser) -> Vec<Value> {
-    let (status, page) = app.get("/api/v1/me/refunds", Some(&user.token)).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["items"].as_array().cloned().unwrap_or_default()
-}
-
-async fn membership_status(app: &TestApp, user: &TestUser, id: &str) -> String {
-    let (_, page) = app.get("/api/v1/me/memberships", Some(&user.token)).await;
-    let items = page["items"].as_array().cloned().unwrap_or_default();
-    items.iter().find(|m| m["id"] == id).map(|m| m["status"].as_str().unwrap_or("").to_owned()).unwrap_or_default()
 }
 
 /// Two customers with empty wallets pay at the join through Alipay; the fake pays and notifies; the group fills

@@ -5,9 +5,9 @@
 //! sleeps to pass: waits run the worker step and poll the stored state, bounded in time.
 
 use crate::common::{campaign_with, code, live_campaign_with};
+use crate::paying::{balance, membership_status, refunds, settle_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::time::Duration;
 use tuangou_app::Settings;
 use tuangou_app::payments::PaymentSettings;
 use tuangou_app::payments::sandbox::{Faults, SandboxKey, SandboxSettings};
@@ -21,54 +21,16 @@ fn sandbox_app_settings(faults: Faults) -> Settings {
     }
 }
 
-async fn sandbox_app(backend: Backend, faults: Faults) -> TestApp {
+pub(crate) async fn sandbox_app(backend: Backend, faults: Faults) -> TestApp {
     TestApp::spawn_with(backend, sandbox_app_settings(faults)).await
-}
-
-/// Runs the worker step (and the sandbox's own) until `check` holds; fails after ten seconds.
-async fn settle_until<F, Fut>(app: &TestApp, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            app.app.run_jobs_once().await.expect("the worker step runs");
-            if let Some(sandbox) = app.app.sandbox() {
-                sandbox.run_once().await.expect("the sandbox's step runs");
-            }
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting: {what}");
 }
 
 async fn join(app: &TestApp, user: &TestUser, path: &str, body: Value) -> (StatusCode, Value) {
     app.post(path, Some(&user.token), body).await
 }
 
-async fn membership_status(app: &TestApp, user: &TestUser, id: &str) -> String {
-    let (_, page) = app.get("/api/v1/me/memberships", Some(&user.token)).await;
-    let items = page["items"].as_array().cloned().unwrap_or_default();
-    items.iter().find(|m| m["id"] == id).map(|m| m["status"].as_str().unwrap_or("").to_owned()).unwrap_or_default()
-}
-
-async fn refunds(app: &TestApp, user: &TestUser) -> Vec<Value> {
-    let (status, page) = app.get("/api/v1/me/refunds", Some(&user.token)).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    page["items"].as_array().cloned().unwrap_or_default()
-}
-
 async fn pay_at_sandbox(app: &TestApp, payment: &str) -> (StatusCode, Value) {
     app.post(&format!("/sandbox/payments/{payment}/pay"), None, json!({})).await
-}
-
-async fn balance(app: &TestApp, key: &str) -> i64 {
-    app.app.store().balance(key, "fen").await.unwrap()
 }
 
 /// A customer with an empty wallet pays at the join: 202, a pending seat that counts toward N (shown as pending

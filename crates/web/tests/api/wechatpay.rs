@@ -5,10 +5,10 @@
 //! changing anything, and answers whose signature does not verify, which are no answer.
 
 use crate::common::{campaign_with, live_campaign_with};
+use crate::paying::{balance, refunds, settle_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use tuangou_app::payments::port::{PayerHints, PaymentState, ProviderError};
 use tuangou_app::payments::wechatpay::{WechatPayConfig, WechatPaySettings};
 use tuangou_app::payments::{PaymentOrder, PaymentSettings};
@@ -40,7 +40,7 @@ fn wechatpay_settings(fake: &FakeWechatPay, partner: bool) -> WechatPaySettings 
 }
 
 /// The service with WeChat Pay pointed at a fresh fake (both on the same manual clock).
-async fn wechatpay_app(backend: Backend, partner: bool) -> (TestApp, FakeWechatPay) {
+pub(crate) async fn wechatpay_app(backend: Backend, partner: bool) -> (TestApp, FakeWechatPay) {
     let clock = Clock::manual(Millis(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
     ));
@@ -55,37 +55,9 @@ async fn wechatpay_app(backend: Backend, partner: bool) -> (TestApp, FakeWechatP
     (app, fake)
 }
 
-/// Runs the worker step until `check` holds; fails after ten seconds.
-async fn settle_until<F, Fut>(app: &TestApp, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            app.app.run_jobs_once().await.expect("the worker step runs");
-            if check().await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting: {what}");
-}
-
 async fn memberships(app: &TestApp, user: &TestUser) -> Vec<Value> {
     let (_, page) = app.get("/api/v1/me/memberships", Some(&user.token)).await;
     page["items"].as_array().cloned().unwrap_or_default()
-}
-
-async fn refunds(app: &TestApp, user: &TestUser) -> Vec<Value> {
-    let (_, page) = app.get("/api/v1/me/refunds", Some(&user.token)).await;
-    page["items"].as_array().cloned().unwrap_or_default()
-}
-
-async fn balance(app: &TestApp, key: &str) -> i64 {
-    app.app.store().balance(key, "fen").await.unwrap()
 }
 
 /// Partner mode, the whole story: two customers pay their seats through WeChat Pay (Native orders with
