@@ -11,6 +11,7 @@
 
 use crate::db::{Conn, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
+use crate::leases::{Attempted, Queue};
 use crate::ledger::post_all;
 use crate::{Backend, Store, StoreError, StoreResult, unique_violation_as};
 use tuangou_domain::ids::{MerchantId, UserId};
@@ -153,8 +154,22 @@ fn stored(value: i64) -> StoreResult<Fen> {
     Fen::from_stored(value).ok_or_else(|| StoreError::Inconsistent(format!("negative amount {value}")))
 }
 
-fn skip_locked(conn: &Conn<'_>) -> &'static str {
-    if conn.backend() == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" }
+impl Attempted for PayoutRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn attempts(&self) -> i64 {
+        self.attempts
+    }
+}
+
+impl Attempted for SplitRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn attempts(&self) -> i64 {
+        self.attempts
+    }
 }
 
 impl Store {
@@ -247,47 +262,14 @@ impl Store {
     /// [`retry_delay_ms`], so that it is asked again then unless it settles first (and no other instance asks
     /// meanwhile).
     pub async fn claim_due_payout(&self, now: Millis) -> StoreResult<Option<PayoutRow>> {
-        self.write(now, |mut conn, now| {
-            Box::pin(async move {
-                let lock = skip_locked(&conn);
-                let due: Option<PayoutRow> = conn
-                    .fetch_optional(
-                        sql(format!(
-                            "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE status = 'requested' AND next_attempt_at <= $1
-                                 ORDER BY next_attempt_at, id LIMIT 1{lock}"
-                        ))
-                        .bind(now.0),
-                    )
-                    .await?;
-                let Some(due) = due else { return Ok(None) };
-                let attempts = due.attempts + 1;
-                Ok(conn
-                    .fetch_optional(
-                        sql(format!(
-                            "UPDATE payouts SET attempts = $2, next_attempt_at = $3
-                                 WHERE id = $1 AND status = 'requested' RETURNING {PAYOUT_COLUMNS}"
-                        ))
-                        .bind(&due.id)
-                        .bind(attempts)
-                        .bind(now.0 + retry_delay_ms(attempts)),
-                    )
-                    .await?)
-            })
-        })
-        .await
+        let queue = Queue { table: "payouts", columns: PAYOUT_COLUMNS, status: "requested", due: "next_attempt_at" };
+        self.claim_next_attempt(queue, now, retry_delay_ms).await
     }
 
     /// Notes what the provider said of a payout still requested: its id there (`None`: it has none of ours, ask
     /// it to pay out again) and the last error.
     pub async fn note_payout(&self, id: &str, provider_id: Option<&str>, error: Option<&str>) -> StoreResult<()> {
-        self.write_statement(
-            sql("UPDATE payouts SET provider_payout_id = $2, last_error = $3 WHERE id = $1 AND status = 'requested'")
-                .bind(id)
-                .bind(provider_id.map(str::to_owned))
-                .bind(error.map(str::to_owned)),
-        )
-        .await?;
-        Ok(())
+        self.note_attempt("payouts", "provider_payout_id", id, provider_id, error).await
     }
 
     /// Settles a payout as the provider said, once: `requested` → `succeeded` (in flight → the provider's
@@ -399,46 +381,13 @@ impl Store {
 
     /// Claims the next split due for the provider, as [`Store::claim_due_payout`].
     pub async fn claim_due_split(&self, now: Millis) -> StoreResult<Option<SplitRow>> {
-        self.write(now, |mut conn, now| {
-            Box::pin(async move {
-                let lock = skip_locked(&conn);
-                let due: Option<SplitRow> = conn
-                    .fetch_optional(
-                        sql(format!(
-                            "SELECT {SPLIT_COLUMNS} FROM splits WHERE status = 'requested' AND next_attempt_at <= $1
-                                 ORDER BY next_attempt_at, id LIMIT 1{lock}"
-                        ))
-                        .bind(now.0),
-                    )
-                    .await?;
-                let Some(due) = due else { return Ok(None) };
-                let attempts = due.attempts + 1;
-                Ok(conn
-                    .fetch_optional(
-                        sql(format!(
-                            "UPDATE splits SET attempts = $2, next_attempt_at = $3
-                                 WHERE id = $1 AND status = 'requested' RETURNING {SPLIT_COLUMNS}"
-                        ))
-                        .bind(&due.id)
-                        .bind(attempts)
-                        .bind(now.0 + retry_delay_ms(attempts)),
-                    )
-                    .await?)
-            })
-        })
-        .await
+        let queue = Queue { table: "splits", columns: SPLIT_COLUMNS, status: "requested", due: "next_attempt_at" };
+        self.claim_next_attempt(queue, now, retry_delay_ms).await
     }
 
     /// Notes what the provider said of a split still requested, as [`Store::note_payout`].
     pub async fn note_split(&self, id: &str, provider_id: Option<&str>, error: Option<&str>) -> StoreResult<()> {
-        self.write_statement(
-            sql("UPDATE splits SET provider_split_id = $2, last_error = $3 WHERE id = $1 AND status = 'requested'")
-                .bind(id)
-                .bind(provider_id.map(str::to_owned))
-                .bind(error.map(str::to_owned)),
-        )
-        .await?;
-        Ok(())
+        self.note_attempt("splits", "provider_split_id", id, provider_id, error).await
     }
 
     /// Settles a split as the provider said, once: `succeeded` (set aside → the provider's clearing) or `failed`

@@ -98,7 +98,12 @@ impl Chrome {
 
     /// A state's name (`status-live`, `status-won`, …) in the reader's language.
     pub fn status_label(&self, status: &str) -> String {
-        self.tr.t(&format!("status-{status}"))
+        self.keyed("status", status)
+    }
+
+    /// The message `{family}-{value}` (a refund's `refund-cause-not_drawn`, say): a stored code in words.
+    pub fn keyed(&self, family: &str, value: &str) -> String {
+        self.tr.t(&format!("{family}-{value}"))
     }
 
     /// A membership's state (`pending` there is a seat waiting for its payment, not a store waiting for approval).
