@@ -36,6 +36,18 @@ pub fn password(field: &str, text: &str) -> Result<String, Invalid> {
     }
 }
 
+/// A display name as others may see it: its first character, a star, and its last character when it has three
+/// or more ("小王" → "小*", "张三丰" → "张*丰", "Alice" → "A*e"), so a friend recognises it and a stranger learns
+/// little; at most three characters whatever the name's length. Empty stays empty.
+pub fn masked_name(name: &str) -> String {
+    let chars: Vec<char> = name.trim().chars().collect();
+    match chars.as_slice() {
+        [] => String::new(),
+        [first] | [first, _] => format!("{first}*"),
+        [first, .., last] => format!("{first}*{last}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +65,15 @@ mod tests {
         assert_eq!(password("password", " secret pw ").unwrap(), " secret pw ");
         assert!(password("password", "short").is_err());
         assert!(password("password", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn masked_names_keep_the_first_and_last_characters_only() {
+        assert_eq!(masked_name("小王"), "小*");
+        assert_eq!(masked_name("张三丰"), "张*丰");
+        assert_eq!(masked_name("欧阳娜娜"), "欧*娜");
+        assert_eq!(masked_name(" Alice "), "A*e");
+        assert_eq!(masked_name("王"), "王*");
+        assert_eq!(masked_name(""), "");
     }
 }

@@ -37,7 +37,7 @@
     try {
       const v = await window.tuangouApi('GET', `/api/v1/merchants/${encodeURIComponent(merchant)}/vouchers/${encodeURIComponent(code)}`);
       if (v.status !== 'issued') {
-        show('fail', explain({ code: v.status === 'redeemed' ? 'already_redeemed' : v.status, detail: v.status }));
+        show('fail', explain({ code: { redeemed: 'already_redeemed', refunded: 'voucher_refunded' }[v.status] || v.status }));
         return;
       }
       current = code;

@@ -13,8 +13,10 @@ mod customer;
 mod filters;
 mod format;
 mod i18n;
+mod join;
 mod merchant;
 mod operator;
+mod problem_words;
 mod sandbox;
 
 use crate::AppState;
@@ -123,6 +125,11 @@ impl Chrome {
 
     pub fn asset(&self, name: &str) -> String {
         assets::url(name)
+    }
+
+    /// The script with the API's refusals in the reader's words (`problem_words`).
+    pub fn problems_asset(&self) -> String {
+        assets::url(problem_words::asset_name(self.tr))
     }
 
     /// The first shop the reader owns, for the header's link.
