@@ -260,7 +260,7 @@ impl PageError {
         let detail = match status {
             StatusCode::NOT_FOUND => page.t("error-not-found"),
             StatusCode::FORBIDDEN => page.t("error-forbidden"),
-            s if s.is_client_error() => problem.detail().to_owned(),
+            s if s.is_client_error() => problem_words::say(page.tr, problem.code(), problem.field()),
             _ => page.t("error-server"),
         };
         (status, html(&ErrorPage { page, status: status.as_u16(), detail })).into_response()

@@ -38,6 +38,19 @@ pub fn asset(name: &str) -> Option<String> {
     Some(format!("window.tuangouProblems = {words};\n"))
 }
 
+/// A problem in the reader's words, as `assets/app.js` says it: the field's words for a field that is wrong,
+/// else the code's, else the words for a fault of ours (the test below keeps every code in the catalogues).
+pub fn say(tr: Tr, code: &str, field: Option<&str>) -> String {
+    let known = |key: String| -> Option<String> { (tr.t(&key) != key).then(|| tr.t(&key)) };
+    let field_words = field.and_then(|f| known(format!("problem-field-{}", f.replace('.', "-"))));
+    let code_words = known(format!("problem-{code}"));
+    match (code, field_words, code_words) {
+        ("invalid_field", Some(words), _) | (_, Some(words), None) => words,
+        (_, _, Some(words)) => words,
+        _ => tr.t("problem-internal"),
+    }
+}
+
 /// The catalogue's keys that name a problem (`problem-…`).
 fn problem_keys(ftl: &str) -> Vec<String> {
     ftl.lines()
@@ -207,5 +220,15 @@ mod tests {
         assert!(zh["codes"]["group_full"].as_str().unwrap().contains("满"));
         assert!(!zh["fallback"].as_str().unwrap().is_empty());
         assert_eq!(asset("problems.fr.js"), None);
+    }
+
+    #[test]
+    fn pages_say_a_problem_as_the_script_does() {
+        let zh = Tr(Lang::Zh);
+        assert_eq!(say(zh, "invalid_field", Some("latitude")), "纬度须在 -90 到 90 之间");
+        assert_eq!(say(zh, "invalid_field", Some("no_such_field")), "有一项填写得不对，请检查后再试");
+        assert_eq!(say(zh, "prize_cap_exceeded", Some("original_price")), "原价与团购价相差不能超过 ¥50,000");
+        assert_eq!(say(Tr(Lang::En), "group_full", None), "This group just filled up — try another");
+        assert_eq!(say(zh, "no_such_code", None), "服务器出了点问题，请稍后再试");
     }
 }
