@@ -128,6 +128,7 @@ async fn a_new_customer_joins_and_pays_from_a_share_link_in_three_taps_after_sig
     // Signed up, the join happened at once: the wallet is empty, so the sandbox's pay page.
     browser.wait_for_path("/sandbox/pay/").await;
     browser.wait_for_text("[data-sandbox-amount]", "¥9.90").await;
+    browser.screenshot(&shot(backend, "join-sandbox-pay")).await;
     taps.tap("[data-sandbox-pay]").await;
     browser.find("[data-sandbox-return]").await;
     taps.tap("[data-sandbox-return]").await;
@@ -159,12 +160,33 @@ async fn a_new_customer_joins_and_pays_from_a_share_link_in_three_taps_after_sig
     assert_eq!(none, json!(true), "a member is offered no join");
     browser.screenshot(&shot(backend, "join-paid")).await;
 
-    // The deal's own page has the same bar.
+    // The deal's own page has the same bar. A customer with money signs in from it instead of signing up: joined
+    // from the wallet into the group closest to full, which fills and is drawn.
+    let third = &app.customers(&operator, 1, 5_000).await[0];
     let visitor = driver.browser(&app.base).await;
     visitor.open(&format!("/c/{campaign}")).await;
     let join = box_of(&visitor, "[data-join-bar] [data-join]").await;
     assert!(join["bottom"].as_f64().unwrap() <= join["window"].as_f64().unwrap(), "{join}");
     visitor.screenshot(&shot(backend, "join-deal")).await;
+    visitor.click("[data-join-bar] [data-join]").await;
+    visitor.wait_for_path("/signup").await;
+    visitor.click("a[href^='/signin?'][href*='join=1']").await;
+    visitor.wait_for_path("/signin").await;
+    assert_eq!(visitor.text("form[data-account] [type=submit]").await, "登录并支付 ¥9.90 参团");
+    visitor.fill("#phone", &third.phone).await;
+    visitor.fill("#password", server_password()).await;
+    visitor.screenshot(&shot(backend, "join-signin")).await;
+    visitor.click("form[data-account] [type=submit]").await;
+    visitor.wait_for_path(&format!("/g/{group}")).await;
+    visitor.wait_for_text("[data-group-status]", "已开奖").await;
+    // Whoever was not drawn sees their refund and reward, marked as an outcome (not as something loading).
+    let (_, drawn) = app.get(&format!("/api/v1/groups/{group}"), None).await;
+    let not_drawn = if drawn["draw"]["winners"] == json!([3]) { &browser } else { &visitor };
+    not_drawn.open(&format!("/g/{group}")).await;
+    let result = not_drawn.find(".result.not-drawn[data-result='lost']").await;
+    assert!(result.text().await.unwrap().contains("已全额退款"));
+    not_drawn.run("document.querySelector('[data-result]').scrollIntoView()", vec![]).await;
+    not_drawn.screenshot(&shot(backend, "join-not-drawn")).await;
     visitor.close().await;
     browser.close().await;
     worker.abort();
