@@ -36,9 +36,31 @@ pub fn password(field: &str, text: &str) -> Result<String, Invalid> {
     }
 }
 
+/// A display name as a screen in a shop shows it: the first character, the rest masked (at most three stars), so
+/// the room recognises a winner without anyone's full name in public. `王小明` → `王**`, `Li` → `L*`.
+pub fn masked_name(name: &str) -> String {
+    let mut chars = name.trim().chars();
+    match chars.next() {
+        Some(first) => {
+            let hidden = chars.count().clamp(1, 3);
+            format!("{first}{}", "*".repeat(hidden))
+        }
+        None => "***".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_on_a_screen_are_masked_after_their_first_character() {
+        assert_eq!(masked_name("王小明"), "王**");
+        assert_eq!(masked_name("小王"), "小*");
+        assert_eq!(masked_name("王"), "王*");
+        assert_eq!(masked_name(" Alexander "), "A***");
+        assert_eq!(masked_name(""), "***");
+    }
 
     #[test]
     fn bounds_count_characters_not_bytes() {

@@ -351,3 +351,24 @@ withdraw-title = Withdraw
 withdraw-hint = From ¥0.01 up to your available balance, back to your account at the provider. Empty your wallet this way before closing your account.
 withdraw-go = Withdraw
 withdraw-list = Latest withdrawals
+
+# The counter and the store's screen (issue 18): vouchers naming deal and store, scanning, the store switcher, the live draw
+nav-stores = My stores
+redeem-scan-photo = Scan a photo
+redeem-no-qr = No QR code found: take a sharper photo of it, or type the code.
+redeem-redeemed-at = redeemed
+scanned-title = Show this to the staff
+scanned-lead = This is a voucher of { $store }: show it at the counter and the staff scan it to redeem.
+scanned-store-page = This store's deals
+scanned-my-vouchers = My vouchers
+scanned-staff-hint = Staff of this store? Sign in and scan it again to redeem.
+scanned-staff-sign-in = Staff sign-in
+voucher-where = Where to use it
+voucher-hours-unknown = The store has not given its opening hours: call before you go.
+voucher-redeemed-at-store = Redeemed { $at } at { $store }
+live-drawing = Drawing…
+live-seat = Seat { $seq }
+live-draw-staff = The group is full: staff may draw now.
+live-draw-now = Draw now
+live-draw-confirm = Draw now? The result is public and final.
+live-join-next = Scan to join the next group

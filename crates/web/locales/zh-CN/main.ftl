@@ -351,3 +351,24 @@ withdraw-title = 提现
 withdraw-hint = 最少 ¥0.01，最多为可用余额，原路提现到你的支付账户。注销账号前可用此功能清空余额。
 withdraw-go = 提现
 withdraw-list = 最近的提现
+
+# The counter and the store's screen (issue 18): vouchers naming deal and store, scanning, the store switcher, the live draw
+nav-stores = 我的店铺
+redeem-scan-photo = 拍照识别
+redeem-no-qr = 没有识别到二维码：请把二维码拍清楚些，或输入券码。
+redeem-redeemed-at = 核销于
+scanned-title = 请出示给店员扫码
+scanned-lead = 这是 { $store } 的券：到店后出示给店员，扫码即可核销。
+scanned-store-page = 查看本店的团购
+scanned-my-vouchers = 查看我的券
+scanned-staff-hint = 你是本店店员？登录后再扫一次即可核销。
+scanned-staff-sign-in = 店员登录
+voucher-where = 在哪里用
+voucher-hours-unknown = 商家未填写营业时间，出发前可先打电话确认。
+voucher-redeemed-at-store = 已于 { $at } 在 { $store } 核销
+live-drawing = 开奖中…
+live-seat = { $seq } 号
+live-draw-staff = 已满员，店员可以现在开奖。
+live-draw-now = 现在开奖
+live-draw-confirm = 确定现在开奖吗？开奖结果公开且不可更改。
+live-join-next = 扫码参加下一团
