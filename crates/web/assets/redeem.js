@@ -23,13 +23,16 @@
   const yuan = (fen) => '¥' + (fen / 100).toFixed(2);
   const kindName = (kind) => (kind === 'coupon' ? text.textCoupon : text.textPurchase);
   const when = (iso) => new Date(iso).toLocaleString(lang === 'en' ? 'en' : 'zh-CN', { dateStyle: 'short', timeStyle: 'short' });
-  // What staff serve: the deal, the kind and price, and where (this store).
-  const describe = (v) => `${v.campaign_title} · ${kindName(v.kind)} ${yuan(v.amount)} · ${store}`;
+  // What staff serve: the kind and price, and where (this store); the deal's title goes with the headline.
+  const describe = (v) => `${kindName(v.kind)} ${yuan(v.amount)} · ${store}`;
 
-  function show(state, message) {
+  const resultDetail = $('[data-result-detail]');
+  // The result in two lines: what happened (with the deal), then what to serve and where.
+  function show(state, message, detail) {
     result.className = 'result ' + state;
     result.dataset.state = state;
     resultText.textContent = message;
+    resultDetail.textContent = detail || '';
   }
 
   // Refusals in the reader's language, shared with every page (app.js).
@@ -45,11 +48,11 @@
       if (v.status !== 'issued') {
         let refusal = explain({ code: v.status === 'redeemed' ? 'already_redeemed' : v.status, detail: v.status });
         if (v.redeemed_at) refusal += ` · ${text.textRedeemedAt} ${when(v.redeemed_at)}`;
-        show('fail', `${refusal} · ${describe(v)}`);
+        show('fail', refusal, `${v.campaign_title} · ${describe(v)}`);
         return;
       }
       current = code;
-      show('pending', `${text.textReady} ${describe(v)} · ${v.code}`);
+      show('pending', `${text.textReady}${v.campaign_title}`, `${describe(v)} · ${v.code}`);
       go.hidden = false;
       go.focus();
     } catch (p) {
@@ -70,7 +73,7 @@
     try {
       const r = await window.tuangouApi('POST', `/api/v1/merchants/${encodeURIComponent(merchant)}/redemptions`, { code: current });
       lastRedemption = r.id;
-      show('ok', `${text.textOk} ${describe(r.voucher)} · ${when(r.redeemed_at)}`);
+      show('ok', `${text.textOk} ${r.voucher.campaign_title}`, `${describe(r.voucher)} · ${when(r.redeemed_at)}`);
       go.hidden = true;
       undo.hidden = false;
       input.value = '';

@@ -80,11 +80,17 @@ async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backe
     let line = customer.text("[data-voucher-line]").await;
     assert!(line.contains("双人火锅套餐") && line.contains("老码头"), "{line}");
     customer.screenshot(&shot(backend, "me-vouchers")).await;
+    // The voucher's address, as its QR code holds it, opened by anyone but the store's staff (here its owner,
+    // scanning it with the phone's camera): whose voucher it is, and to show it at the counter.
+    let address = format!("{}/r/{merchant}/{code}", app.app.settings().public_url.trim_end_matches('/'));
+    customer.open(&address).await;
+    customer.wait_for_text("h1", "请出示给店员扫码").await;
+    customer.check_page_basics("voucher-address").await;
+    customer.screenshot(&shot(backend, "voucher-address-for-customers")).await;
     customer.open(&format!("/me/vouchers/{}", voucher["id"].as_str().unwrap())).await;
     customer.find("[data-voucher-code]").await;
 
     // The photo holds what the voucher's QR code holds: its address.
-    let address = format!("{}/r/{merchant}/{code}", app.app.settings().public_url.trim_end_matches('/'));
     let photos = tempfile::tempdir().unwrap();
     let photo = photos.path().join("voucher.png");
     qr_png(&address, &photo);
@@ -112,6 +118,7 @@ async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backe
     staff.find("[data-scan-photo]:not([hidden])").await;
     staff.find("[data-scan-file]").await.send_keys(photo.to_str().unwrap()).await.expect("the photo is chosen");
     staff.wait_for_text("[data-result]", "已经核销过").await;
+    staff.screenshot(&shot(backend, "counter-scanned-again-refused")).await;
     let decoder = staff.run("return window.tuangouScan.decoder", vec![]).await;
     let native = staff.run("return 'BarcodeDetector' in window", vec![]).await;
     assert_eq!(decoder, if native == json!(true) { "BarcodeDetector" } else { "jsQR" });
