@@ -9,7 +9,7 @@ use tuangou_domain::ids::{MerchantId, UserId};
 use tuangou_domain::phone::UserPhone;
 use tuangou_domain::text;
 use tuangou_domain::time::Millis;
-use tuangou_store::{MerchantRole, NewUser, StoreError, UserRow};
+use tuangou_store::{MerchantRole, NewUser, ShopRole, StoreError, UserRow};
 
 /// A sign-up, parsed.
 pub struct NewAccount {
@@ -160,6 +160,13 @@ impl App {
         let user = self.store.user(&caller.user).await?.ok_or(AppError::NotSignedIn)?;
         let roles = self.store.roles_of(&caller.user).await?;
         Ok((user, roles))
+    }
+
+    /// The caller and the stores they own or work at, by name: what a page's header shows.
+    pub async fn me_with_shops(&self, caller: &Caller) -> AppResult<(UserRow, Vec<ShopRole>)> {
+        let user = self.store.user(&caller.user).await?.ok_or(AppError::NotSignedIn)?;
+        let shops = self.store.shops_of(&caller.user).await?;
+        Ok((user, shops))
     }
 
     /// Creates the operator account, or makes an existing account an operator (idempotent for the same phone).

@@ -14,15 +14,34 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
 use tuangou_store::Heard;
 
-/// One thing that happened to a group. Small on purpose: watchers refetch the group for details.
+/// One thing that happened to a group, or to a voucher. Small on purpose: watchers refetch for details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupEvent {
-    /// `joined`, `full`, `drawn` or `expired`.
+    /// `joined`, `full`, `drawn` or `expired`; for a voucher, `redeemed` or `undone`.
     pub kind: String,
+    /// The group's id; empty for a voucher's event, so no group's or campaign's stream carries it.
     pub group_id: String,
     pub campaign_id: String,
     pub status: String,
     pub member_count: i64,
+    /// The voucher a `redeemed` or `undone` event is about: only its owner's stream carries it (the voucher page
+    /// shows its redemption as it happens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher_id: Option<String>,
+}
+
+impl GroupEvent {
+    /// A voucher's event: `redeemed` or `undone`.
+    pub(crate) fn of_voucher(kind: &str, voucher: &tuangou_store::VoucherRow) -> Self {
+        GroupEvent {
+            kind: kind.into(),
+            group_id: String::new(),
+            campaign_id: String::new(),
+            status: voucher.status.clone(),
+            member_count: 0,
+            voucher_id: Some(voucher.id.clone()),
+        }
+    }
 }
 
 /// What watchers receive.

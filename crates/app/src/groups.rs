@@ -109,6 +109,7 @@ fn event(kind: &str, group: &GroupRow) -> GroupEvent {
         campaign_id: group.campaign_id.clone(),
         status: group.status.clone(),
         member_count: group.member_count,
+        voucher_id: None,
     }
 }
 
@@ -460,6 +461,19 @@ impl App {
         }
         self.draw_one(Some(id)).await?;
         self.group(id).await
+    }
+
+    /// A drawn group's winners as the big screen in the store shows them: seat number and display name masked
+    /// after its first character (customers choose no nickname: the name they signed up with, masked, is what the
+    /// room recognises; a closed account shows stars).
+    pub async fn winners_on_screen(&self, view: &GroupView) -> AppResult<Vec<(i64, String)>> {
+        let winners = view.group.winner_seqs();
+        let mut shown = Vec::with_capacity(winners.len());
+        for member in view.members.iter().filter(|m| winners.contains(&m.seq)) {
+            let name = self.store.user(&member.user()).await?.map(|u| u.name).unwrap_or_default();
+            shown.push((member.seq, tuangou_domain::text::masked_name(&name)));
+        }
+        Ok(shown)
     }
 
     /// One draw: the named group, or the next due one. Returns whether a group was drawn.

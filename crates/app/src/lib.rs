@@ -39,7 +39,7 @@ pub use tuangou_domain::voucher_keys::ServerSecret;
 pub use tuangou_store::{
     Admission, Backend, CampaignRow, DailyFigures, EntryRecord, GroupRow, History, IdempotencyClaim, MemberRow,
     MerchantRole, MerchantRow, PaymentEventRow, PaymentRow, PayoutRow, RecentRedemption, RedemptionRow, RefundRow,
-    SandboxPaymentRow, SplitRow, StaffRow, Store, UserRow, Violation,
+    SandboxPaymentRow, ShopRole, SplitRow, StaffRow, Store, UserRow, Violation,
 };
 pub use vouchers::{MembershipView, VoucherView};
 

@@ -26,11 +26,17 @@ pub const MERCHANT_FAILURES_PER_MINUTE: i64 = 50;
 /// How long after a redemption its owner may undo it.
 pub const UNDO_WINDOW_MS: i64 = Millis::HOUR;
 
-/// A voucher with its code (derived from the server secret: never stored).
+/// A voucher with its code (derived from the server secret: never stored), the deal it is for and, once
+/// redeemed, when: a voucher names what to serve wherever it is shown (issue 18). Where it is redeemed is always
+/// its own store (`voucher.merchant_id`): staff redeem only their store's vouchers.
 #[derive(Debug, Clone)]
 pub struct VoucherView {
     pub voucher: VoucherRow,
     pub code: String,
+    /// The campaign's title.
+    pub deal: String,
+    /// When the standing redemption was made (none once undone, or never redeemed).
+    pub redeemed_at: Option<i64>,
 }
 
 /// A membership with what came of it.
@@ -62,9 +68,30 @@ fn counter_buckets(caller: &Caller, merchant: &MerchantId) -> [Bucket; 2] {
 }
 
 impl App {
-    fn view(&self, voucher: VoucherRow) -> VoucherView {
-        let code = self.settings.secret.code_for(&voucher.id).display();
-        VoucherView { voucher, code }
+    fn code_of(&self, voucher: &VoucherRow) -> String {
+        self.settings.secret.code_for(&voucher.id).display()
+    }
+
+    async fn view(&self, voucher: VoucherRow) -> AppResult<VoucherView> {
+        let campaign = tuangou_domain::ids::CampaignId::from_trusted(&voucher.campaign_id);
+        let deal = self.store.require_campaign(&campaign).await?.title;
+        self.view_of_deal(voucher, deal).await
+    }
+
+    async fn view_of_deal(&self, voucher: VoucherRow, deal: String) -> AppResult<VoucherView> {
+        let redeemed_at = match voucher.status.as_str() {
+            "redeemed" => self.store.standing_redemption(&voucher.id).await?.map(|r| r.redeemed_at),
+            _ => None,
+        };
+        Ok(VoucherView { code: self.code_of(&voucher), voucher, deal, redeemed_at })
+    }
+
+    /// The address a voucher's QR code holds: the store's counter page for this code. Staff of the store who scan
+    /// it with any camera land on their counter with the code looked up (redeem is one more tap); anyone else
+    /// gets a page saying whose voucher it is and to show it to the staff (`/r/…` in `tuangou-web`).
+    pub fn voucher_url(&self, view: &VoucherView) -> String {
+        let public = self.settings.public_url.trim_end_matches('/');
+        format!("{public}/r/{}/{}", view.voucher.merchant_id, view.code)
     }
 
     /// The caller's vouchers, newest first.
@@ -75,13 +102,31 @@ impl App {
         limit: usize,
     ) -> AppResult<Vec<VoucherView>> {
         let rows = self.store.vouchers_of(&caller.user, cursor.map(VoucherId::as_str), limit as i64).await?;
-        Ok(rows.into_iter().map(|v| self.view(v)).collect())
+        // A page of vouchers often holds several of one deal: its title is read once.
+        let mut deals: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut views = Vec::with_capacity(rows.len());
+        for voucher in rows {
+            let deal = match deals.get(&voucher.campaign_id) {
+                Some(title) => title.clone(),
+                None => {
+                    let campaign = tuangou_domain::ids::CampaignId::from_trusted(&voucher.campaign_id);
+                    let title = self.store.require_campaign(&campaign).await?.title;
+                    deals.insert(voucher.campaign_id.clone(), title.clone());
+                    title
+                }
+            };
+            views.push(self.view_of_deal(voucher, deal).await?);
+        }
+        Ok(views)
     }
 
     /// One of the caller's vouchers (404 for anyone else's).
     pub async fn my_voucher(&self, caller: &Caller, id: &VoucherId) -> AppResult<VoucherView> {
         let voucher = self.store.voucher(id.as_str()).await?.filter(|v| v.user_id == caller.user.as_str());
-        voucher.map(|v| self.view(v)).ok_or(AppError::NotFound("unknown_voucher", "no such voucher"))
+        match voucher {
+            Some(v) => self.view(v).await,
+            None => Err(AppError::NotFound("unknown_voucher", "no such voucher")),
+        }
     }
 
     /// The caller's memberships, newest first, with their voucher codes and rewards.
@@ -95,7 +140,7 @@ impl App {
         let cursor = cursor.map(MembershipId::as_str);
         for membership in self.store.memberships_of(&caller.user, cursor, limit as i64).await? {
             let vouchers = self.store.vouchers_of_membership(&membership.id).await?;
-            let voucher_code = vouchers.iter().find(|v| v.kind == "purchase").map(|v| self.view(v.clone()).code);
+            let voucher_code = vouchers.iter().find(|v| v.kind == "purchase").map(|v| self.code_of(v));
             let reward = if membership.status == "lost" { Some(self.reward_of(&membership).await?) } else { None };
             views.push(MembershipView { membership, voucher_code, reward });
         }
@@ -165,7 +210,7 @@ impl App {
             Err(_) => None,
         };
         match found {
-            Some(voucher) => Ok(self.view(voucher)),
+            Some(voucher) => self.view(voucher).await,
             None => Err(self.unknown_code(caller, merchant, "preview", client).await),
         }
     }
@@ -196,7 +241,10 @@ impl App {
             at: self.clock.now(),
         };
         match self.store.redeem(&self.settings.secret.lookup_hash(&parsed), &attempt, &counters).await {
-            Ok((voucher, redemption)) => Ok((self.view(voucher), redemption)),
+            Ok((voucher, redemption)) => {
+                self.publish(vec![crate::events::GroupEvent::of_voucher("redeemed", &voucher)]);
+                Ok((self.view(voucher).await?, redemption))
+            }
             Err(StoreError::NotFound) => Err(unknown_code()),
             Err(StoreError::Conflict("expired")) => Err(AppError::Gone("this voucher has expired")),
             Err(other) => Err(other.into()),
@@ -227,7 +275,10 @@ impl App {
             at: self.clock.now(),
         };
         match self.store.undo_redemption(redemption.as_str(), UNDO_WINDOW_MS, &attempt).await {
-            Ok(voucher) => Ok(self.view(voucher)),
+            Ok(voucher) => {
+                self.publish(vec![crate::events::GroupEvent::of_voucher("undone", &voucher)]);
+                self.view(voucher).await
+            }
             Err(StoreError::NotFound) => {
                 Err(AppError::NotFound("unknown_redemption", "no such redemption at this store"))
             }
@@ -239,7 +290,7 @@ impl App {
     /// redemption at the counter: exactly one of the two wins.
     pub async fn refund_voucher(&self, caller: &Caller, id: &VoucherId) -> AppResult<VoucherView> {
         match self.store.refund_voucher(id.as_str(), &caller.user, self.clock.now()).await {
-            Ok(voucher) => Ok(self.view(voucher)),
+            Ok(voucher) => self.view(voucher).await,
             Err(StoreError::NotFound) => Err(AppError::NotFound("unknown_voucher", "no such voucher")),
             Err(StoreError::Conflict("expired")) => Err(AppError::Gone("this voucher has expired (and was refunded)")),
             Err(other) => Err(other.into()),

@@ -40,7 +40,7 @@ pub use db::{Backend, ConnectError, PoolSettings};
 pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup, SeatPayment};
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
-pub use merchants::{MerchantRole, MerchantRow, NewMerchant};
+pub use merchants::{MerchantRole, MerchantRow, NewMerchant, ShopRole};
 pub use notify::{EventListener, Heard};
 pub use payments::{CHECK_UNPAID_AFTER_MS, EventApplied, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
 pub use payouts::{NewPayout, PayoutRow, Settled, SplitCandidate, SplitRow};

@@ -70,6 +70,14 @@ impl MerchantRole {
     }
 }
 
+/// A store someone owns or works at, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopRole {
+    pub merchant_id: String,
+    pub name: String,
+    pub role: MerchantRole,
+}
+
 pub(crate) const MERCHANT_COLUMNS: &str =
     "id, name, category, description, address, latitude, longitude, phone, opening_hours, status, created_at";
 
@@ -166,6 +174,25 @@ impl Store {
         Ok(rows
             .into_iter()
             .filter_map(|(m, role)| Some((MerchantId::from_trusted(m), MerchantRole::parse(&role)?)))
+            .collect())
+    }
+
+    /// Every store the user owns or works at, oldest role first, with its name (the pages' store switcher).
+    pub async fn shops_of(&self, user: &UserId) -> StoreResult<Vec<ShopRole>> {
+        let mut pooled = self.pools.read().await?;
+        let rows: Vec<(String, String, String)> = pooled
+            .conn()
+            .fetch_all(
+                sql("SELECT r.merchant_id, m.name, r.role FROM merchant_roles r JOIN merchants m ON m.id = r.merchant_id \
+                     WHERE r.user_id = $1 ORDER BY r.created_at, r.merchant_id")
+                .bind(user.as_str()),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(merchant_id, name, role)| {
+                Some(ShopRole { merchant_id, name, role: MerchantRole::parse(&role)? })
+            })
             .collect())
     }
 

@@ -500,6 +500,17 @@ impl Store {
         .await
     }
 
+    /// The redemption that stands for a voucher (the latest not undone), if any.
+    pub async fn standing_redemption(&self, voucher: &str) -> StoreResult<Option<RedemptionRow>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql(format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE voucher_id = $1 AND undone_at IS NULL \
+             ORDER BY redeemed_at DESC LIMIT 1"
+        ))
+        .bind(voucher);
+        Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
     /// A redemption by id.
     pub async fn redemption(&self, id: &str) -> StoreResult<Option<RedemptionRow>> {
         let mut pooled = self.pools.read().await?;

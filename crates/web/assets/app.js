@@ -348,7 +348,7 @@
     };
     const source = new EventSource(stream);
     const schedule = () => { clearTimeout(pending); pending = setTimeout(refresh, 150); };
-    ['joined', 'full', 'drawn', 'expired', 'resync'].forEach((name) => source.addEventListener(name, schedule));
+    ['joined', 'full', 'drawn', 'expired', 'redeemed', 'undone', 'resync'].forEach((name) => source.addEventListener(name, schedule));
     source.onmessage = schedule;
   }
 

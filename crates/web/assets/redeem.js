@@ -1,5 +1,6 @@
-// The counter's redeem screen: camera scan where the browser offers BarcodeDetector, a typed code otherwise;
-// preview, one tap to redeem, an unmistakable result, and undo (owner, within the hour).
+// The counter's redeem screen: scan with the camera or a photo (scan.js: BarcodeDetector, else jsQR), or type a
+// code; preview (the deal, its price, this store), one tap to redeem, an unmistakable result, and undo (owner,
+// within the hour). A scanned voucher address of another store the reader works at opens that store's counter.
 (function () {
   'use strict';
   const root = document.querySelector('[data-redeem]');
@@ -14,16 +15,24 @@
   const go = $('[data-redeem-go]');
   const undo = $('[data-undo]');
   const input = root.querySelector('#code');
+  const store = root.dataset.store;
+  const counters = (root.dataset.counters || '').split(' ').filter(Boolean);
   let current = null; // the previewed code
   let lastRedemption = null;
 
   const yuan = (fen) => '¥' + (fen / 100).toFixed(2);
   const kindName = (kind) => (kind === 'coupon' ? text.textCoupon : text.textPurchase);
+  const when = (iso) => new Date(iso).toLocaleString(lang === 'en' ? 'en' : 'zh-CN', { dateStyle: 'short', timeStyle: 'short' });
+  // What staff serve: the kind and price, and where (this store); the deal's title goes with the headline.
+  const describe = (v) => `${kindName(v.kind)} ${yuan(v.amount)} · ${store}`;
 
-  function show(state, message) {
+  const resultDetail = $('[data-result-detail]');
+  // The result in two lines: what happened (with the deal), then what to serve and where.
+  function show(state, message, detail) {
     result.className = 'result ' + state;
     result.dataset.state = state;
     resultText.textContent = message;
+    resultDetail.textContent = detail || '';
   }
 
   // Refusals in the reader's language, shared with every page (app.js).
@@ -37,11 +46,13 @@
     try {
       const v = await window.tuangouApi('GET', `/api/v1/merchants/${encodeURIComponent(merchant)}/vouchers/${encodeURIComponent(code)}`);
       if (v.status !== 'issued') {
-        show('fail', explain({ code: { redeemed: 'already_redeemed', refunded: 'voucher_refunded' }[v.status] || v.status }));
+        let refusal = explain({ code: { redeemed: 'already_redeemed', refunded: 'voucher_refunded' }[v.status] || v.status });
+        if (v.redeemed_at) refusal += ` · ${text.textRedeemedAt} ${when(v.redeemed_at)}`;
+        show('fail', refusal, `${v.campaign_title} · ${describe(v)}`);
         return;
       }
       current = code;
-      show('pending', `${text.textReady} ${kindName(v.kind)} ${yuan(v.amount)} · ${v.code}`);
+      show('pending', `${text.textReady}${v.campaign_title}`, `${describe(v)} · ${v.code}`);
       go.hidden = false;
       go.focus();
     } catch (p) {
@@ -62,14 +73,14 @@
     try {
       const r = await window.tuangouApi('POST', `/api/v1/merchants/${encodeURIComponent(merchant)}/redemptions`, { code: current });
       lastRedemption = r.id;
-      show('ok', `${text.textOk} ${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)}`);
+      show('ok', `${text.textOk} ${r.voucher.campaign_title}`, `${describe(r.voucher)} · ${when(r.redeemed_at)}`);
       go.hidden = true;
       undo.hidden = false;
       input.value = '';
       current = null;
       const li = document.createElement('li');
       li.className = 'row';
-      li.textContent = `${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)} · ${new Date().toLocaleTimeString(lang === 'en' ? 'en' : 'zh-CN')}`;
+      li.textContent = `${r.voucher.campaign_title} · ${kindName(r.voucher.kind)} ${yuan(r.voucher.amount)} · ${when(r.redeemed_at)}`;
       const list = document.querySelector('[data-recent]');
       if (list) list.prepend(li);
       const none = document.querySelector('[data-recent-empty]');
@@ -96,47 +107,62 @@
     }
   });
 
-  // Camera scanning, only where the browser can read QR codes itself (no library is downloaded).
+  // A scanned text: a voucher address of another store the reader works at opens that counter; anything else is
+  // looked up here (another store's voucher gets the same refusal as a typed one).
+  function scanned(textRead) {
+    const found = window.tuangouScan.voucher(textRead);
+    if (found.merchant && found.merchant !== merchant && counters.includes(found.merchant)) {
+      location.href = `/shop/${encodeURIComponent(found.merchant)}/redeem?code=${encodeURIComponent(found.code)}`;
+      return;
+    }
+    input.value = found.code;
+    lookup(found.code);
+  }
+
+  const scan = window.tuangouScan;
   const start = $('[data-scan-start]');
   const scanner = $('[data-scanner]');
   const video = $('[data-video]');
-  let stream = null;
-  function stopCamera() {
-    if (stream) stream.getTracks().forEach((t) => t.stop());
-    stream = null;
+  const photo = $('[data-scan-photo]');
+  let stopCamera = null;
+  function cameraOff() {
+    if (stopCamera) stopCamera();
+    stopCamera = null;
     scanner.hidden = true;
     start.hidden = false;
   }
-  if ('BarcodeDetector' in window && navigator.mediaDevices) {
+  if (scan && scan.canUseCamera) {
     start.hidden = false;
-    const detector = new window.BarcodeDetector({ formats: ['qr_code'] });
     start.addEventListener('click', async () => {
       try {
-        stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
+        stopCamera = await scan.camera(video, (found) => { cameraOff(); scanned(found); });
       } catch (e) {
         show('fail', text.textCameraOff);
         return;
       }
-      video.srcObject = stream;
-      await video.play();
       scanner.hidden = false;
       start.hidden = true;
-      const scan = async () => {
-        if (!stream) return;
-        try {
-          const codes = await detector.detect(video);
-          if (codes.length) {
-            input.value = codes[0].rawValue;
-            stopCamera();
-            lookup(codes[0].rawValue);
-            return;
-          }
-        } catch (e) { /* a frame that could not be read */ }
-        setTimeout(scan, 250);
-      };
-      scan();
     });
-    $('[data-scan-stop]').addEventListener('click', stopCamera);
+    $('[data-scan-stop]').addEventListener('click', cameraOff);
   }
-  input.focus();
+  // A photo of the code: for phones whose browser blocks the camera API, and for a code on another screen.
+  if (scan) {
+    photo.hidden = false;
+    const file = $('[data-scan-file]');
+    file.addEventListener('change', async () => {
+      const chosen = file.files && file.files[0];
+      if (!chosen) return;
+      show('pending', say('识别中…', 'Reading…'));
+      const found = await scan.fromFile(chosen);
+      file.value = '';
+      if (found) scanned(found);
+      else show('fail', text.textNoQr);
+    });
+  }
+  if (root.dataset.code) {
+    input.value = root.dataset.code;
+    lookup(root.dataset.code);
+  } else {
+    input.focus();
+  }
 })();

@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         reconciliations::list,
         merchants::create, merchants::get, merchants::wallet, merchants::add_staff, merchants::stats,
         campaigns::create, campaigns::patch, campaigns::publish, campaigns::end, campaigns::list, campaigns::get,
-        groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events,
+        groups::open, groups::join_campaign, groups::join_group, groups::get, groups::draw, groups::group_events, groups::voucher_events,
         groups::campaign_events,
         vouchers::mine, vouchers::memberships, vouchers::qr, vouchers::refund, vouchers::preview, vouchers::redeem, vouchers::undo,
         payments::notify, payments::sandbox_pay, payments::sandbox_cancel, payments::sandbox_bill,

@@ -117,6 +117,7 @@ impl App {
             campaign_id: group.campaign_id.clone(),
             status: group.status.clone(),
             member_count: group.member_count,
+            voucher_id: None,
         }]);
     }
 

@@ -331,6 +331,23 @@ pub async fn group_events(State(state): State<AppState>, Path(id): Path<String>)
     Ok(event_stream(&state, move |e| e.group_id == id))
 }
 
+/// Live events of one of the caller's vouchers: `redeemed`, `undone` (and `resync`: refetch), so the voucher's page
+/// shows its redemption as staff make it. The owner's only (404 for anyone else's, as the voucher itself).
+#[utoipa::path(get, path = "/api/v1/me/vouchers/{id}/events", tag = "vouchers", operation_id = "voucher_events",
+    params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses((status = 200, content_type = "text/event-stream", description = "redeemed, undone, resync"),
+        (status = 401, body = ProblemBody), (status = 404, body = ProblemBody)),
+    security(("bearer" = [])))]
+pub async fn voucher_events(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let view = state.app.my_voucher(&caller, &crate::api::vouchers::voucher_id(&id)?).await?;
+    let id = Some(view.voucher.id);
+    Ok(event_stream(&state, move |e| e.voucher_id == id))
+}
+
 /// Live events of every group of a campaign.
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}/events", tag = "groups", operation_id = "campaign_events",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),

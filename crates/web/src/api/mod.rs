@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me/vouchers", get(vouchers::mine))
         .route("/api/v1/me/memberships", get(vouchers::memberships))
         .route("/api/v1/me/vouchers/{id}/qr.svg", get(vouchers::qr))
+        .route("/api/v1/me/vouchers/{id}/events", get(groups::voucher_events))
         .route("/api/v1/merchants/{id}/vouchers/{code}", get(vouchers::preview))
         .route("/api/v1/merchants/{id}/redemptions", post(vouchers::redeem))
         .route("/api/v1/merchants/{id}/redemptions/{redemption_id}", delete(vouchers::undo))

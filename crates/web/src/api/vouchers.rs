@@ -27,11 +27,16 @@ pub struct VoucherBody {
     kind: String,
     merchant_id: String,
     campaign_id: String,
+    /// The deal's title (its campaign's), so staff see what to serve and customers what they hold.
+    campaign_title: String,
     /// `issued`, `redeemed`, `expired` or `refunded`.
     status: String,
     /// Fen: the price paid (purchase) or the amount off (coupon).
     amount: i64,
     expires_at: String,
+    /// When a redeemed voucher was redeemed (at its store, `merchant_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redeemed_at: Option<String>,
 }
 
 impl From<VoucherView> for VoucherBody {
@@ -43,9 +48,11 @@ impl From<VoucherView> for VoucherBody {
             kind: v.kind,
             merchant_id: v.merchant_id,
             campaign_id: v.campaign_id,
+            campaign_title: view.deal,
             status: v.status,
             amount: v.amount,
             expires_at: times::format(Millis(v.expires_at)),
+            redeemed_at: view.redeemed_at.map(|at| times::format(Millis(at))),
         }
     }
 }
@@ -181,10 +188,12 @@ pub async fn memberships(
     Ok(axum::Json(MembershipPage { items: views.into_iter().map(Into::into).collect(), next_cursor }))
 }
 
-/// A voucher's QR code (SVG) for staff to scan; the owner's only. It encodes the code as shown.
+/// A voucher's QR code (SVG) for staff to scan; the owner's only. It encodes the voucher's address,
+/// `{public_url}/r/{merchant_id}/{code}`: staff of the store who scan it with any camera open their counter with
+/// the code looked up; anyone else sees whose voucher it is.
 #[utoipa::path(get, path = "/api/v1/me/vouchers/{id}/qr.svg", tag = "vouchers", operation_id = "get_voucher_qr",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
-    responses((status = 200, content_type = "image/svg+xml", description = "the code as a QR code"),
+    responses((status = 200, content_type = "image/svg+xml", description = "the voucher's address as a QR code"),
         (status = 404, body = ProblemBody)),
     security(("bearer" = [])))]
 pub async fn qr(
@@ -194,7 +203,7 @@ pub async fn qr(
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let view = state.app.my_voucher(&caller, &voucher_id(&id)?).await?;
-    let svg = qr_svg(&view.code)?;
+    let svg = qr_svg(&state.app.voucher_url(&view))?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "image/svg+xml"), (axum::http::header::CACHE_CONTROL, "private, no-store")],
         svg,

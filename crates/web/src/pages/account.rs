@@ -94,7 +94,8 @@ struct MePage<'a> {
     wallet: CustomerWallet,
     history: History,
     memberships: Vec<MembershipLine>,
-    vouchers: Vec<VoucherView>,
+    /// The vouchers, each with the name of the store that serves it.
+    vouchers: Vec<(VoucherView, String)>,
     refunds: Vec<tuangou_app::RefundRow>,
     payments: Vec<tuangou_app::PaymentRow>,
     /// The latest withdrawals, and the providers to withdraw through.
@@ -139,7 +140,16 @@ pub async fn me(page: Chrome, State(state): State<AppState>) -> Response {
             }
             memberships.push(MembershipLine { title: titles[&campaign_id].clone(), view });
         }
-        let vouchers = state.app.my_vouchers(caller, None, 30).await?;
+        let mut stores: HashMap<String, String> = HashMap::new();
+        let mut vouchers = Vec::new();
+        for voucher in state.app.my_vouchers(caller, None, 30).await? {
+            let merchant = voucher.voucher.merchant_id.clone();
+            if !stores.contains_key(&merchant) {
+                let id = tuangou_domain::ids::MerchantId::from_trusted(&merchant);
+                stores.insert(merchant.clone(), state.app.merchant(&id).await?.merchant.name);
+            }
+            vouchers.push((voucher, stores[&merchant].clone()));
+        }
         let refunds = state.app.my_refunds(caller, None, 30).await?;
         let payments = state.app.my_payments(caller, 30).await?;
         let withdrawals = state.app.my_withdrawals(caller, None, 10).await?;
@@ -158,20 +168,23 @@ struct VoucherPage<'a> {
     page: &'a Chrome,
     voucher: VoucherView,
     qr: String,
-    title: String,
+    /// The store that serves it: where, how to get there, when it is open.
+    shop: tuangou_app::MerchantView,
 }
 
-/// One voucher, big enough to scan at the counter: its QR code and its typed code.
+/// One voucher, big enough to scan at the counter: the deal and the store that serves it (address, directions,
+/// hours), its QR code (the voucher's address: `App::voucher_url`) and its typed code; once redeemed, when and
+/// where. The page follows the voucher's events, so a redemption at the counter shows here as it happens.
 pub async fn voucher(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
         let id = path_id(id)?;
         let caller = page.require_caller()?;
         let id = tuangou_domain::ids::VoucherId::parse(&id).ok_or(PageError::NotFound)?;
         let voucher = state.app.my_voucher(caller, &id).await?;
-        let qr = crate::api::vouchers::qr_svg(&voucher.code).map_err(|_| PageError::NotFound)?;
-        let campaign = tuangou_domain::ids::CampaignId::from_trusted(&voucher.voucher.campaign_id);
-        let title = state.app.campaign(Some(caller), &campaign).await.map(|c| c.campaign.title).unwrap_or_default();
-        Ok(respond(&page, &VoucherPage { page: &page, voucher, qr, title }))
+        let qr = crate::api::vouchers::qr_svg(&state.app.voucher_url(&voucher)).map_err(|_| PageError::NotFound)?;
+        let merchant = tuangou_domain::ids::MerchantId::from_trusted(&voucher.voucher.merchant_id);
+        let shop = state.app.merchant(&merchant).await?;
+        Ok(respond(&page, &VoucherPage { page: &page, voucher, qr, shop }))
     }
     .await;
     finish(&page, result)

@@ -27,6 +27,18 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../assets/redeem.js"),
     },
+    Asset {
+        name: "scan.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/scan.js"),
+    },
+    // jsQR 1.4.0 from the npm registry (Apache-2.0, its licence beside it): the counter's QR decoder where the
+    // browser has no BarcodeDetector. Loaded by the counter page only.
+    Asset {
+        name: "jsQR.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/vendor/jsQR.js"),
+    },
 ];
 
 /// The assets made once from the catalogues at start (`problem_words`): (name, body).

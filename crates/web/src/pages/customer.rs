@@ -363,16 +363,52 @@ struct LivePage<'a> {
     campaign: CampaignView,
     seats: Vec<Seat>,
     deadline: i64,
+    /// The winners by seat, with their masked names (`App::winners_on_screen`).
+    winners: Vec<(i64, String)>,
+    /// Staff of the store may start a full scheduled group's draw from the screen.
+    can_draw: bool,
+    /// Drawn in the last minutes: the reveal plays (a screen opened later shows the result at once).
+    reveal: bool,
+    /// The QR code (SVG) of the deal's page, to join the next group, while the campaign is live.
+    join_qr: Option<String>,
 }
 
-/// The big-screen live draw of a group: members, the countdown to the draw, the reveal and its proof.
+/// How long after a draw the big screen still plays its reveal when opened.
+const REVEAL_FOR_MS: i64 = 10 * 60 * 1000;
+
+/// The big-screen live draw of a group: members, the countdown to the draw, the draw button for the store's staff
+/// (with a confirmation), the reveal (winners by seat and masked name) and its proof, and a QR code to join the
+/// next group.
 pub async fn live_draw(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
         let id = path_id(id)?;
         let view = state.app.group(&group_id(&id)?).await?;
         let campaign = state.app.campaign(page.caller.as_ref(), &view.group.campaign()).await?;
         let deadline = view.group.draw_due_at.unwrap_or(view.group.expires_at);
-        let body = LivePage { page: &page, seats: seats(&view, None), group: view.group, campaign, deadline };
+        let winners = state.app.winners_on_screen(&view).await?;
+        let can_draw = view.group.status == "full"
+            && campaign.campaign.draw_mode == "scheduled"
+            && page.role_at(&campaign.campaign.merchant_id).is_some();
+        let now = state.app.clock().now().0;
+        let reveal = view.group.drawn_at.is_some_and(|at| now - at < REVEAL_FOR_MS);
+        let join_qr = match campaign.campaign.status.as_str() {
+            "live" => {
+                let public = state.app.settings().public_url.trim_end_matches('/');
+                crate::api::vouchers::qr_svg(&format!("{public}/c/{}", campaign.campaign.id)).ok()
+            }
+            _ => None,
+        };
+        let body = LivePage {
+            page: &page,
+            seats: seats(&view, None),
+            group: view.group,
+            campaign,
+            deadline,
+            winners,
+            can_draw,
+            reveal,
+            join_qr,
+        };
         Ok(respond(&page, &body))
     }
     .await;

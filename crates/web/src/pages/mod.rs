@@ -30,7 +30,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 pub use i18n::Tr;
-use tuangou_app::{AppError, Caller, MerchantRole};
+use tuangou_app::{AppError, Caller, MerchantRole, ShopRole};
 use tuangou_domain::rules_card::Lang;
 
 /// The cookie that keeps the reader's chosen language.
@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/shop/campaigns/{id}", get(merchant::campaign_dashboard))
         .route("/shop/campaigns/{id}/edit", get(merchant::edit_campaign))
         .route("/shop/{id}/redeem", get(counter::redeem))
+        .route("/r/{merchant}/{code}", get(counter::scanned))
         .route("/operator", get(operator::operator))
         .route("/sandbox/pay/{id}", get(sandbox::pay))
         .route("/assets/{name}", get(assets::serve))
@@ -70,6 +71,8 @@ pub struct Chrome {
     pub is_operator: bool,
     /// The merchants the reader owns or works for, with the role.
     pub shops: Vec<(String, MerchantRole)>,
+    /// The same stores by name, for the header's store switcher (`store_switcher.html`).
+    pub shop_names: Vec<ShopRole>,
     /// This page's address, for the language switch and for coming back after signing in.
     pub path: String,
     /// Set when the reader just switched language: the answer stores it in a cookie.
@@ -142,6 +145,11 @@ impl Chrome {
         self.shops.first().map(|(id, _)| id.as_str())
     }
 
+    /// Whether this page is one of the store's own (its dashboard, its counter): the switcher marks it.
+    pub fn at_shop(&self, merchant: &str) -> bool {
+        self.path.strip_prefix("/shop/").and_then(|rest| rest.split(['/', '?']).next()) == Some(merchant)
+    }
+
     pub fn role_at(&self, merchant: &str) -> Option<MerchantRole> {
         self.shops.iter().find(|(id, _)| id == merchant).map(|(_, r)| *r)
     }
@@ -203,19 +211,21 @@ impl FromRequestParts<AppState> for Chrome {
             Some(token) => state.app.authenticate(&token).await?,
             None => None,
         };
-        let (user_name, shops) = match &caller {
+        let (user_name, shop_names) = match &caller {
             Some(c) => {
-                let (user, roles) = state.app.me(c).await?;
-                (Some(user.name), roles.into_iter().map(|(m, r)| (m.as_str().to_owned(), r)).collect())
+                let (user, shops) = state.app.me_with_shops(c).await?;
+                (Some(user.name), shops)
             }
             None => (None, Vec::new()),
         };
+        let shops = shop_names.iter().map(|s| (s.merchant_id.clone(), s.role)).collect();
         Ok(Chrome {
             tr: Tr(lang),
             is_operator: caller.as_ref().is_some_and(|c| c.is_operator),
             caller,
             user_name,
             shops,
+            shop_names,
             path: path_without_lang(&uri),
             switched_to,
         })

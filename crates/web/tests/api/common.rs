@@ -88,3 +88,29 @@ pub async fn wallet(app: &TestApp, user: &TestUser) -> Value {
 pub fn code(body: &Value) -> &str {
     body["code"].as_str().unwrap_or("")
 }
+
+/// A winner's purchase voucher at `owner`'s store 老码头 (a live campaign of groups of 2 with 1 winner, `changes`
+/// applied): returns (merchant, the winner, the voucher as `GET /api/v1/me/vouchers` lists it).
+pub async fn won_voucher(
+    app: &TestApp,
+    operator: &TestUser,
+    owner: &TestUser,
+    changes: Value,
+) -> (String, TestUser, Value) {
+    let mut body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "quantity": 4}));
+    for (key, value) in changes.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    let (merchant, campaign) = live_campaign_with(app, operator, owner, body).await;
+    let mut people = app.customers(operator, 2, 5_000).await;
+    let (status, opened) =
+        app.post(&format!("/api/v1/campaigns/{campaign}/groups"), Some(&people[0].token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    let group = opened["group"]["id"].as_str().unwrap();
+    let (status, record) =
+        app.post(&format!("/api/v1/groups/{group}/members"), Some(&people[1].token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{record}");
+    let winner = people.swap_remove(record["group"]["draw"]["winners"][0].as_u64().unwrap() as usize - 1);
+    let (_, vouchers) = app.get("/api/v1/me/vouchers", Some(&winner.token)).await;
+    (merchant, winner, vouchers["items"][0].clone())
+}

@@ -9,14 +9,23 @@ use std::time::Duration;
 use tuangou_testkit::{Backend, TestApp, on_both_backends};
 
 /// Reads an SSE stream until `until` holds for what arrived, within ten seconds.
-struct Watcher {
+pub(crate) struct Watcher {
     stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     seen: String,
 }
 
 impl Watcher {
     async fn open(app: &TestApp, path: &str) -> Self {
-        let response = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
+        Self::open_as(app, path, None).await
+    }
+
+    /// The stream as `token`'s bearer sees it (a voucher's is its owner's only).
+    pub(crate) async fn open_as(app: &TestApp, path: &str, token: Option<&str>) -> Self {
+        let mut request = app.client.get(format!("{}{path}", app.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let mut watcher = Self { stream: response.bytes_stream().boxed(), seen: String::new() };
@@ -24,7 +33,7 @@ impl Watcher {
         watcher
     }
 
-    async fn wait_for(&mut self, text: &str) {
+    pub(crate) async fn wait_for(&mut self, text: &str) {
         self.wait_for_times(text, 1).await;
     }
 

@@ -28,6 +28,7 @@ mod payouts;
 mod randomized;
 mod reconciliation;
 mod redemption;
+mod scanned_vouchers;
 mod service;
 mod sign_in_limits;
 mod trust;

@@ -9,18 +9,18 @@ use reqwest::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCA
 use serde_json::{Value, json};
 use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
-struct Page {
-    status: StatusCode,
-    content_type: String,
-    location: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) content_type: String,
+    pub(crate) location: String,
     set_cookie: String,
     cache_control: String,
     policy: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// GETs a page, signed in by cookie as `who` (if any), in `lang`.
-async fn page(app: &TestApp, path: &str, who: Option<&TestUser>, lang: &str) -> Page {
+pub(crate) async fn page(app: &TestApp, path: &str, who: Option<&TestUser>, lang: &str) -> Page {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut request = client.get(format!("{}{path}", app.base)).header(ACCEPT_LANGUAGE, lang);
     if let Some(who) = who {
@@ -122,6 +122,7 @@ async fn every_page_renders_for_its_readers(backend: Backend) {
         ("/signup".into(), None, "data-account=\"signup\""),
         ("/me".into(), Some(winner), &voucher),
         (format!("/me/vouchers/{voucher}"), Some(winner), &code),
+        (format!("/r/{m}/{code}"), None, "data-scanned"),
         ("/shop/new".into(), Some(&t.owner), "POST /api/v1/merchants"),
         (format!("/shop/{m}"), Some(&t.owner), "草稿团"),
         (format!("/shop/{m}/campaigns/new"), Some(&t.owner), "data-preview"),

@@ -9,6 +9,7 @@
 #[path = "../api/common.rs"]
 mod common;
 mod join_flow;
+mod counter;
 
 use common::{campaign_with, live_campaign_with};
 use reqwest::StatusCode;
@@ -334,7 +335,7 @@ async fn the_operator_approves_and_the_big_screen_reveals_a_scheduled_draw(backe
     let (status, drawn) = app.post(&format!("/api/v1/groups/{group}/draw"), Some(&owner.token), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{drawn}");
     let winner = drawn["draw"]["winners"][0].as_u64().unwrap();
-    screen.wait_for_text("[data-reveal]", &format!("#{winner}")).await;
+    screen.wait_for_text(&format!("[data-reveal] [data-winner-seat='{winner}']"), &format!("{winner} 号")).await;
     screen.wait_for_text("[data-verify-summary]", "验证通过").await;
     screen.screenshot(&shot(backend, "live-draw-reveal")).await;
     screen.close().await;
