@@ -265,12 +265,21 @@ impl App {
     }
 
     /// Who shared the link that names `ticket` (`?from=`): the display name of that member of `campaign`, masked
-    /// as others may see it (`text::masked_name`); `None` for a ticket of no member of it, or of a closed account.
-    pub async fn inviter_name(&self, campaign: &CampaignId, ticket: &str) -> AppResult<Option<String>> {
+    /// as others may see it (`text::masked_name`); `None` for a ticket of no member of it, of a closed account, or
+    /// of the reader themselves (as a join ignores it).
+    pub async fn inviter_name(
+        &self,
+        reader: Option<&Caller>,
+        campaign: &CampaignId,
+        ticket: &str,
+    ) -> AppResult<Option<String>> {
         if draw::check_ticket(ticket).is_err() {
             return Ok(None);
         }
         let Some(member) = self.store.member_by_ticket(campaign, ticket).await? else { return Ok(None) };
+        if reader.is_some_and(|r| r.user == member.user()) {
+            return Ok(None);
+        }
         let user = self.store.user(&member.user()).await?;
         Ok(user.map(|u| tuangou_domain::text::masked_name(&u.name)).filter(|name| !name.is_empty()))
     }

@@ -300,7 +300,7 @@ pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, Ra
         let may_join = view.group.status == "open" && mine.is_none() && !is_staff && campaign.campaign.status == "live";
         let from = params.from.clone().filter(|t| plausible_ticket(t) && mine.is_none());
         let inviter = match &from {
-            Some(ticket) => state.app.inviter_name(&view.group.campaign(), ticket).await?,
+            Some(ticket) => state.app.inviter_name(page.caller.as_ref(), &view.group.campaign(), ticket).await?,
             None => None,
         };
         let missing = (view.group.group_size - view.group.member_count).max(0);

@@ -91,7 +91,7 @@ pub async fn intent(state: &AppState, next: &str, lang: Lang) -> Option<JoinInte
     }
     let inviter = match &from {
         Some(ticket) => {
-            state.app.inviter_name(&CampaignId::from_trusted(&view.campaign.id), ticket).await.ok().flatten()
+            state.app.inviter_name(None, &CampaignId::from_trusted(&view.campaign.id), ticket).await.ok().flatten()
         }
         None => None,
     };
