@@ -143,6 +143,9 @@ async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backe
     // The customer's page showed the redemption as it happened: when and where.
     let redeemed = customer.wait_for_text("[data-voucher-redeemed]", "在 老码头 核销").await;
     assert!(redeemed.starts_with("已于 "), "{redeemed}");
+    // The counter said the same time, in China Standard Time as every page says times.
+    let at = redeemed.trim_start_matches("已于 ").split(" 在 ").next().unwrap();
+    assert!(done.contains(at), "the counter: {done}; the voucher: {redeemed}");
     customer.screenshot(&shot(backend, "voucher-redeemed-live")).await;
     customer.close().await;
     app.finish().await;
