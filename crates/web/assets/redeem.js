@@ -22,7 +22,11 @@
 
   const yuan = (fen) => '¥' + (fen / 100).toFixed(2);
   const kindName = (kind) => (kind === 'coupon' ? text.textCoupon : text.textPurchase);
-  const when = (iso) => new Date(iso).toLocaleString(lang === 'en' ? 'en' : 'zh-CN', { dateStyle: 'short', timeStyle: 'short' });
+  // A time as the pages show times: China Standard Time, `YYYY-MM-DD HH:MM` (the server's format::when).
+  const cst = new Intl.DateTimeFormat('sv-SE', {
+    timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hour12: false,
+  });
+  const when = (iso) => cst.format(new Date(iso));
   // What staff serve: the kind and price, and where (this store); the deal's title goes with the headline.
   const describe = (v) => `${kindName(v.kind)} ${yuan(v.amount)} · ${store}`;
 

@@ -43,9 +43,10 @@ fn gray_png(pixels: &[u8], side: usize, path: &Path) {
     encoder.write_header().expect("a PNG header").write_image_data(pixels).expect("PNG data");
 }
 
-/// A clerk who works at two stores opens the counter of the other one, reads a photo of a voucher's QR code: the
-/// page decodes it itself, sees the voucher belongs to the first store, opens that counter with the deal, the price
-/// and the store shown; one tap redeems it, and the customer's voucher page says when and where, live.
+/// The other store's owner reads a photo of a voucher's QR code and is refused as for a typed code. A clerk who
+/// works at both stores opens the counter of the other one and reads the photo: the page decodes it itself, sees
+/// the voucher belongs to the first store, opens that counter with the deal, the price and the store shown; one tap
+/// redeems it, and the customer's voucher page says when and where, live.
 async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let operator = app.operator().await;
@@ -95,6 +96,16 @@ async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backe
     let photo = photos.path().join("voucher.png");
     qr_png(&address, &photo);
 
+    // The other store's owner, who works only there, scans it: refused as a typed code is, nothing redeemed.
+    let neighbour = driver.browser(&app.base).await;
+    neighbour.sign_in(&other_owner.phone, server_password(), &format!("/shop/{other}/redeem")).await;
+    neighbour.find("[data-scan-photo]:not([hidden])").await;
+    neighbour.find("[data-scan-file]").await.send_keys(photo.to_str().unwrap()).await.expect("the photo is chosen");
+    neighbour.wait_for_text("[data-result]", "不是本店的券").await;
+    assert_eq!(neighbour.path().await, format!("/shop/{other}/redeem"));
+    neighbour.screenshot(&shot(backend, "counter-scanned-other-store")).await;
+    neighbour.close().await;
+
     let staff = driver.browser(&app.base).await;
     staff.sign_in(&clerk.phone, server_password(), &format!("/shop/{other}/redeem")).await;
     staff.find("[data-scan-photo]:not([hidden])").await;
@@ -132,6 +143,9 @@ async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backe
     // The customer's page showed the redemption as it happened: when and where.
     let redeemed = customer.wait_for_text("[data-voucher-redeemed]", "在 老码头 核销").await;
     assert!(redeemed.starts_with("已于 "), "{redeemed}");
+    // The counter said the same time, in China Standard Time as every page says times.
+    let at = redeemed.trim_start_matches("已于 ").split(" 在 ").next().unwrap();
+    assert!(done.contains(at), "the counter: {done}; the voucher: {redeemed}");
     customer.screenshot(&shot(backend, "voucher-redeemed-live")).await;
     customer.close().await;
     app.finish().await;
