@@ -264,6 +264,17 @@ impl App {
         Ok(GroupView { group, members })
     }
 
+    /// Who shared the link that names `ticket` (`?from=`): the display name of that member of `campaign`, masked
+    /// as others may see it (`text::masked_name`); `None` for a ticket of no member of it, or of a closed account.
+    pub async fn inviter_name(&self, campaign: &CampaignId, ticket: &str) -> AppResult<Option<String>> {
+        if draw::check_ticket(ticket).is_err() {
+            return Ok(None);
+        }
+        let Some(member) = self.store.member_by_ticket(campaign, ticket).await? else { return Ok(None) };
+        let user = self.store.user(&member.user()).await?;
+        Ok(user.map(|u| tuangou_domain::text::masked_name(&u.name)).filter(|name| !name.is_empty()))
+    }
+
     /// Opens or joins a group for the caller (API.md's order of checks), honouring an idempotency key.
     pub async fn join(
         &self,
@@ -459,8 +470,9 @@ impl App {
         let winners = view.group.winner_seqs();
         let mut shown = Vec::with_capacity(winners.len());
         for member in view.members.iter().filter(|m| winners.contains(&m.seq)) {
-            let name = self.store.user(&member.user()).await?.map(|u| u.name).unwrap_or_default();
-            shown.push((member.seq, tuangou_domain::text::masked_name(&name)));
+            let user = self.store.user(&member.user()).await?;
+            let name = user.map_or_else(|| "***".to_owned(), |u| tuangou_domain::text::masked_name(&u.name));
+            shown.push((member.seq, name));
         }
         Ok(shown)
     }

@@ -36,31 +36,21 @@ pub fn password(field: &str, text: &str) -> Result<String, Invalid> {
     }
 }
 
-/// A display name as a screen in a shop shows it: the first character, the rest masked (at most three stars), so
-/// the room recognises a winner without anyone's full name in public. `王小明` → `王**`, `Li` → `L*`.
+/// A display name as others may see it: its first character, a star, and its last character when it has three
+/// or more ("小王" → "小*", "张三丰" → "张*丰", "Alice" → "A*e"), so a friend recognises it and a stranger learns
+/// little; at most three characters whatever the name's length. Empty stays empty.
 pub fn masked_name(name: &str) -> String {
-    let mut chars = name.trim().chars();
-    match chars.next() {
-        Some(first) => {
-            let hidden = chars.count().clamp(1, 3);
-            format!("{first}{}", "*".repeat(hidden))
-        }
-        None => "***".to_owned(),
+    let chars: Vec<char> = name.trim().chars().collect();
+    match chars.as_slice() {
+        [] => String::new(),
+        [first] | [first, _] => format!("{first}*"),
+        [first, .., last] => format!("{first}*{last}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_on_a_screen_are_masked_after_their_first_character() {
-        assert_eq!(masked_name("王小明"), "王**");
-        assert_eq!(masked_name("小王"), "小*");
-        assert_eq!(masked_name("王"), "王*");
-        assert_eq!(masked_name(" Alexander "), "A***");
-        assert_eq!(masked_name(""), "***");
-    }
 
     #[test]
     fn bounds_count_characters_not_bytes() {
@@ -75,5 +65,15 @@ mod tests {
         assert_eq!(password("password", " secret pw ").unwrap(), " secret pw ");
         assert!(password("password", "short").is_err());
         assert!(password("password", &"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn masked_names_keep_the_first_and_last_characters_only() {
+        assert_eq!(masked_name("小王"), "小*");
+        assert_eq!(masked_name("张三丰"), "张*丰");
+        assert_eq!(masked_name("欧阳娜娜"), "欧*娜");
+        assert_eq!(masked_name(" Alice "), "A*e");
+        assert_eq!(masked_name("王"), "王*");
+        assert_eq!(masked_name(""), "");
     }
 }

@@ -21,7 +21,7 @@
     try {
       response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
     } catch (e) {
-      throw { status: 0, code: 'offline', detail: say('网络不通，请稍后再试', 'No connection — try again') };
+      throw { status: 0, code: 'offline', local: true, detail: say('网络不通，请稍后再试', 'No connection — try again') };
     }
     const text = await response.text();
     let data = null;
@@ -31,35 +31,34 @@
   }
   window.tuangouApi = api;
 
+  // Leaving to sign in (or up) remembers where on the page the reader was; coming back there scrolls to it.
+  const RETURN_KEY = 'tuangou-return';
+  function rememberPlace() {
+    try { sessionStorage.setItem(RETURN_KEY, JSON.stringify({ path: location.pathname + location.search, y: window.scrollY })); } catch (e) { /* private mode */ }
+  }
   function signInFirst() {
+    rememberPlace();
     location.href = '/signin?next=' + encodeURIComponent(location.pathname + location.search);
   }
+  $$('a[href^="/signin?"], a[href^="/signup?"]').forEach((link) => link.addEventListener('click', rememberPlace));
+  (function comeBack() {
+    let place = null;
+    try { place = JSON.parse(sessionStorage.getItem(RETURN_KEY) || 'null'); } catch (e) { place = null; }
+    if (!place || place.path !== location.pathname + location.search || location.pathname.startsWith('/sign')) return;
+    try { sessionStorage.removeItem(RETURN_KEY); } catch (e) { /* ignore */ }
+    window.scrollTo(0, place.y || 0);
+  })();
 
-  // Explains a refusal in the reader's language where we know the code, else shows the API's own detail.
+  // Explains a refusal in the reader's language: the words for its field (when one is named) or its code, from the
+  // catalogue the page loads (`/assets/problems.{lang}.js`, made from the Fluent catalogues); a code the catalogue
+  // lacks (a test keeps every code the API answers in it) gets a general sentence, never the API's English.
   function explain(problem) {
-    const known = {
-      insufficient_funds: say('余额不足：请先充值', 'Not enough money in your wallet: top up first'),
-      group_full: say('这个团刚刚满员了，换一个团试试', 'This group just filled up — try another'),
-      sold_out: say('已售罄', 'Sold out'),
-      already_member: say('你已经在这个团里了', 'You are already in this group'),
-      limit_reached: say('已达到每人参与上限', 'You have reached the limit for this deal'),
-      own_merchant: say('商家自己的人不能参团', "A store's own people cannot join its groups"),
-      csrf_failed: say('页面已过期，请刷新', 'This page is stale — reload it'),
-      throttled: say('尝试过多，请稍后再试', 'Too many attempts — wait a while and try again'),
-      overloaded: say('服务繁忙，请稍后再试', 'The service is busy — try again in a moment'),
-      bad_credentials: say('手机号或密码不对', 'Wrong phone or password'),
-      // The counter's refusals (redeem.js).
-      unknown_code: say('无效券码（不是本店的券，或输错了）', 'Not a voucher of this store (or mistyped)'),
-      already_redeemed: say('这张券已经核销过了', 'This voucher was already redeemed'),
-      expired: say('这张券已过期', 'This voucher has expired'),
-      refunded: say('这张券已退款', 'This voucher was refunded'),
-      staff_only: say('只有本店员工可以核销', "Only this store's staff can redeem"),
-      owner_only: say('只有店主可以撤销核销', 'Only the owner can undo a redemption'),
-      // Payouts and withdrawals.
-      payout_in_progress: say('已有一笔结算在处理中，请等它完成', 'A payout is already on its way — wait until it finishes'),
-      withdrawal_pending: say('有提现正在处理中，完成后才能注销', 'A withdrawal is on its way — close the account once it finishes'),
-    };
-    return known[problem.code] || problem.detail || say('出错了', 'Something went wrong');
+    if (problem.local) return problem.detail; // made by this page, in the reader's language (no connection)
+    const words = window.tuangouProblems || { codes: {}, fields: {} };
+    if (problem.field && (problem.code === 'invalid_field' || !words.codes[problem.code]) && words.fields[problem.field]) {
+      return words.fields[problem.field];
+    }
+    return words.codes[problem.code] || words.fallback || say('出错了，请稍后再试', 'Something went wrong — try again');
   }
   window.tuangouExplain = explain;
 
@@ -148,10 +147,12 @@
     });
   }
 
-  // The campaign editor's live preview of the rules card, with field-level errors.
+  // The campaign editor's live preview of the rules card, with field-level errors — only on fields the writer has
+  // touched (the preview of a half-filled form would otherwise greet them with an error before they typed).
   const editor = $('form[data-preview]');
   if (editor) {
     let timer = null;
+    const touched = new Set();
     const target = $('[data-preview-target]', editor);
     const refresh = async () => {
       applyShowWhen(editor);
@@ -166,11 +167,21 @@
       } else {
         let problem = {};
         try { problem = JSON.parse(text); } catch (e) { problem = { detail: text }; }
-        showProblem(editor, problem);
+        showProblem(editor, problem.field && !touched.has(problem.field) ? {} : problem);
+        if (touched.size === 0) $('[data-error]', editor).textContent = '';
       }
+      // How many previews have answered (tests wait on it rather than on time).
+      editor.dataset.checked = String(Number(editor.dataset.checked || 0) + 1);
     };
-    editor.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(refresh, 250); });
-    editor.addEventListener('change', () => { clearTimeout(timer); timer = setTimeout(refresh, 50); });
+    const later = (event, ms) => {
+      if (event.target && event.target.name) touched.add(event.target.name);
+      clearTimeout(timer);
+      timer = setTimeout(refresh, ms);
+    };
+    editor.addEventListener('input', (event) => later(event, 250));
+    editor.addEventListener('change', (event) => later(event, 50));
+    // Submitting shows every error, touched or not.
+    editor.addEventListener('submit', () => $$('[name]', editor).forEach((el) => touched.add(el.name)), true);
     applyShowWhen(editor);
     refresh();
   }
@@ -194,11 +205,22 @@
       try {
         if (form.dataset.account === 'signup') await api('POST', '/api/v1/users', body);
         await api('POST', '/api/v1/sessions', { phone: body.phone, password: body.password });
-        location.href = sameSitePath(form.dataset.next);
       } catch (problem) {
         showProblem(form, problem);
         busy(button, false);
+        return;
       }
+      // Signed in: complete the join the reader started (pages::join), else go back.
+      let next = sameSitePath(form.dataset.next);
+      if (form.dataset.joinApi) {
+        try {
+          // Our API's answer: the group, or the provider's pay page (which may be the provider's own site).
+          next = await joinAndPay(form.dataset.joinApi, form.dataset.invitedBy, form.dataset.payWith);
+        } catch (problem) {
+          flashOnNextPage(explain(problem));
+        }
+      }
+      location.href = next;
     });
   });
 
@@ -209,31 +231,48 @@
   }));
 
   // Joining (pay into a group): one Idempotency-Key per tap, so a double tap charges once. The wallet pays when
-  // it covers the price; else (402) the provider the page names does: a pending seat, and its pay page.
-  $$('[data-join]').forEach((button) => button.addEventListener('click', async () => {
-    busy(button, true);
-    const join = (payWith) => {
+  // it covers the price; else (402) the provider the page names does: a pending seat, and its pay page. Resolves
+  // to where to go next (the provider's pay page, or the group).
+  async function joinAndPay(url, invitedBy, payWith) {
+    const join = (provider) => {
       const body = {};
-      if (button.dataset.invitedBy) body.invited_by = button.dataset.invitedBy;
-      if (payWith) body.pay_with = payWith;
-      return api('POST', button.dataset.join, body, { 'idempotency-key': crypto.randomUUID() });
+      if (invitedBy) body.invited_by = invitedBy;
+      if (provider) body.pay_with = provider;
+      return api('POST', url, body, { 'idempotency-key': crypto.randomUUID() });
     };
+    let answer;
     try {
-      let answer;
-      try {
-        answer = await join();
-      } catch (problem) {
-        if (problem.status !== 402 || !button.dataset.payWith) throw problem;
-        answer = await join(button.dataset.payWith);
-      }
-      const client = answer.payment && answer.payment.client;
-      location.href = client && client.url ? client.url : '/g/' + answer.group.id;
+      answer = await join();
+    } catch (problem) {
+      if (problem.status !== 402 || !payWith) throw problem;
+      answer = await join(payWith);
+    }
+    const client = answer.payment && answer.payment.client;
+    return client && client.url ? client.url : '/g/' + answer.group.id;
+  }
+  $$('button[data-join]').forEach((button) => button.addEventListener('click', async () => {
+    busy(button, true);
+    try {
+      location.href = await joinAndPay(button.dataset.join, button.dataset.invitedBy, button.dataset.payWith);
     } catch (problem) {
       if (problem.status === 401) return signInFirst();
       showProblem(button.closest('section') || document, problem);
       busy(button, false);
     }
   }));
+
+  // A message carried to the next page (a join that could not be completed after signing up): shown where that
+  // page shows its errors.
+  const FLASH_KEY = 'tuangou-flash';
+  function flashOnNextPage(text) {
+    try { sessionStorage.setItem(FLASH_KEY, text); } catch (e) { /* private mode: the page shows its state */ }
+  }
+  (function showFlash() {
+    let text = null;
+    try { text = sessionStorage.getItem(FLASH_KEY); sessionStorage.removeItem(FLASH_KEY); } catch (e) { text = null; }
+    const slot = $('[data-join-bar] [data-error]') || $('[data-error]');
+    if (text && slot) slot.textContent = text;
+  })();
 
   // Buttons that do one thing and reload: publish, end, approve, refund, close the account.
   function confirmed(el) { return !el.dataset.confirm || window.confirm(el.dataset.confirm); }

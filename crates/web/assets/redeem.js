@@ -50,7 +50,7 @@
     try {
       const v = await window.tuangouApi('GET', `/api/v1/merchants/${encodeURIComponent(merchant)}/vouchers/${encodeURIComponent(code)}`);
       if (v.status !== 'issued') {
-        let refusal = explain({ code: v.status === 'redeemed' ? 'already_redeemed' : v.status, detail: v.status });
+        let refusal = explain({ code: { redeemed: 'already_redeemed', refunded: 'voucher_refunded' }[v.status] || v.status });
         if (v.redeemed_at) refusal += ` · ${text.textRedeemedAt} ${when(v.redeemed_at)}`;
         show('fail', refusal, `${v.campaign_title} · ${describe(v)}`);
         return;

@@ -79,6 +79,16 @@ impl Problem {
         &self.0.detail
     }
 
+    /// The stable code (`group_full`).
+    pub fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    /// The offending field, when the problem names one.
+    pub fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
     }

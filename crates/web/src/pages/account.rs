@@ -2,6 +2,7 @@
 //! rewards and the record of everything that happened.
 
 use super::format::yuan;
+use super::join::{self, JoinIntent};
 use super::{Chrome, PageError, PagePath, filters, finish, path_id, query_params, respond};
 use crate::AppState;
 use askama::Template;
@@ -14,6 +15,8 @@ use tuangou_app::{CustomerWallet, History, MembershipView, VoucherView};
 #[derive(Deserialize, Default)]
 pub struct NextParams {
     next: Option<String>,
+    /// `1`: the reader tapped join on the page `next` names; join it once signed up or in (`pages::join`).
+    join: Option<String>,
 }
 
 /// Where to go after signing in: a path (and query) on this site, else the home page.
@@ -43,16 +46,39 @@ struct SignInPage<'a> {
     page: &'a Chrome,
     next: String,
     sign_up: bool,
+    /// The join to complete once signed up or in.
+    intent: Option<JoinIntent>,
 }
 
-pub async fn sign_in(page: Chrome, RawQuery(params): RawQuery) -> Response {
-    let next = next_path(query_params::<NextParams>(params).next.as_deref());
-    respond(&page, &SignInPage { page: &page, next, sign_up: false })
+impl SignInPage<'_> {
+    /// The other form (sign in ↔ sign up), keeping where to go and what to join.
+    fn switch_url(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("next", &self.next);
+        if self.intent.is_some() {
+            query.append_pair("join", "1");
+        }
+        format!("{}?{}", if self.sign_up { "/signin" } else { "/signup" }, query.finish())
+    }
 }
 
-pub async fn sign_up(page: Chrome, RawQuery(params): RawQuery) -> Response {
-    let next = next_path(query_params::<NextParams>(params).next.as_deref());
-    respond(&page, &SignInPage { page: &page, next, sign_up: true })
+/// The sign-in or sign-up page, with the join the reader started when `join=1` names one.
+async fn account_page(page: Chrome, state: AppState, params: Option<String>, sign_up: bool) -> Response {
+    let params = query_params::<NextParams>(params);
+    let next = next_path(params.next.as_deref());
+    let intent = match params.join.as_deref() {
+        Some("1") => join::intent(&state, &next, page.tr.lang()).await,
+        _ => None,
+    };
+    respond(&page, &SignInPage { page: &page, next, sign_up, intent })
+}
+
+pub async fn sign_in(page: Chrome, State(state): State<AppState>, RawQuery(params): RawQuery) -> Response {
+    account_page(page, state, params, false).await
+}
+
+pub async fn sign_up(page: Chrome, State(state): State<AppState>, RawQuery(params): RawQuery) -> Response {
+    account_page(page, state, params, true).await
 }
 
 /// A membership line: the campaign's title beside what came of it.

@@ -2,6 +2,7 @@
 //! and the in-browser verification of its draw), the big-screen live draw, and a page that verifies any record.
 
 use super::format;
+use super::join::JoinBar;
 use super::{Chrome, PageError, PagePath, filters, finish, path_id, query_params, respond};
 use crate::AppState;
 use crate::api::campaigns::campaign_id;
@@ -160,6 +161,8 @@ struct CampaignPage<'a> {
     is_staff: bool,
     /// The provider the join button pays through when the wallet does not cover the price ("" when none).
     pay_with: &'static str,
+    /// The sticky bar with the price and the join button, where the reader may join.
+    bar: Option<JoinBar>,
 }
 
 pub async fn campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
@@ -172,15 +175,22 @@ pub async fn campaign(page: Chrome, State(state): State<AppState>, id: PagePath)
             Some(c) => Some(state.app.customer_wallet(c).await?.available),
             None => None,
         };
+        let is_staff = page.role_at(&view.campaign.merchant_id).is_some();
+        let pay_with = state.app.offered_provider().unwrap_or_default();
+        let bar = (view.campaign.status == "live" && !is_staff).then(|| {
+            let api = format!("/api/v1/campaigns/{}/join", view.campaign.id);
+            JoinBar { pay_with, ..JoinBar::new(&view, api, page.tr.lang(), page.caller.is_some(), &page.path) }
+        });
         let body = CampaignPage {
             page: &page,
             card: rules_card(&view, page.tr.lang()),
             groups: groups.iter().map(GroupLine::from).collect(),
-            is_staff: page.role_at(&view.campaign.merchant_id).is_some(),
+            is_staff,
             view,
             shop,
             balance,
-            pay_with: state.app.offered_provider().unwrap_or_default(),
+            pay_with,
+            bar,
         };
         Ok(respond(&page, &body))
     }
@@ -214,11 +224,14 @@ struct GroupPage<'a> {
     mine: Option<MemberRow>,
     share_url: String,
     qr_url: String,
-    invited_by: String,
+    /// The sharer's masked name, when a share link brought a reader who is not in the group.
+    inviter: Option<String>,
+    /// Free seats ("还差 N 人").
+    missing: i64,
     balance: Option<i64>,
     is_staff: bool,
-    /// As on the campaign's page.
-    pay_with: &'static str,
+    /// The sticky bar with the price and the join button, for a reader who may join this group.
+    bar: Option<JoinBar>,
     /// The payment the reader's pending seat waits for.
     payment: Option<tuangou_app::PaymentRow>,
 }
@@ -283,6 +296,23 @@ pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, Ra
             Some(c) => Some(state.app.customer_wallet(c).await?.available),
             None => None,
         };
+        let is_staff = page.role_at(&campaign.campaign.merchant_id).is_some();
+        let may_join = view.group.status == "open" && mine.is_none() && !is_staff && campaign.campaign.status == "live";
+        let from = params.from.clone().filter(|t| plausible_ticket(t) && mine.is_none());
+        let inviter = match &from {
+            Some(ticket) => state.app.inviter_name(&view.group.campaign(), ticket).await?,
+            None => None,
+        };
+        let missing = (view.group.group_size - view.group.member_count).max(0);
+        let bar = may_join.then(|| {
+            let api = format!("/api/v1/groups/{}/members", view.group.id);
+            JoinBar {
+                invited_by: from.clone().unwrap_or_default(),
+                pay_with: state.app.offered_provider().unwrap_or_default(),
+                missing: Some(missing),
+                ..JoinBar::new(&campaign, api, page.tr.lang(), page.caller.is_some(), &page.path)
+            }
+        });
         let body = GroupPage {
             page: &page,
             card: rules_card(&campaign, page.tr.lang()),
@@ -290,17 +320,14 @@ pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, Ra
             width: format::width(view.group.member_count, view.group.group_size),
             share_url: format!("{public}{share_path}"),
             qr_url,
-            invited_by: params
-                .from
-                .clone()
-                .filter(|t| plausible_ticket(t) && Some(t) != mine.as_ref().map(|m| &m.ticket))
-                .unwrap_or_default(),
-            is_staff: page.role_at(&campaign.campaign.merchant_id).is_some(),
+            inviter: inviter.filter(|_| may_join),
+            missing,
+            is_staff,
             group: view.group,
             campaign,
             mine,
             balance,
-            pay_with: state.app.offered_provider().unwrap_or_default(),
+            bar,
             payment,
         };
         Ok(respond(&page, &body))

@@ -13,8 +13,10 @@ mod customer;
 mod filters;
 mod format;
 mod i18n;
+mod join;
 mod merchant;
 mod operator;
+mod problem_words;
 mod sandbox;
 
 use crate::AppState;
@@ -126,6 +128,11 @@ impl Chrome {
 
     pub fn asset(&self, name: &str) -> String {
         assets::url(name)
+    }
+
+    /// The script with the API's refusals in the reader's words (`problem_words`).
+    pub fn problems_asset(&self) -> String {
+        assets::url(problem_words::asset_name(self.tr))
     }
 
     /// The first shop the reader owns, for the header's link.
@@ -263,7 +270,7 @@ impl PageError {
         let detail = match status {
             StatusCode::NOT_FOUND => page.t("error-not-found"),
             StatusCode::FORBIDDEN => page.t("error-forbidden"),
-            s if s.is_client_error() => problem.detail().to_owned(),
+            s if s.is_client_error() => problem_words::say(page.tr, problem.code(), problem.field()),
             _ => page.t("error-server"),
         };
         (status, html(&ErrorPage { page, status: status.as_u16(), detail })).into_response()

@@ -211,6 +211,10 @@ async fn pages_refuse_cleanly_and_never_fail(backend: Backend) {
         if *status == StatusCode::NOT_FOUND {
             assert!(p.body.contains("没有找到这个页面"), "{path}: {}", p.body);
         }
+        if *status == StatusCode::BAD_REQUEST {
+            // Said in the reader's language, not in the API's English detail.
+            assert!(p.body.contains("纬度须在 -90 到 90 之间") && !p.body.contains("must be"), "{path}: {}", p.body);
+        }
     }
 
     // Signed out: to the sign-in page, and back here afterwards; a stale cookie reads as signed out.
