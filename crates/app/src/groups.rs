@@ -479,8 +479,9 @@ impl App {
         let winners = view.group.winner_seqs();
         let mut shown = Vec::with_capacity(winners.len());
         for member in view.members.iter().filter(|m| winners.contains(&m.seq)) {
-            let name = self.store.user(&member.user()).await?.map(|u| u.name).unwrap_or_default();
-            shown.push((member.seq, tuangou_domain::text::masked_name(&name)));
+            let user = self.store.user(&member.user()).await?;
+            let name = user.map_or_else(|| "***".to_owned(), |u| tuangou_domain::text::masked_name(&u.name));
+            shown.push((member.seq, name));
         }
         Ok(shown)
     }
