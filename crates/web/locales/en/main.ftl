@@ -351,3 +351,6 @@ withdraw-title = Withdraw
 withdraw-hint = From ¥0.01 up to your available balance, back to your account at the provider. Empty your wallet this way before closing your account.
 withdraw-go = Withdraw
 withdraw-list = Latest withdrawals
+
+## Paying a pending seat with WeChat Pay (the group page's pay area)
+group-pay-scan-wechat = Scan with WeChat to pay

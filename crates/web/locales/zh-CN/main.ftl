@@ -351,3 +351,6 @@ withdraw-title = 提现
 withdraw-hint = 最少 ¥0.01，最多为可用余额，原路提现到你的支付账户。注销账号前可用此功能清空余额。
 withdraw-go = 提现
 withdraw-list = 最近的提现
+
+## Paying a pending seat with WeChat Pay (the group page's pay area)
+group-pay-scan-wechat = 用微信扫码支付
