@@ -58,7 +58,7 @@ impl Providers {
             providers.all.push(Arc::new(wechatpay::WechatPay::new(wechatpay.clone(), clock.clone(), public_url)));
         }
         if let Some(alipay) = &settings.alipay {
-            providers.all.push(Arc::new(alipay::Alipay::new(alipay.clone(), clock.clone(), public_url)));
+            providers.all.push(Arc::new(alipay::Alipay::new(alipay.clone(), clock.clone(), public_url, store.clone())));
         }
         providers
     }
