@@ -403,8 +403,9 @@ async fn a_drawn_group_with_a_refund_processing(app: &TestApp, fake: &FakeWechat
 
 /// A refund settles by WeChat Pay's `REFUND.SUCCESS` notification alone (no refund query, no second ask): the
 /// refund is `succeeded` at WeChat Pay's success time, the payment `refunded`, the money out of clearing. Before
-/// it, bad refund notifications change nothing (4xx); an `ABNORMAL` one counts as a failed attempt; after it, the
-/// same notification again and a late `CLOSED` about the settled refund change nothing.
+/// it, bad refund notifications change nothing (4xx); each `ABNORMAL` one counts as a failed attempt, until the
+/// refund waits for the operator; after it, the same notification again and a late `CLOSED` about the settled
+/// refund change nothing.
 async fn a_refund_settles_by_its_notification_alone(backend: Backend) {
     let (app, fake) = wechatpay_app(backend, true).await;
     let (refund, loser, winner_payment) = a_drawn_group_with_a_refund_processing(&app, &fake).await;
@@ -459,17 +460,23 @@ async fn a_refund_settles_by_its_notification_alone(backend: Backend) {
     app.app.run_jobs_once().await.unwrap();
     assert_eq!(app.db.fingerprint().await, before, "refused refund notifications change nothing");
 
-    // ABNORMAL: a failed attempt, the refund still owed and asked again later.
+    // ABNORMAL: a failed attempt, the refund still owed and asked again later; after MAX_ATTEMPTS of them it
+    // waits for the operator (`failed`), still owed.
     let mut abnormal = fake.refund_resource(&id);
     abnormal["refund_status"] = json!("ABNORMAL");
-    let (headers, body) = fake.refund_notification("REFUND.ABNORMAL", &abnormal, Signing::default());
-    assert!(fake.deliver(&url, headers, body).await.is_success());
-    app.app.run_jobs_once().await.unwrap();
-    let row = app.app.store().refund(&id).await.unwrap().unwrap();
-    assert_eq!((row.status.as_str(), row.attempts), ("requested", 1), "{row:?}");
-    assert!(row.last_error.unwrap().contains("notified"));
+    for attempt in 1..=tuangou_store::MAX_ATTEMPTS {
+        let (headers, body) = fake.refund_notification("REFUND.ABNORMAL", &abnormal, Signing::default());
+        assert!(fake.deliver(&url, headers, body).await.is_success());
+        app.app.run_jobs_once().await.unwrap();
+        let row = app.app.store().refund(&id).await.unwrap().unwrap();
+        assert_eq!(row.attempts, attempt, "{row:?}");
+        let expected = if attempt < tuangou_store::MAX_ATTEMPTS { "requested" } else { "failed" };
+        assert_eq!(row.status, expected, "{row:?}");
+        assert!(row.last_error.unwrap().contains("notified"));
+    }
 
-    // SUCCESS, by the notification alone: the clock does not move, so the worker asks nothing meanwhile.
+    // SUCCESS, by the notification alone (the clock does not move, so the worker asks nothing meanwhile): the
+    // money did reach the payer, so the refund the operator was left with is settled too.
     assert!(fake.finish_refund(&id, "SUCCESS").await.is_success());
     app.app.run_jobs_once().await.unwrap();
     let row = app.app.store().refund(&id).await.unwrap().unwrap();
