@@ -164,6 +164,27 @@ impl FakeWechatPay {
         &self.0.base
     }
 
+    /// The service's WeChat Pay settings for this fake: direct mode, or partner mode (`sub_mchid`). Both kinds of
+    /// key at once (WeChat Pay's switch-over): answers come signed with the certificate, notifications with the
+    /// public key.
+    pub fn settings(&self, partner: bool) -> tuangou_app::payments::wechatpay::WechatPaySettings {
+        let config = tuangou_app::payments::wechatpay::WechatPayConfig {
+            mchid: MCHID.into(),
+            appid: APPID.into(),
+            merchant_serial: MERCHANT_SERIAL.into(),
+            private_key: MERCHANT_PRIVATE_KEY.into(),
+            apiv3_key: APIV3_KEY.into(),
+            platform_certificates: Some(PLATFORM_CERTIFICATE.into()),
+            public_key: Some(PUBLIC_KEY.into()),
+            public_key_id: Some(PUBLIC_KEY_ID.into()),
+            sub_mchid: partner.then(|| SUB_MCHID.into()),
+            api_base: Some(self.base().to_owned()),
+            timeout_seconds: 5,
+            ..Default::default()
+        };
+        tuangou_app::payments::wechatpay::WechatPaySettings::new(&config).expect("the test configuration is whole")
+    }
+
     /// While on, every answer's signature is wrong (signed with another key): the adapter must not believe it.
     pub fn set_bad_signatures(&self, on: bool) {
         self.0.bad_signatures.store(on, Ordering::SeqCst);

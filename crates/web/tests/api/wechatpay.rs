@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tuangou_app::payments::port::{Browser, PayerHints, PaymentState, Provider, ProviderError, TransferState};
-use tuangou_app::payments::wechatpay::{WechatPay, WechatPayConfig, WechatPaySettings, china_rfc3339};
+use tuangou_app::payments::wechatpay::{WechatPay, china_rfc3339};
 use tuangou_app::payments::{PaymentOrder, PaymentSettings};
 use tuangou_app::{Clock, Settings};
 use tuangou_domain::ids::UserId;
@@ -19,26 +19,6 @@ use tuangou_domain::time::{ChinaDay, Millis};
 use tuangou_testkit::fake_wechatpay::{self as fake, FakeWechatPay, Signing};
 use tuangou_testkit::{Backend, TestApp, TestDb, TestUser, on_both_backends};
 
-fn wechatpay_settings(fake: &FakeWechatPay, partner: bool) -> WechatPaySettings {
-    let config = WechatPayConfig {
-        mchid: fake::MCHID.into(),
-        appid: fake::APPID.into(),
-        merchant_serial: fake::MERCHANT_SERIAL.into(),
-        private_key: fake::MERCHANT_PRIVATE_KEY.into(),
-        apiv3_key: fake::APIV3_KEY.into(),
-        // Both kinds of key at once (WeChat Pay's switch-over): answers come signed with the certificate,
-        // notifications with the public key.
-        platform_certificates: Some(fake::PLATFORM_CERTIFICATE.into()),
-        public_key: Some(fake::PUBLIC_KEY.into()),
-        public_key_id: Some(fake::PUBLIC_KEY_ID.into()),
-        sub_mchid: partner.then(|| fake::SUB_MCHID.into()),
-        api_base: Some(fake.base().to_owned()),
-        timeout_seconds: 5,
-        ..WechatPayConfig::default()
-    };
-    WechatPaySettings::new(&config).expect("the test configuration is whole")
-}
-
 /// The service with WeChat Pay pointed at a fresh fake (both on the same manual clock).
 pub(crate) async fn wechatpay_app(backend: Backend, partner: bool) -> (TestApp, FakeWechatPay) {
     let clock = Clock::manual(Millis(
@@ -46,7 +26,7 @@ pub(crate) async fn wechatpay_app(backend: Backend, partner: bool) -> (TestApp, 
     ));
     let fake = FakeWechatPay::start(clock.clone()).await;
     let payments = PaymentSettings {
-        wechatpay: Some(wechatpay_settings(&fake, partner)),
+        wechatpay: Some(fake.settings(partner)),
         partner_mode: partner,
         ..PaymentSettings::default()
     };
@@ -155,7 +135,7 @@ async fn the_whole_story_through_wechat_pay(backend: Backend) {
     assert_eq!(receivers[0]["amount"], 49, "5 % of 990, the platform's commission");
     assert_eq!(balance(&app, "provider:wechatpay:clearing").await, 0, "in 1,980, refunded 990, split 990");
     // As after a restart: a fresh adapter, which has seen none of this, answers the split's query from our ids.
-    let fresh = WechatPay::new(wechatpay_settings(&fake, true), app.app.clock().clone(), &app.base);
+    let fresh = WechatPay::new(fake.settings(true), app.app.clock().clone(), &app.base);
     let status = fresh.query_split(&pay_ids[winner], &split_id).await.expect("asked from our ids alone");
     assert!(matches!(status.state, TransferState::Succeeded { .. }), "{status:?}");
     assert_eq!((status.out_order_no.as_str(), status.amount.get()), (split_id.as_str(), 49));
