@@ -38,6 +38,8 @@ pub struct JoinInput {
     pub invited_by: Option<String>,
     /// `wallet` (the default), or a provider the seat waits to be paid through (`sandbox`, …).
     pub pay_with: Option<String>,
+    /// What the web edge saw of the payer (browser, address, WeChat openid): the provider's kind of order.
+    pub payer: crate::payments::port::PayerHints,
 }
 
 /// A group with its members, in join order.
@@ -389,7 +391,7 @@ impl App {
             JoinTarget::Group(group) => self.store.join_group(&group, &admission).await?,
             JoinTarget::Campaign(_) => self.join_any(&rules, &admission).await?,
         };
-        let payment = match self.seat_payment(&membership).await {
+        let payment = match self.seat_payment_for(&membership, input.payer).await {
             Ok(payment) => payment,
             // The seat and its payment are kept; the provider is asked again when the customer looks at them.
             Err(AppError::ProviderUnavailable(why)) => {

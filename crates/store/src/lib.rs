@@ -46,7 +46,7 @@ pub use payments::{CHECK_UNPAID_AFTER_MS, EventApplied, NewPayment, NewPaymentEv
 pub use payouts::{NewPayout, PayoutRow, Settled, SplitCandidate, SplitRow};
 pub use privacy::History;
 pub use reconciliations::{BookedPayment, BookedRefund, DayClaim, NewReconciliation, ReconciliationRow};
-pub use refunds::{MAX_ATTEMPTS, NewRefund, RefundProgress, RefundRow, refund_id};
+pub use refunds::{MAX_ATTEMPTS, NewRefund, NewRefundEvent, RefundEventRow, RefundProgress, RefundRow, refund_id};
 pub use sandbox::{
     NewSandboxNotification, NewSandboxPayment, SandboxChange, SandboxDay, SandboxNotificationRow, SandboxPaymentRow,
     SandboxRefundRow, SandboxTransferRow,

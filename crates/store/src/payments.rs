@@ -189,38 +189,23 @@ impl Store {
     ) -> StoreResult<(PaymentEventRow, bool)> {
         self.write((event.clone(), now), |mut conn, (event, now)| {
             Box::pin(async move {
-                let inserted: Option<PaymentEventRow> = conn
-                    .fetch_optional(
-                        sql(format!(
-                            "INSERT INTO payment_events
-                                 (id, provider, event_id, payment_id, kind, amount, paid_at, raw, status, received_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9)
-                             ON CONFLICT (provider, event_id) DO NOTHING RETURNING {EVENT_COLUMNS}"
-                        ))
-                        .bind(new_id())
-                        .bind(&event.provider)
-                        .bind(&event.event_id)
-                        .bind(&event.payment_id)
-                        .bind(event.kind)
-                        .bind(event.amount.map(Fen::get))
-                        .bind(event.paid_at.map(|at| at.0))
-                        .bind(&event.raw)
-                        .bind(now.0),
-                    )
-                    .await?;
-                if let Some(row) = inserted {
-                    return Ok((row, true));
-                }
-                let first: PaymentEventRow = conn
-                    .fetch_one(
-                        sql(format!(
-                            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE provider = $1 AND event_id = $2"
-                        ))
-                        .bind(&event.provider)
-                        .bind(&event.event_id),
-                    )
-                    .await?;
-                Ok((first, false))
+                let insert = sql(format!(
+                    "INSERT INTO payment_events
+                         (id, provider, event_id, payment_id, kind, amount, paid_at, raw, status, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received', $9)
+                     ON CONFLICT (provider, event_id) DO NOTHING RETURNING {EVENT_COLUMNS}"
+                ))
+                .bind(new_id())
+                .bind(&event.provider)
+                .bind(&event.event_id)
+                .bind(&event.payment_id)
+                .bind(event.kind)
+                .bind(event.amount.map(Fen::get))
+                .bind(event.paid_at.map(|at| at.0))
+                .bind(&event.raw)
+                .bind(now.0);
+                let stored = Stored { table: "payment_events", columns: EVENT_COLUMNS };
+                stored.insert_once(&mut conn, insert, &event.provider, &event.event_id).await
             })
         })
         .await
@@ -248,20 +233,10 @@ impl Store {
     {
         self.write((now, draw_due), |mut conn, (now, draw_due)| {
             Box::pin(async move {
-                let Some(event) = claim_event(&mut conn).await? else { return Ok(None) };
-                let applied: Option<PaymentEventRow> = conn
-                    .fetch_optional(
-                        sql(format!(
-                            "UPDATE payment_events SET status = 'applied', applied_at = $2
-                                 WHERE id = $1 AND status = 'received' RETURNING {EVENT_COLUMNS}"
-                        ))
-                        .bind(&event.id)
-                        .bind(now.0),
-                    )
-                    .await?;
-                // Another instance applied it between the look and the update (SQLite has one writer; on
-                // PostgreSQL the row is locked): nothing to do.
-                let Some(event) = applied else { return Ok(None) };
+                let stored = Stored { table: "payment_events", columns: EVENT_COLUMNS };
+                let Some(event) = stored.claim_next::<PaymentEventRow>(&mut conn, *now).await? else {
+                    return Ok(None);
+                };
                 let outcome = if event.kind == "paid" {
                     let payment = conn
                         .fetch_one::<PaymentRow>(
@@ -316,15 +291,61 @@ impl Store {
     }
 }
 
-/// The oldest notification not applied yet, locked for this unit on PostgreSQL (others skip it).
-async fn claim_event(conn: &mut Conn<'_>) -> StoreResult<Option<PaymentEventRow>> {
-    let lock = match conn.backend() {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    Ok(conn
-        .fetch_optional(sql(format!(
-            "SELECT {EVENT_COLUMNS} FROM payment_events WHERE status = 'received' ORDER BY received_at, id LIMIT 1{lock}"
-        )))
-        .await?)
+/// A table of stored notifications (`payment_events`, `refund_events`): unique by `(provider, event_id)`, each
+/// `received` until a worker applies it.
+pub(crate) struct Stored {
+    pub table: &'static str,
+    pub columns: &'static str,
+}
+
+impl Stored {
+    /// Runs `insert` (`… ON CONFLICT (provider, event_id) DO NOTHING RETURNING …`): `(row, true)` when it is new,
+    /// `(the row stored first, false)` when the provider sent this event before.
+    pub(crate) async fn insert_once<T: crate::db::Row>(
+        &self,
+        conn: &mut Conn<'_>,
+        insert: Sql,
+        provider: &str,
+        event_id: &str,
+    ) -> StoreResult<(T, bool)> {
+        if let Some(row) = conn.fetch_optional::<T>(insert).await? {
+            return Ok((row, true));
+        }
+        let (table, columns) = (self.table, self.columns);
+        let first = sql(format!("SELECT {columns} FROM {table} WHERE provider = $1 AND event_id = $2"))
+            .bind(provider)
+            .bind(event_id);
+        Ok((conn.fetch_one::<T>(first).await?, false))
+    }
+
+    /// The oldest notification not applied yet, marked `applied` in this unit (locked for it on PostgreSQL, so
+    /// other instances skip it; SQLite has one writer). `None` when there is none.
+    pub(crate) async fn claim_next<T: crate::db::Row>(
+        &self,
+        conn: &mut Conn<'_>,
+        now: Millis,
+    ) -> StoreResult<Option<T>> {
+        let lock = match conn.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let (table, columns) = (self.table, self.columns);
+        let oldest: Option<(String,)> = conn
+            .fetch_optional(sql(format!(
+                "SELECT id FROM {table} WHERE status = 'received' ORDER BY received_at, id LIMIT 1{lock}"
+            )))
+            .await?;
+        let Some((id,)) = oldest else { return Ok(None) };
+        // The state leaves `received` by a conditional update: applied once, whoever looked at it too.
+        Ok(conn
+            .fetch_optional(
+                sql(format!(
+                    "UPDATE {table} SET status = 'applied', applied_at = $2
+                         WHERE id = $1 AND status = 'received' RETURNING {columns}"
+                ))
+                .bind(id)
+                .bind(now.0),
+            )
+            .await?)
+    }
 }

@@ -11,7 +11,8 @@
 use crate::db::{Conn, Sql, sql};
 use crate::leases::Queue;
 use crate::ledger::post_all;
-use crate::{Store, StoreError, StoreResult};
+use crate::payments::Stored;
+use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::UserId;
 use tuangou_domain::ledger::{PaidFrom, refund_settled_entry};
 use tuangou_domain::money::Fen;
@@ -146,6 +147,55 @@ pub(crate) async fn record_all(conn: &mut Conn<'_>, refunds: &[NewRefund], now: 
     Ok(())
 }
 
+/// A refund notification as stored (`refund_events`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefundEventRow {
+    pub id: String,
+    pub provider: String,
+    pub event_id: String,
+    pub refund_id: String,
+    /// `succeeded` or `failed`.
+    pub outcome: String,
+    /// The provider's success time (`succeeded`).
+    pub settled_at: Option<i64>,
+    /// The body exactly as received (and verified).
+    pub raw: String,
+    /// `received` or `applied`.
+    pub status: String,
+    pub received_at: i64,
+    pub applied_at: Option<i64>,
+}
+crate::sqlite_sql::from_values!(RefundEventRow {
+    id,
+    provider,
+    event_id,
+    refund_id,
+    outcome,
+    settled_at,
+    raw,
+    status,
+    received_at,
+    applied_at
+});
+
+const REFUND_EVENT_COLUMNS: &str =
+    "id, provider, event_id, refund_id, outcome, settled_at, raw, status, received_at, applied_at";
+
+const REFUND_EVENTS: Stored = Stored { table: "refund_events", columns: REFUND_EVENT_COLUMNS };
+
+/// A verified refund notification to store.
+#[derive(Debug, Clone)]
+pub struct NewRefundEvent {
+    pub provider: String,
+    pub event_id: String,
+    /// Our refund id (the provider's `out_refund_no`).
+    pub refund_id: String,
+    /// `succeeded` or `failed`.
+    pub outcome: &'static str,
+    pub settled_at: Option<Millis>,
+    pub raw: String,
+}
+
 /// What the provider said about a refund we asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundProgress {
@@ -209,9 +259,9 @@ impl Store {
     }
 
     /// Keeps what the provider said about a requested refund. Succeeded: the money owed leaves through the
-    /// provider's clearing account, and a payment refunded in full is `refunded` — once, whatever ran before.
-    /// Failed: one more attempt counted; after [`MAX_ATTEMPTS`] it is `failed`, for a person. A refund no longer
-    /// `requested` is left as it is.
+    /// provider's clearing account, and a payment refunded in full is `refunded` — once, whatever ran before (a
+    /// `failed` refund the provider says succeeded after all is settled too). Failed: one more attempt counted;
+    /// after [`MAX_ATTEMPTS`] it is `failed`, for a person. A refund already settled is left as it is.
     pub async fn settle_refund(
         &self,
         id: &str,
@@ -219,37 +269,65 @@ impl Store {
         now: Millis,
     ) -> StoreResult<Option<RefundRow>> {
         self.write((id.to_owned(), progress, now), |mut conn, (id, progress, now)| {
+            Box::pin(async move { settle_in(&mut conn, id, progress, *now).await })
+        })
+        .await
+    }
+
+    /// Stores a verified refund notification once: `(row, true)` when it is new, `(the row stored first, false)`
+    /// when the provider sent this event before (nothing changes then).
+    pub async fn record_refund_event(
+        &self,
+        event: &NewRefundEvent,
+        now: Millis,
+    ) -> StoreResult<(RefundEventRow, bool)> {
+        self.write((event.clone(), now), |mut conn, (event, now)| {
             Box::pin(async move {
-                let update = match progress {
-                    RefundProgress::Succeeded { at } => sql(format!(
-                        "UPDATE refunds SET status = 'succeeded', settled_at = $2, next_attempt_at = NULL,
-                             last_error = NULL
-                         WHERE id = $1 AND status = 'requested' RETURNING {REFUND_COLUMNS}"
-                    ))
-                    .bind(id.as_str())
-                    .bind(at.0),
-                    RefundProgress::Processing { next } => sql(format!(
-                        "UPDATE refunds SET next_attempt_at = $2 WHERE id = $1 AND status = 'requested'
-                         RETURNING {REFUND_COLUMNS}"
-                    ))
-                    .bind(id.as_str())
-                    .bind(next.0),
-                    RefundProgress::Failed { error, next } => sql(format!(
-                        "UPDATE refunds SET attempts = attempts + 1, last_error = $3,
-                             status = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'requested' END,
-                             next_attempt_at = CASE WHEN attempts + 1 >= $4 THEN NULL ELSE $2 END
-                         WHERE id = $1 AND status = 'requested' RETURNING {REFUND_COLUMNS}"
-                    ))
-                    .bind(id.as_str())
-                    .bind(next.0)
-                    .bind(error.as_str())
-                    .bind(MAX_ATTEMPTS),
+                let insert = sql(format!(
+                    "INSERT INTO refund_events
+                         (id, provider, event_id, refund_id, outcome, settled_at, raw, status, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8)
+                     ON CONFLICT (provider, event_id) DO NOTHING RETURNING {REFUND_EVENT_COLUMNS}"
+                ))
+                .bind(new_id())
+                .bind(&event.provider)
+                .bind(&event.event_id)
+                .bind(&event.refund_id)
+                .bind(event.outcome)
+                .bind(event.settled_at.map(|at| at.0))
+                .bind(&event.raw)
+                .bind(now.0);
+                REFUND_EVENTS.insert_once(&mut conn, insert, &event.provider, &event.event_id).await
+            })
+        })
+        .await
+    }
+
+    /// Applies the oldest `received` refund notification, if any, in the unit that marks it `applied`: what
+    /// `progress` makes of it (the app's rule) goes through the settle path of [`Store::settle_refund`], so a
+    /// refund settles once and a notification about a refund already settled changes nothing. Exactly once,
+    /// whichever instance gets there first. Answers the event and the refund as the unit left it (`None`: it was
+    /// not waiting for this).
+    pub async fn apply_next_refund_event<F>(
+        &self,
+        now: Millis,
+        progress: F,
+    ) -> StoreResult<Option<(RefundEventRow, Option<RefundRow>)>>
+    where
+        F: Fn(&RefundRow, &RefundEventRow) -> RefundProgress + Send + Sync + 'static,
+    {
+        self.write((now, progress), |mut conn, (now, progress)| {
+            Box::pin(async move {
+                let Some(event) = REFUND_EVENTS.claim_next::<RefundEventRow>(&mut conn, *now).await? else {
+                    return Ok(None);
                 };
-                let Some(row) = conn.fetch_optional::<RefundRow>(update).await? else { return Ok(None) };
-                if let RefundProgress::Succeeded { .. } = progress {
-                    settle_money(&mut conn, &row, *now).await?;
-                }
-                Ok(Some(row))
+                let refund: RefundRow = conn
+                    .fetch_one(
+                        sql(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1")).bind(&event.refund_id),
+                    )
+                    .await?;
+                let settled = settle_in(&mut conn, &refund.id, &progress(&refund, &event), *now).await?;
+                Ok(Some((event, settled)))
             })
         })
         .await
@@ -282,6 +360,46 @@ impl Store {
         })
         .await
     }
+}
+
+/// Keeps what the provider said about a refund (see [`Store::settle_refund`]), inside the caller's unit. A
+/// success settles a refund that is `requested`, or `failed` and waiting for the operator (the money did reach the
+/// customer: the provider says so); anything else only a `requested` one.
+async fn settle_in(
+    conn: &mut Conn<'_>,
+    id: &str,
+    progress: &RefundProgress,
+    now: Millis,
+) -> StoreResult<Option<RefundRow>> {
+    let update = match progress {
+        RefundProgress::Succeeded { at } => sql(format!(
+            "UPDATE refunds SET status = 'succeeded', settled_at = $2, next_attempt_at = NULL, last_error = NULL
+             WHERE id = $1 AND status IN ('requested', 'failed') RETURNING {REFUND_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(at.0),
+        RefundProgress::Processing { next } => sql(format!(
+            "UPDATE refunds SET next_attempt_at = $2 WHERE id = $1 AND status = 'requested'
+             RETURNING {REFUND_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(next.0),
+        RefundProgress::Failed { error, next } => sql(format!(
+            "UPDATE refunds SET attempts = attempts + 1, last_error = $3,
+                 status = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'requested' END,
+                 next_attempt_at = CASE WHEN attempts + 1 >= $4 THEN NULL ELSE $2 END
+             WHERE id = $1 AND status = 'requested' RETURNING {REFUND_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(next.0)
+        .bind(error.as_str())
+        .bind(MAX_ATTEMPTS),
+    };
+    let Some(row) = conn.fetch_optional::<RefundRow>(update).await? else { return Ok(None) };
+    if let RefundProgress::Succeeded { .. } = progress {
+        settle_money(conn, &row, now).await?;
+    }
+    Ok(Some(row))
 }
 
 /// A provider refund succeeded: what was owed leaves through the provider, and its payment is `refunded` once

@@ -10,7 +10,9 @@
 //! - It keeps payments, refunds and profit shares by our ids, serves a trade bill in WeChat Pay's format, and
 //!   pays on [`FakeWechatPay::pay`], notifying the `notify_url` of the order signed with the WeChat Pay public key
 //!   (the published wechatpay-java pair; so one run uses both kinds of key, as during WeChat Pay's switch-over)
-//!   and encrypted with the APIv3 key.
+//!   and encrypted with the APIv3 key. A refund is `PROCESSING` when asked and `SUCCESS` when asked again (its
+//!   notification lost), or finishes on [`FakeWechatPay::finish_refund`], which sends its `REFUND.*`
+//!   notification to the refund's `notify_url` the same way.
 //!
 //! Its crypto is `ring` directly, not the adapter's code, so a mistake in one is not hidden by the other.
 
@@ -113,6 +115,8 @@ struct Books {
     accepted: Vec<(String, String)>,
     /// Requests refused for their signature.
     refused: usize,
+    /// The last notification sent.
+    delivered: Option<(Vec<(String, String)>, String)>,
 }
 
 struct Inner {
@@ -158,6 +162,27 @@ impl FakeWechatPay {
     /// Where the adapter should call it (`payments_wechatpay_api_base`).
     pub fn base(&self) -> &str {
         &self.0.base
+    }
+
+    /// The service's WeChat Pay settings for this fake: direct mode, or partner mode (`sub_mchid`). Both kinds of
+    /// key at once (WeChat Pay's switch-over): answers come signed with the certificate, notifications with the
+    /// public key.
+    pub fn settings(&self, partner: bool) -> tuangou_app::payments::wechatpay::WechatPaySettings {
+        let config = tuangou_app::payments::wechatpay::WechatPayConfig {
+            mchid: MCHID.into(),
+            appid: APPID.into(),
+            merchant_serial: MERCHANT_SERIAL.into(),
+            private_key: MERCHANT_PRIVATE_KEY.into(),
+            apiv3_key: APIV3_KEY.into(),
+            platform_certificates: Some(PLATFORM_CERTIFICATE.into()),
+            public_key: Some(PUBLIC_KEY.into()),
+            public_key_id: Some(PUBLIC_KEY_ID.into()),
+            sub_mchid: partner.then(|| SUB_MCHID.into()),
+            api_base: Some(self.base().to_owned()),
+            timeout_seconds: 5,
+            ..Default::default()
+        };
+        tuangou_app::payments::wechatpay::WechatPaySettings::new(&config).expect("the test configuration is whole")
     }
 
     /// While on, every answer's signature is wrong (signed with another key): the adapter must not believe it.
@@ -234,21 +259,85 @@ impl FakeWechatPay {
         self.transaction(&self.payment(ours).expect("a payment at the fake"))
     }
 
+    /// The refund finishes at WeChat Pay with `status` (`SUCCESS`, `ABNORMAL` or `CLOSED`), and its notification
+    /// (`REFUND.{status}`, signed and encrypted as WeChat Pay does) is sent to the refund's `notify_url`. Answers
+    /// the status the service gave the notification.
+    pub async fn finish_refund(&self, out_refund_no: &str, status: &str) -> StatusCode {
+        let now = self.0.clock.now();
+        let url = {
+            let mut books = self.books();
+            let refund = books.refunds.get_mut(out_refund_no).expect("a refund at the fake");
+            refund.status = status.to_owned();
+            refund.at = now;
+            resource_notify_url(&refund.request)
+        };
+        let resource = self.refund_resource(out_refund_no);
+        let (headers, body) = self.refund_notification(&format!("REFUND.{status}"), &resource, Signing::default());
+        self.deliver(&url, headers, body).await
+    }
+
+    /// A refund as WeChat Pay describes it in a refund notification's resource (tests change fields of it).
+    pub fn refund_resource(&self, out_refund_no: &str) -> Value {
+        let books = self.books();
+        let refund = books.refunds.get(out_refund_no).expect("a refund at the fake");
+        let payment = &books.payments[&refund.out_trade_no];
+        let mut resource = json!({
+            "out_trade_no": refund.out_trade_no, "transaction_id": payment.transaction_id,
+            "out_refund_no": refund.out_refund_no, "refund_id": refund.refund_id,
+            "refund_status": refund.status, "user_received_account": "招商银行信用卡0403",
+            "amount": {"total": payment.amount, "refund": refund.amount, "payer_total": payment.amount,
+                "payer_refund": refund.amount},
+        });
+        for field in ["mchid", "sp_mchid", "sub_mchid"] {
+            if let Some(value) = payment.order.get(field) {
+                resource[field] = value.clone();
+            }
+        }
+        if refund.status == "SUCCESS" {
+            resource["success_time"] = json!(china_rfc3339(refund.at));
+        }
+        resource
+    }
+
+    /// A refund notification (`event_type` `REFUND.SUCCESS`, `REFUND.ABNORMAL` or `REFUND.CLOSED`) of
+    /// `resource`, signed and encrypted as [`Self::notification`].
+    pub fn refund_notification(
+        &self,
+        event_type: &str,
+        resource: &Value,
+        signing: Signing,
+    ) -> (Vec<(String, String)>, String) {
+        let summary = if event_type == "REFUND.SUCCESS" { "退款成功" } else { "退款异常" };
+        self.signed_notification(event_type, summary, "refund", resource, signing)
+    }
+
     /// A `TRANSACTION.SUCCESS` notification of `resource`: (headers, body), signed and encrypted as `signing`
     /// says (by default as WeChat Pay would: the public key, now, the APIv3 key).
     pub fn notification(&self, resource: &Value, signing: Signing) -> (Vec<(String, String)>, String) {
+        self.signed_notification("TRANSACTION.SUCCESS", "支付成功", "transaction", resource, signing)
+    }
+
+    /// A notification of `event_type` whose resource (`original_type`, also the associated data) is `resource`.
+    fn signed_notification(
+        &self,
+        event_type: &str,
+        summary: &str,
+        original_type: &str,
+        resource: &Value,
+        signing: Signing,
+    ) -> (Vec<(String, String)>, String) {
         let now = self.0.clock.now();
         let nonce12 = &nonce()[..12];
-        let mut ciphertext = encrypt(nonce12, resource.to_string().as_bytes());
+        let mut ciphertext = encrypt(nonce12, original_type, resource.to_string().as_bytes());
         if signing.tamper_ciphertext {
             let flipped = if ciphertext.starts_with('A') { "B" } else { "A" };
             ciphertext = format!("{flipped}{}", &ciphertext[1..]);
         }
         let body = json!({
             "id": uuid::Uuid::new_v4().to_string(), "create_time": china_rfc3339(now),
-            "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
-            "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM", "ciphertext": ciphertext,
-                "associated_data": "transaction", "nonce": nonce12},
+            "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
+            "resource": {"original_type": original_type, "algorithm": "AEAD_AES_256_GCM", "ciphertext": ciphertext,
+                "associated_data": original_type, "nonce": nonce12},
         })
         .to_string();
         let timestamp = (now.0.div_euclid(1_000) + signing.skew_seconds).to_string();
@@ -275,8 +364,14 @@ impl FakeWechatPay {
         (headers, body)
     }
 
+    /// The last notification [`Self::deliver`] sent (to send it again, as WeChat Pay retries).
+    pub fn last_delivered(&self) -> Option<(Vec<(String, String)>, String)> {
+        self.books().delivered.clone()
+    }
+
     /// Posts a notification as WeChat Pay does; answers the service's status.
     pub async fn deliver(&self, url: &str, headers: Vec<(String, String)>, body: String) -> StatusCode {
+        self.books().delivered = Some((headers.clone(), body.clone()));
         let mut request = self.0.http.post(url).header("content-type", "application/json").body(body);
         for (name, value) in headers {
             request = request.header(name, value);
@@ -397,7 +492,7 @@ impl FakeWechatPay {
                 let mut books = self.books();
                 match books.refunds.get_mut(*no) {
                     Some(refund) => {
-                        refund.status = "SUCCESS".into();
+                        finish_processing(refund);
                         let answer = refund_json(refund);
                         self.answer(StatusCode::OK, Some(answer))
                     }
@@ -481,8 +576,8 @@ impl FakeWechatPay {
             return self.error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "out_trade_no, out_refund_no");
         };
         if let Some(refund) = books.refunds.get_mut(out_refund_no) {
-            // The same refund asked again: the same refund, further along.
-            refund.status = "SUCCESS".into();
+            // The same refund asked again: the same refund, further along (an ended one stays as it ended).
+            finish_processing(refund);
             let answer = refund_json(refund);
             return self.answer(StatusCode::OK, Some(answer));
         }
@@ -673,14 +768,14 @@ fn resource_notify_url(order: &Value) -> String {
     order["notify_url"].as_str().unwrap_or_default().to_owned()
 }
 
-fn encrypt(nonce: &str, plaintext: &[u8]) -> String {
+fn encrypt(nonce: &str, associated_data: &str, plaintext: &[u8]) -> String {
     let key = ring::aead::LessSafeKey::new(
         ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, APIV3_KEY.as_bytes()).expect("32 bytes"),
     );
     let mut buffer = plaintext.to_vec();
     key.seal_in_place_append_tag(
         ring::aead::Nonce::try_assume_unique_for_key(nonce.as_bytes()).expect("12 bytes"),
-        ring::aead::Aad::from(b"transaction"),
+        ring::aead::Aad::from(associated_data.as_bytes()),
         &mut buffer,
     )
     .expect("seal");
@@ -696,6 +791,13 @@ fn expire(payment: &mut FakePayment, now: Millis) {
     let expired = payment.order["time_expire"].as_str().and_then(parse_rfc3339).is_some_and(|end| now.0 > end.0);
     if payment.trade_state == "NOTPAY" && expired {
         payment.trade_state = "CLOSED".into();
+    }
+}
+
+/// A refund still processing succeeds when looked at again.
+fn finish_processing(refund: &mut FakeRefund) {
+    if refund.status == "PROCESSING" {
+        refund.status = "SUCCESS".into();
     }
 }
 

@@ -91,6 +91,8 @@ impl TestDb {
             "redemption_attempts",
             "payments",
             "payment_events",
+            "refunds",
+            "refund_events",
             "sandbox_payments",
             "sandbox_refunds",
             "sandbox_transfers",

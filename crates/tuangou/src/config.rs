@@ -99,6 +99,11 @@ pub struct Config {
     /// The seller's id (PID, 2088…): notifications naming another seller are refused.
     #[serde(deserialize_with = "text_or_number")]
     pub payments_alipay_seller_id: Option<String>,
+    /// Profit sharing (partner mode): the platform's Alipay user id (2088…) that receives the commission.
+    #[serde(deserialize_with = "text_or_number")]
+    pub payments_alipay_royalty_account: Option<String>,
+    /// The merchant's authorization of our app (`app_auth_token`), when the app acts for it. Secret.
+    pub payments_alipay_app_auth_token: Option<String>,
 }
 
 impl Default for Config {
@@ -140,6 +145,8 @@ impl Default for Config {
             payments_alipay_gateway: None,
             payments_alipay_notify_url: None,
             payments_alipay_seller_id: None,
+            payments_alipay_royalty_account: None,
+            payments_alipay_app_auth_token: None,
         }
     }
 }
@@ -219,6 +226,8 @@ impl std::fmt::Debug for Config {
             .field("payments_alipay_gateway", &self.payments_alipay_gateway)
             .field("payments_alipay_notify_url", &self.payments_alipay_notify_url)
             .field("payments_alipay_seller_id", &self.payments_alipay_seller_id)
+            .field("payments_alipay_royalty_account", &self.payments_alipay_royalty_account)
+            .field("payments_alipay_app_auth_token", &self.payments_alipay_app_auth_token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -324,8 +333,13 @@ impl Config {
                 (None, None) => None,
             };
         let (app_id, public_key) = (given(&self.payments_alipay_app_id), given(&self.payments_alipay_public_key));
-        let optional =
-            [&self.payments_alipay_gateway, &self.payments_alipay_notify_url, &self.payments_alipay_seller_id];
+        let optional = [
+            &self.payments_alipay_gateway,
+            &self.payments_alipay_notify_url,
+            &self.payments_alipay_seller_id,
+            &self.payments_alipay_royalty_account,
+            &self.payments_alipay_app_auth_token,
+        ];
         if app_id.is_none()
             && private_key.is_none()
             && public_key.is_none()
@@ -345,6 +359,8 @@ impl Config {
         }
         settings.notify_url = given(&self.payments_alipay_notify_url);
         settings.seller_id = given(&self.payments_alipay_seller_id);
+        settings.royalty_account = given(&self.payments_alipay_royalty_account);
+        settings.app_auth_token = given(&self.payments_alipay_app_auth_token);
         Ok(Some(settings))
     }
 

@@ -274,6 +274,26 @@
     if (text && slot) slot.textContent = text;
   })();
 
+  // Paying a pending seat on the group page with WeChat Pay: JSAPI inside WeChat (its bridge), or a Native QR code
+  // scanned with WeChat. Either way the page then looks at the payment until it no longer waits, and reloads.
+  function reloadOncePaid(id, tries) {
+    setTimeout(async () => {
+      try {
+        const payment = await api('GET', '/api/v1/me/payments/' + encodeURIComponent(id));
+        if (payment.status !== 'created') { location.reload(); return; }
+      } catch (e) { /* looked at again */ }
+      if (tries > 1) reloadOncePaid(id, tries - 1);
+    }, 3000);
+  }
+  $$('[data-pay-qr]').forEach((qr) => reloadOncePaid(qr.dataset.payment, 100));
+  $$('[data-pay-jsapi]').forEach((button) => button.addEventListener('click', () => {
+    const params = JSON.parse(button.dataset.payJsapi);
+    const pay = () => window.WeixinJSBridge.invoke('getBrandWCPayRequest', params, () => reloadOncePaid(button.dataset.payment, 20));
+    if (window.WeixinJSBridge) pay();
+    else if (/MicroMessenger/.test(navigator.userAgent)) document.addEventListener('WeixinJSBridgeReady', pay, { once: true });
+    else showProblem(button.closest('section') || document, { detail: say('请在微信中打开本页完成支付', 'Open this page in WeChat to pay') });
+  }));
+
   // Buttons that do one thing and reload: publish, end, approve, refund, close the account.
   function confirmed(el) { return !el.dataset.confirm || window.confirm(el.dataset.confirm); }
   $$('[data-action], [data-refund], [data-close-account]').forEach((button) => button.addEventListener('click', async () => {

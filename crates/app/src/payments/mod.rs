@@ -15,14 +15,14 @@ mod seats;
 pub mod wechatpay;
 
 use crate::{App, AppError, AppResult};
-use port::{EventKind, Headers, PayerHints, PaymentRequest, Provider, ProviderError, Refusal};
+use port::{EventKind, Headers, PayerHints, PaymentRequest, Provider, ProviderError, Refusal, TransferState};
 use sandbox::{Sandbox, SandboxSettings};
 use std::sync::Arc;
 use tuangou_domain::Invalid;
 use tuangou_domain::ids::UserId;
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
-use tuangou_store::{NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow, Store};
+use tuangou_store::{NewPayment, NewPaymentEvent, NewRefundEvent, PaymentRow, Store};
 
 /// Which providers this instance offers (none but the sandbox so far, and that one only when enabled).
 #[derive(Debug, Clone, Default)]
@@ -58,7 +58,7 @@ impl Providers {
             providers.all.push(Arc::new(wechatpay::WechatPay::new(wechatpay.clone(), clock.clone(), public_url)));
         }
         if let Some(alipay) = &settings.alipay {
-            providers.all.push(Arc::new(alipay::Alipay::new(alipay.clone(), clock.clone(), public_url)));
+            providers.all.push(Arc::new(alipay::Alipay::new(alipay.clone(), clock.clone(), public_url, store.clone())));
         }
         providers
     }
@@ -93,8 +93,10 @@ pub struct PaymentOrder {
 /// What taking in a notification did.
 #[derive(Debug, Clone)]
 pub struct NotificationReceipt {
-    /// The event as stored (the first time it came).
-    pub event: PaymentEventRow,
+    /// The provider's id of the event.
+    pub event_id: String,
+    /// The event as stored (the first time it came): `received`, or `applied` once the worker applied it.
+    pub status: String,
     /// The provider sent this event before: nothing changed.
     pub duplicate: bool,
 }
@@ -157,9 +159,10 @@ impl App {
     }
 
     /// Takes in a provider's notification (`POST /api/v1/payments/{provider}/notify`): verified on its raw bytes
-    /// by the provider's adapter, checked against our payment, stored once. The same event again changes nothing.
+    /// by the provider's adapter, checked against our payment (and, for a refund's, against our refund of that
+    /// payment through that provider, of that amount), stored once. The same event again changes nothing.
     /// Refused — unknown provider (404), bad or missing signature and stale timestamp (401), malformed body,
-    /// unknown payment, amount mismatch (400) — it changes nothing and is logged.
+    /// unknown payment or refund, amount mismatch (400) — it changes nothing and is logged.
     pub async fn receive_notification(
         &self,
         provider_name: &str,
@@ -187,6 +190,44 @@ impl App {
                 format!("no payment {:?} of ours", event.out_trade_no),
             ));
         };
+        let raw = String::from_utf8(body.to_vec())
+            .map_err(|_| refuse("bad_notification", "", "the body is not UTF-8 text".into()))?;
+        let (kind, paid_at) = match event.kind {
+            EventKind::Paid { at } => ("paid", Some(at)),
+            EventKind::Closed => ("closed", None),
+            EventKind::Refunded { out_refund_no, state } => {
+                let Some(refund) = self.store.refund(&out_refund_no).await?.filter(|r| {
+                    r.provider.as_deref() == Some(provider_name) && r.payment_id.as_deref() == Some(&payment.id)
+                }) else {
+                    let why = format!("no refund {out_refund_no:?} of payment {} through {provider_name}", payment.id);
+                    return Err(refuse("unknown_refund", "refund_id", why));
+                };
+                if event.amount.map(Fen::get) != Some(refund.amount) {
+                    let why = format!(
+                        "refund {} is of {} fen, the notification says {:?}",
+                        refund.id, refund.amount, event.amount
+                    );
+                    return Err(refuse("amount_mismatch", "amount", why));
+                }
+                let (outcome, settled_at) = match state {
+                    TransferState::Succeeded { at } => ("succeeded", Some(at)),
+                    _ => ("failed", None),
+                };
+                let new = NewRefundEvent {
+                    provider: provider_name.to_owned(),
+                    event_id: event.event_id,
+                    refund_id: refund.id,
+                    outcome,
+                    settled_at,
+                    raw,
+                };
+                let (stored, first) = self.store.record_refund_event(&new, self.clock.now()).await?;
+                if first {
+                    tracing::info!(provider = provider_name, event = %stored.event_id, refund = %stored.refund_id, outcome, "refund notification stored");
+                }
+                return Ok(NotificationReceipt { event_id: stored.event_id, status: stored.status, duplicate: !first });
+            }
+        };
         if let Some(amount) = event.amount
             && amount.get() != payment.amount
         {
@@ -194,12 +235,6 @@ impl App {
                 format!("payment {} is for {} fen, the notification says {}", payment.id, payment.amount, amount.get());
             return Err(refuse("amount_mismatch", "amount", why));
         }
-        let raw = String::from_utf8(body.to_vec())
-            .map_err(|_| refuse("bad_notification", "", "the body is not UTF-8 text".into()))?;
-        let (kind, paid_at) = match event.kind {
-            EventKind::Paid { at } => ("paid", Some(at)),
-            EventKind::Closed => ("closed", None),
-        };
         let new = NewPaymentEvent {
             provider: provider_name.to_owned(),
             event_id: event.event_id,
@@ -213,6 +248,6 @@ impl App {
         if first {
             tracing::info!(provider = provider_name, event = %event.event_id, payment = %event.payment_id, kind, "payment notification stored");
         }
-        Ok(NotificationReceipt { event, duplicate: !first })
+        Ok(NotificationReceipt { event_id: event.event_id, status: event.status, duplicate: !first })
     }
 }

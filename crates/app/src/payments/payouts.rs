@@ -273,7 +273,7 @@ impl App {
         };
         let submitted = split.provider_split_id.is_some();
         let answer = if submitted {
-            provider.query_split(&split.id).await
+            provider.query_split(&split.payment_id, &split.id).await
         } else {
             let commission = Fen::from_stored(split.commission).unwrap_or(Fen::ZERO);
             let receivers: Vec<(String, Fen)> =

@@ -27,6 +27,19 @@ pub enum ProviderError {
     Unavailable(String),
 }
 
+/// What the payer's browser is, as the web edge read it from the `User-Agent` (WeChat Pay chooses its kind of
+/// order by it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Browser {
+    /// A desktop browser, an API client, or not known: a QR code to scan is the way to pay.
+    #[default]
+    Other,
+    /// A mobile browser outside WeChat: the provider's mobile pay page (WeChat Pay's H5).
+    Mobile,
+    /// WeChat's own browser (`MicroMessenger`): WeChat Pay's JSAPI, when the payer's `openid` is known.
+    WeChat,
+}
+
 /// What we know of the payer that helps the provider choose how to take the money.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PayerHints {
@@ -36,6 +49,8 @@ pub struct PayerHints {
     pub client_ip: Option<String>,
     /// The payer's id at the provider when known (a WeChat `openid`, for JSAPI orders inside WeChat).
     pub provider_user: Option<String>,
+    /// What the payer's browser is.
+    pub browser: Browser,
 }
 
 /// A payment to create at the provider.
@@ -166,10 +181,18 @@ impl Headers {
 }
 
 /// What a verified notification says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
-    Paid { at: Millis },
+    Paid {
+        at: Millis,
+    },
     Closed,
+    /// A refund of the payment ended at the provider: `Succeeded` (the money is back with the payer) or `Failed`
+    /// (closed, or abnormal: the refund worker tries again, then the operator).
+    Refunded {
+        out_refund_no: String,
+        state: TransferState,
+    },
 }
 
 /// A notification whose signature and time were checked: safe to store and act on.
@@ -180,7 +203,7 @@ pub struct VerifiedEvent {
     /// Our id of the payment it is about.
     pub out_trade_no: String,
     pub kind: EventKind,
-    /// The amount the provider says was paid (or would have been).
+    /// The amount the provider says was paid (or would have been); for a refund, the amount refunded.
     pub amount: Option<Fen>,
 }
 
@@ -252,8 +275,13 @@ pub trait Provider: Send + Sync {
         Box::pin(async { Err(ProviderError::Unsupported("profit sharing")) })
     }
 
-    fn query_split<'a>(&'a self, out_order_no: &'a str) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
-        let _ = out_order_no;
+    /// Where the split `out_order_no` of the payment `out_trade_no` stands (WeChat Pay's query needs the payment).
+    fn query_split<'a>(
+        &'a self,
+        out_trade_no: &'a str,
+        out_order_no: &'a str,
+    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+        let _ = (out_trade_no, out_order_no);
         Box::pin(async { Err(ProviderError::Unsupported("profit sharing")) })
     }
 }

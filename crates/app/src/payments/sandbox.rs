@@ -640,7 +640,12 @@ impl Provider for Sandbox {
         })
     }
 
-    fn query_split<'a>(&'a self, out_order_no: &'a str) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    fn query_split<'a>(
+        &'a self,
+        out_trade_no: &'a str,
+        out_order_no: &'a str,
+    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+        let _ = out_trade_no;
         Box::pin(async move {
             self.transfer_faults()?;
             match self.store.sandbox_transfer_by("split", out_order_no).await.map_err(refused)? {

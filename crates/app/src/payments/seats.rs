@@ -2,7 +2,8 @@
 //! the workers here settle it.
 //!
 //! - [`App::apply_payment_events`]: verified notifications, each applied once (paid → the seat is confirmed, or the
-//!   money refunded when the seat no longer waits; closed → the seat is released).
+//!   money refunded when the seat no longer waits; closed → the seat is released; a refund's → the refund settled,
+//!   or its failure counted).
 //! - [`App::check_unpaid_payments`]: payments still unpaid past a minute are queried (a notification can be lost);
 //!   at the end of the window the payment is closed at the provider first, and the seat is released only when the
 //!   provider says it is closed — if it says paid after all, it is paid.
@@ -21,7 +22,8 @@ use tuangou_domain::ids::GroupId;
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::Millis;
 use tuangou_store::{
-    CampaignRow, EventApplied, GroupRow, MemberRow, PaymentApplied, PaymentRow, RefundProgress, RefundRow, StoreError,
+    CampaignRow, EventApplied, GroupRow, MemberRow, PaymentApplied, PaymentRow, RefundEventRow, RefundProgress,
+    RefundRow, StoreError,
 };
 
 /// How long a claimed payment or refund is left alone while one worker talks to the provider about it.
@@ -53,7 +55,18 @@ impl App {
     /// The payment a pending seat waits for, made at its provider if that did not happen yet (the provider's
     /// answer was lost, or it was down when the seat was taken): `None` for a seat paid from the wallet. The
     /// provider's call is idempotent by our id, so asking again is safe. 503 when the provider does not answer.
+    /// Made again later, the payer is not known (no hints): WeChat Pay then makes a Native order (a QR code).
     pub async fn seat_payment(&self, membership: &MemberRow) -> AppResult<Option<PaymentRow>> {
+        self.seat_payment_for(membership, PayerHints::default()).await
+    }
+
+    /// [`App::seat_payment`] with what the join saw of the payer (their browser, address, WeChat openid), which
+    /// chooses the provider's kind of order.
+    pub(crate) async fn seat_payment_for(
+        &self,
+        membership: &MemberRow,
+        payer: PayerHints,
+    ) -> AppResult<Option<PaymentRow>> {
         if membership.paid_with == "wallet" {
             return Ok(None);
         }
@@ -69,7 +82,7 @@ impl App {
             amount: Fen::from_stored(payment.amount).unwrap_or(Fen::ZERO),
             description: payment.description.clone(),
             expires_at: Millis(payment.expires_at),
-            payer: PayerHints { return_url: Some(format!("/g/{}", membership.group_id)), ..PayerHints::default() },
+            payer: PayerHints { return_url: Some(format!("/g/{}", membership.group_id)), ..payer },
         };
         let created = provider.create_payment(&request).await?;
         Ok(Some(
@@ -133,6 +146,28 @@ impl App {
             applied += 1;
             tracing::info!(provider = %event.provider, event = %event.event_id, payment = %event.payment_id, "payment notification applied");
             self.follow(outcome).await?;
+        }
+        Ok(applied + self.apply_refund_events().await?)
+    }
+
+    /// Applies the stored refund notifications, oldest first, through the refunds' settle path: succeeded → the
+    /// refund is settled (once; one settled before is left as it is); failed (closed, abnormal) → counted as a
+    /// failed attempt, tried again with backoff, then the operator's. Returns how many it applied.
+    async fn apply_refund_events(&self) -> AppResult<usize> {
+        let mut applied = 0;
+        for _ in 0..BATCH {
+            let now = self.clock.now();
+            let progress = move |refund: &RefundRow, event: &RefundEventRow| match event.settled_at {
+                Some(at) if event.outcome == "succeeded" => RefundProgress::Succeeded { at: Millis(at) },
+                _ => RefundProgress::Failed {
+                    error: format!("{} notified that the refund did not succeed", event.provider),
+                    next: now.plus_millis(refund_backoff(refund.attempts)),
+                },
+            };
+            let Some((event, settled)) = self.store.apply_next_refund_event(now, progress).await? else { break };
+            applied += 1;
+            let status = settled.as_ref().map_or("unchanged", |r| r.status.as_str());
+            tracing::info!(provider = %event.provider, event = %event.event_id, refund = %event.refund_id, status, "refund notification applied");
         }
         Ok(applied)
     }

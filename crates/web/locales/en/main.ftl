@@ -504,3 +504,5 @@ live-draw-staff = The group is full: staff may draw now.
 live-draw-now = Draw now
 live-draw-confirm = Draw now? The result is public and final.
 live-join-next = Scan to join the next group
+## Paying a pending seat with WeChat Pay (the group page's pay area)
+group-pay-scan-wechat = Scan with WeChat to pay

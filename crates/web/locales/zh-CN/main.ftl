@@ -504,3 +504,5 @@ live-draw-staff = 已满员，店员可以现在开奖。
 live-draw-now = 现在开奖
 live-draw-confirm = 确定现在开奖吗？开奖结果公开且不可更改。
 live-join-next = 扫码参加下一团
+## Paying a pending seat with WeChat Pay (the group page's pay area)
+group-pay-scan-wechat = 用微信扫码支付

@@ -1,17 +1,19 @@
 //! Groups (S2, S3): opening and joining (with `Idempotency-Key`), the public record, live events, staff draws.
 
 use crate::api::campaigns::campaign_id;
+use crate::api::payer;
 use crate::extract::Path;
 use crate::extract::{Auth, optional_json_bytes, parse_json};
 use crate::problem::{ApiResult, Problem, ProblemBody};
 use crate::{AppState, times};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use tokio_stream::wrappers::BroadcastStream;
 use tuangou_app::{
     BusMessage, Caller, GroupView, IdempotencyClaim, JoinAnswer, JoinInput, JoinTarget, Joined, MemberRow,
@@ -36,6 +38,12 @@ pub struct JoinBody {
     #[serde(default)]
     #[schema(pattern = "^(wallet|sandbox|wechatpay|alipay)$")]
     pay_with: Option<String>,
+    /// With `pay_with` `wechatpay` only: the payer's WeChat `openid` (under the service's app id), so that a join
+    /// from inside WeChat gets a JSAPI order (`client.type` `jsapi`, parameters for `WeixinJSBridge`); elsewhere a
+    /// mobile browser gets H5 (`client.url`) and anything else Native (`client.code_url`, a QR code's text).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$", max_length = 128)]
+    payer_openid: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -166,6 +174,8 @@ pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
 async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Request) -> ApiResult<Response> {
     let endpoint = format!("{} {}", request.method(), request.uri().path());
     let key = idempotency_key(request.headers())?;
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+    let headers = request.headers().clone();
     let bytes = optional_json_bytes(request).await?.unwrap_or_default();
     let body: JoinBody = if bytes.is_empty() { JoinBody::default() } else { parse_json(&bytes)? };
     let claim: Option<IdempotencyClaim> = key.map(|k| idempotency_claim(&caller, &endpoint, &k, &bytes));
@@ -174,7 +184,13 @@ async fn join(state: AppState, caller: Caller, target: JoinTarget, request: Requ
     {
         return Err(Problem::invalid("pay_with", "invalid_field", "must be wallet, sandbox, wechatpay or alipay"));
     }
-    let input = JoinInput { client_seed: body.client_seed, invited_by: body.invited_by, pay_with: body.pay_with };
+    payer::check_openid(body.payer_openid.as_deref(), body.pay_with.as_deref())?;
+    let input = JoinInput {
+        client_seed: body.client_seed,
+        invited_by: body.invited_by,
+        pay_with: body.pay_with,
+        payer: payer::payer_hints(&headers, peer, body.payer_openid),
+    };
     let (status, body, fresh) = match state.app.join(&caller, target, input, claim.clone()).await {
         Ok(JoinAnswer::Fresh(joined)) => (joined_status(&joined), render(&joined), true),
         Ok(JoinAnswer::Again(joined)) => (joined_status(&joined), render(&joined), false),

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod campaigns;
 pub mod groups;
 pub mod merchants;
+mod payer;
 pub mod payments;
 pub mod payouts;
 pub mod reconciliations;

@@ -53,8 +53,8 @@ pub async fn notify(
         return Ok(answer);
     }
     Ok(axum::Json(NotificationAnswer {
-        event_id: receipt.event.event_id,
-        status: receipt.event.status,
+        event_id: receipt.event_id,
+        status: receipt.status,
         duplicate: receipt.duplicate,
     })
     .into_response())

@@ -237,10 +237,32 @@ struct GroupPage<'a> {
 }
 
 impl GroupPage<'_> {
-    /// Where the reader pays for their pending seat (the provider's page), when the provider gave one.
+    /// What the provider gave the reader's pending seat to pay with (`client`, PAYMENTS.md).
+    fn pay_client(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(self.payment.as_ref()?.client.as_deref()?).ok()
+    }
+
+    /// Where the reader pays (the provider's page: the sandbox's, Alipay's, WeChat Pay's H5), when given one.
     fn pay_url(&self) -> Option<String> {
-        let client: serde_json::Value = serde_json::from_str(self.payment.as_ref()?.client.as_deref()?).ok()?;
-        client["url"].as_str().map(str::to_owned)
+        self.pay_client()?["url"].as_str().map(str::to_owned)
+    }
+
+    /// A WeChat Pay Native order's QR code (SVG) for the reader to scan with WeChat.
+    fn pay_qr(&self) -> Option<String> {
+        let client = self.pay_client()?;
+        crate::api::vouchers::qr_svg(client["code_url"].as_str()?).ok()
+    }
+
+    /// A WeChat Pay JSAPI order's parameters for `WeixinJSBridge.invoke('getBrandWCPayRequest', …)`, as JSON.
+    fn pay_jsapi(&self) -> Option<String> {
+        let client = self.pay_client()?;
+        if client["type"] != "jsapi" {
+            return None;
+        }
+        let fields = ["appId", "timeStamp", "nonceStr", "package", "signType", "paySign"];
+        let params: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|f| ((*f).to_owned(), client[*f].clone())).collect();
+        Some(serde_json::Value::Object(params).to_string())
     }
 }
 

@@ -10,8 +10,10 @@
 //! adapter's unit tests) but builds every signed text itself: what it signs and checks is written here, from
 //! Alipay's documentation, not borrowed from the code under test.
 //!
-//! It accepts a request only when our signature verifies with our app's public key; anything else is answered
-//! `40002 isv.invalid-signature` and counted ([`FakeAlipay::refused`]).
+//! It accepts a request only when our signature verifies with our app's public key (and carries the merchant's
+//! `app_auth_token`, when told to expect one); anything else is answered `40002 isv.invalid-signature` and counted
+//! ([`FakeAlipay::refused`]). It settles frozen trades (`alipay.trade.order.settle`, 分账: a settle is
+//! `PROCESSING` when first looked at, `SUCCESS` after) and serves the bill as Alipay does: a zip of GBK CSVs.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,6 +29,10 @@ use tuangou_domain::time::{ChinaDay, Millis, china_time_seconds};
 
 pub const APP_ID: &str = "2021000000000042";
 pub const SELLER_ID: &str = "2088000000000042";
+/// The platform's account that receives the commission of a settle (partner mode).
+pub const ROYALTY_ACCOUNT: &str = "2088000000000777";
+/// The merchant's authorization of our app.
+pub const APP_AUTH_TOKEN: &str = "202511BB4c3f0e7a1b2c4d5e6f7a8b9c0d1e2X42";
 
 #[derive(Debug, Clone)]
 pub struct Trade {
@@ -40,6 +46,21 @@ pub struct Trade {
     pub gmt_create: String,
     pub gmt_payment: Option<String>,
     pub refunds: Vec<RefundDone>,
+    /// Paid with its money frozen for profit sharing (`extend_params.royalty_freeze`).
+    pub royalty_freeze: bool,
+    pub settles: Vec<Settle>,
+}
+
+/// An `alipay.trade.order.settle` of a trade.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub out_request_no: String,
+    pub settle_no: String,
+    /// The request's `royalty_parameters` and `extend_params`, as received.
+    pub royalty_parameters: Value,
+    pub extend_params: Value,
+    pub at: String,
+    pub looked_at: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -54,10 +75,14 @@ struct Books {
     trades: BTreeMap<String, Trade>,
     refused: usize,
     tamper_answers: bool,
+    /// Only the answers of this method are tampered with.
+    tamper_method: Option<String>,
     clock: Option<Clock>,
     seq: u64,
     /// The last notification sent: its URL and body, to send again as Alipay's retries do.
     last_sent: Option<(String, String)>,
+    /// Every request must carry this `app_auth_token`, when set.
+    app_auth_token: Option<String>,
 }
 
 pub struct FakeAlipay {
@@ -136,6 +161,11 @@ impl FakeAlipay {
         })
     }
 
+    /// From now on, a request without the merchant's `app_auth_token` is refused.
+    pub fn expect_app_auth_token(&self, token: &str) {
+        self.books.lock().unwrap().app_auth_token = Some(token.to_owned());
+    }
+
     /// Requests refused because our signature did not verify.
     pub fn refused(&self) -> usize {
         self.books.lock().unwrap().refused
@@ -146,6 +176,11 @@ impl FakeAlipay {
         self.books.lock().unwrap().tamper_answers = on;
     }
 
+    /// As [`Self::tamper_answers`], for the answers of `method` only (`None`: none).
+    pub fn tamper_answers_of(&self, method: Option<&str>) {
+        self.books.lock().unwrap().tamper_method = method.map(|m| format!("{}_response", m.replace('.', "_")));
+    }
+
     pub fn trade(&self, out_trade_no: &str) -> Option<Trade> {
         self.books.lock().unwrap().trades.get(out_trade_no).cloned()
     }
@@ -153,7 +188,10 @@ impl FakeAlipay {
     /// Whether our request's parameters carry our app's signature.
     fn verifies(&self, params: &[(String, String)]) -> bool {
         let sign = params.iter().find(|(k, _)| k == "sign").map(|(_, v)| v.clone()).unwrap_or_default();
-        let ours = params.iter().any(|(k, v)| k == "app_id" && v == APP_ID)
+        let token = self.books.lock().unwrap().app_auth_token.clone();
+        let authorized = token.is_none_or(|token| params.iter().any(|(k, v)| k == "app_auth_token" && *v == token));
+        let ours = authorized
+            && params.iter().any(|(k, v)| k == "app_id" && v == APP_ID)
             && params.iter().any(|(k, v)| k == "sign_type" && v == "RSA2");
         ours && self.app_public_key.verifies(signed_text(params, false).as_bytes(), &sign)
     }
@@ -161,7 +199,11 @@ impl FakeAlipay {
     /// A signed answer: `{"<key>":<value>,"sign":"…"}` over the value's exact bytes.
     fn answer(&self, key: &str, value: Value) -> Response {
         let raw = value.to_string().replace('/', "\\/");
-        let signed = if self.books.lock().unwrap().tamper_answers { format!("{raw} ") } else { raw.clone() };
+        let tampered = {
+            let books = self.books.lock().unwrap();
+            books.tamper_answers || books.tamper_method.as_deref() == Some(key)
+        };
+        let signed = if tampered { format!("{raw} ") } else { raw.clone() };
         let sign = self.alipay_key.sign(&signed).unwrap();
         let body = format!("{{\"{key}\":{raw},\"sign\":\"{sign}\"}}");
         ([("content-type", "text/html;charset=utf-8")], body).into_response()
@@ -331,6 +373,78 @@ impl FakeAlipay {
                         "out_request_no": text("out_request_no")}),
                 }
             }
+            "alipay.trade.order.settle" => {
+                let trade_no = text("trade_no");
+                match books.trades.values_mut().find(|t| t.trade_no == trade_no) {
+                    None => fail("ACQ.TRADE_NOT_EXIST", "交易不存在"),
+                    Some(t) if t.status != "TRADE_SUCCESS" || !t.royalty_freeze => {
+                        fail("ACQ.TRADE_SETTLE_ERROR", "交易未冻结或状态不对，不能分账")
+                    }
+                    Some(t) => {
+                        let request_no = text("out_request_no");
+                        let royalty = biz.get("royalty_parameters").cloned().unwrap_or(json!([]));
+                        let extend = biz.get("extend_params").cloned().unwrap_or(json!({}));
+                        let transfers = royalty.as_array().cloned().unwrap_or_default();
+                        let shared: i64 =
+                            transfers.iter().map(|r| parse_fen(r["amount"].as_str().unwrap_or("0"))).sum();
+                        let refunded: i64 = t.refunds.iter().map(|r| parse_fen(&r.amount)).sum();
+                        let well_formed = transfers.iter().all(|r| {
+                            r["royalty_type"] == "transfer"
+                                && r["trans_in_type"] == "userId"
+                                && r["trans_in"].as_str().is_some_and(|a| a.len() == 16 && a.starts_with("2088"))
+                        });
+                        if let Some(done) = t.settles.iter().find(|s| s.out_request_no == request_no) {
+                            json!({"code": "10000", "msg": "Success", "trade_no": t.trade_no, "settle_no": done.settle_no})
+                        } else if !well_formed
+                            || extend["royalty_finish"] != "true"
+                            || shared > parse_fen(&t.total_amount) - refunded
+                            || t.settles.iter().any(|s| s.extend_params["royalty_finish"] == "true")
+                        {
+                            fail("ACQ.INVALID_PARAMETER", "分账参数不对，或分账已完结")
+                        } else {
+                            let settle_no = format!("20251127{:016}", t.settles.len() + 1);
+                            t.settles.push(Settle {
+                                out_request_no: request_no,
+                                settle_no: settle_no.clone(),
+                                royalty_parameters: royalty,
+                                extend_params: extend,
+                                at: now.clone(),
+                                looked_at: false,
+                            });
+                            json!({"code": "10000", "msg": "Success", "trade_no": t.trade_no, "settle_no": settle_no})
+                        }
+                    }
+                }
+            }
+            "alipay.trade.order.settle.query" => {
+                let (trade_no, request_no) = (text("trade_no"), text("out_request_no"));
+                let trade = books.trades.values_mut().find(|t| t.trade_no == trade_no);
+                match trade.and_then(|t| {
+                    let total =
+                        parse_fen(&t.total_amount) - t.refunds.iter().map(|r| parse_fen(&r.amount)).sum::<i64>();
+                    t.settles.iter_mut().find(|s| s.out_request_no == request_no).map(|s| (s, total))
+                }) {
+                    None => fail("ACQ.TRADE_SETTLE_NOT_EXIST", "分账请求不存在"),
+                    Some((settle, total)) => {
+                        let state = if settle.looked_at { "SUCCESS" } else { "PROCESSING" };
+                        settle.looked_at = true;
+                        let mut details = Vec::new();
+                        let mut shared = 0;
+                        for r in settle.royalty_parameters.as_array().cloned().unwrap_or_default() {
+                            shared += parse_fen(r["amount"].as_str().unwrap_or("0"));
+                            details.push(json!({"operation_type": "transfer", "execute_dt": settle.at,
+                                "trans_out": SELLER_ID, "trans_out_type": "userId", "trans_in": r["trans_in"],
+                                "trans_in_type": "userId", "amount": r["amount"], "state": state,
+                                "detail_id": format!("{}{}", settle.settle_no, details.len())}));
+                        }
+                        details.push(json!({"operation_type": "unfreeze", "execute_dt": settle.at,
+                            "trans_out": SELLER_ID, "trans_in": SELLER_ID, "amount": fen_text(total - shared),
+                            "state": state, "detail_id": format!("{}u", settle.settle_no)}));
+                        json!({"code": "10000", "msg": "Success", "out_request_no": settle.out_request_no,
+                            "operation_dt": settle.at, "royalty_detail_list": details})
+                    }
+                }
+            }
             "alipay.data.dataservice.bill.downloadurl.query" => {
                 let date = text("bill_date");
                 json!({"code": "10000", "msg": "Success", "bill_download_url": format!("{base}/bills/{date}")})
@@ -342,7 +456,28 @@ impl FakeAlipay {
         (key, value)
     }
 
-    /// The day's 业务明细 CSV (UTF-8, not zipped: see the adapter's bill module).
+    /// The day's bill as Alipay serves it: a zip of the 业务明细 CSV and its 汇总, in GBK.
+    fn bill_zip(&self, day: ChinaDay) -> Vec<u8> {
+        use std::io::Write;
+        let detail = self.bill_csv(day);
+        let summary = format!(
+            "#支付宝业务汇总查询\n#账号：[{SELLER_ID}0156]\n\
+             #-----------------------------------------业务汇总列表----------------------------------------\n\
+             门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）,商家实收（元）\n\
+             #-----------------------------------------业务汇总列表结束------------------------------------\n"
+        );
+        let stem = format!("{SELLER_ID}0156_{}", day.to_string().replace('-', ""));
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, text) in [(format!("{stem}_业务明细.csv"), detail), (format!("{stem}_业务明细(汇总).csv"), summary)]
+        {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(&encoding_rs::GBK.encode(&text.replace('\n', "\r\n")).0).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    /// The day's 业务明细 CSV, as text.
     fn bill_csv(&self, day: ChinaDay) -> String {
         let books = self.books.lock().unwrap();
         let on_day = |at: &str| at.starts_with(&day.to_string());
@@ -420,6 +555,8 @@ async fn pay_page(State(fake): State<Arc<FakeAlipay>>, RawQuery(query): RawQuery
         gmt_create: now,
         gmt_payment: None,
         refunds: Vec::new(),
+        royalty_freeze: biz.get("extend_params").is_some_and(|e| e["royalty_freeze"] == "true"),
+        settles: Vec::new(),
     });
     Html("<h1>支付宝 收银台</h1>").into_response()
 }
@@ -442,7 +579,7 @@ async fn api(State(fake): State<Arc<FakeAlipay>>, RawQuery(query): RawQuery, bod
 /// The bill download (`bill_download_url`).
 async fn bill(State(fake): State<Arc<FakeAlipay>>, Path(date): Path<String>) -> Response {
     match ChinaDay::parse(&date) {
-        Some(day) => fake.bill_csv(day).into_response(),
+        Some(day) => fake.bill_zip(day).into_response(),
         None => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }

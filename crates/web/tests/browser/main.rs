@@ -29,6 +29,27 @@ async fn open_group(app: &TestApp, campaign: &str, who: &TestUser) -> (String, S
     (body["group"]["id"].as_str().unwrap().to_owned(), body["membership"]["ticket"].as_str().unwrap().to_owned())
 }
 
+/// The worker runs beside the server, as in `serve`.
+fn worker_beside(app: &TestApp) -> tokio::task::JoinHandle<()> {
+    let app = app.app.clone();
+    tokio::spawn(async move {
+        loop {
+            let _ = app.run_jobs_once().await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// A live campaign of groups of three (its owner's phone `owner`), and a group a friend opened and paid from
+/// the wallet: (group, the friend's ticket).
+async fn group_of_three(app: &TestApp, operator: &TestUser, owner: &str) -> (String, String) {
+    let owner = app.customer(owner).await;
+    let body = campaign_with(json!({"group_size": 3, "winners_per_group": 1, "quantity": 10}));
+    let (_, campaign) = live_campaign_with(app, operator, &owner, body).await;
+    let friend = &app.customers(operator, 1, 5_000).await[0];
+    open_group(app, &campaign, friend).await
+}
+
 /// A customer taps a friend's share link, signs up, pays into the group, sees it fill live and the draw verified
 /// in the browser; the verifier in the page also agrees with every published test vector.
 async fn a_customer_joins_from_a_share_link_and_sees_the_draw_verified(backend: Backend) {
@@ -353,7 +374,52 @@ async fn the_operator_approves_and_the_big_screen_reveals_a_scheduled_draw(backe
 // A new customer paying through the sandbox from a share link (join, sign up, pay, return: the taps counted) is
 // `join_flow::a_new_customer_joins_and_pays_from_a_share_link_in_three_taps_after_signing_up`.
 
+/// A customer with an empty wallet taps join on a group's page where WeChat Pay is the provider, in a desktop
+/// browser: a Native order, so the page shows its QR code with "用微信扫码支付"; the payer pays at the (fake)
+/// WeChat Pay, its notification comes, and the page, which keeps looking at the payment, reloads with the seat
+/// paid.
+async fn a_customer_scans_a_wechat_pay_qr_on_the_group_page(backend: Backend) {
+    use tuangou_app::payments::PaymentSettings;
+    use tuangou_testkit::fake_wechatpay::FakeWechatPay;
+    let clock = tuangou_app::Clock::system();
+    let fake = FakeWechatPay::start(clock.clone()).await;
+    let payments = PaymentSettings { wechatpay: Some(fake.settings(false)), ..PaymentSettings::default() };
+    let settings = Settings { payments, ..Settings::default() };
+    let app =
+        TestApp::spawn_on_with(std::sync::Arc::new(tuangou_testkit::TestDb::new(backend).await), settings, clock).await;
+    let worker = worker_beside(&app);
+    let operator = app.operator().await;
+    let (group, _) = group_of_three(&app, &operator, "13800138601").await;
+    let payer = app.customers(&operator, 1, 0).await.remove(0);
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&app.base).await;
+    browser.sign_in(&payer.phone, server_password(), &format!("/g/{group}")).await;
+    browser.click("[data-join]").await; // 402 from the wallet, then WeChat Pay: a Native order
+    browser.find("[data-pay-qr] svg").await;
+    assert!(browser.text("[data-pending-payment]").await.contains("用微信扫码支付"));
+    browser.screenshot(&shot(backend, "group-wechat-pay-qr")).await;
+    let payment = browser.run("return document.querySelector('[data-pay-qr]').dataset.payment", vec![]).await;
+    let payment = payment.as_str().expect("the seat's payment").to_owned();
+    assert_eq!(fake.payment(&payment).expect("the order reached WeChat Pay").kind, "native");
+    assert!(fake.pay(&payment).await.is_success(), "the notification is taken in");
+    let reloaded = async {
+        while browser.run("return document.querySelector('[data-pay-qr]') !== null", vec![]).await == json!(true) {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(15), reloaded).await.expect("the page reloads once paid");
+    assert!(browser.text(".member.me").await.contains("你"));
+    let (_, mine) = app.get("/api/v1/me/memberships", Some(&payer.token)).await;
+    assert_eq!(mine["items"][0]["status"], "waiting", "the seat is paid: {mine}");
+    browser.screenshot(&shot(backend, "group-paid-through-wechat-pay")).await;
+    browser.close().await;
+    worker.abort();
+    app.finish().await;
+}
+
 on_both_backends_in_a_browser!(
+    a_customer_scans_a_wechat_pay_qr_on_the_group_page,
     the_operator_approves_and_the_big_screen_reveals_a_scheduled_draw,
     a_customer_joins_from_a_share_link_and_sees_the_draw_verified,
     staff_redeem_a_voucher_by_typed_code,

@@ -3,14 +3,55 @@
 //! header row and one row per trade (`业务类型` 交易) or refund (退款), fields padded with tabs, amounts in yuan,
 //! then a summary (`#交易合计：N笔，商家实收：X元…`, `#退款合计：…`).
 //!
-//! Simplified (README "Alipay"): the real file is a zip holding that CSV (and a 汇总 summary CSV) in GBK. This
-//! adapter reads the CSV when served as is, in UTF-8 (as the tests' fake serves it); a zip is answered
-//! `Unavailable` naming why, so the daily job tries again and the operator sees it, rather than reconciling
-//! against a file it cannot read. Unzipping and GBK decoding are what remains for the real file.
+//! The file Alipay serves is a zip ([`read_bill_file`]) holding that CSV (`…_业务明细.csv`) and a summary
+//! (`…_业务明细(汇总).csv`), both in GBK, their names in GBK too (the zip's UTF-8 flag unset): the detail is the
+//! one read, its own summary lines checked against its rows. A plain CSV (UTF-8, or GBK) is read as well.
 
 use super::notification::parse_beijing;
 use crate::payments::port::BillLine;
+use encoding_rs::GBK;
+use std::borrow::Cow;
+use std::io::Read;
 use tuangou_domain::money::Fen;
+
+/// The most a bill's detail file may hold once unzipped (a guard against a zip that inflates without end).
+const MAX_DETAIL_BYTES: u64 = 256 * 1024 * 1024;
+
+/// GBK text (Alipay's bills), or UTF-8 when it is that (a BOM, or valid UTF-8 throughout).
+fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, String> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(Cow::Borrowed(text));
+    }
+    let (text, had_errors) = GBK.decode_without_bom_handling(bytes);
+    if had_errors { Err("the bill is neither UTF-8 nor GBK text".into()) } else { Ok(text) }
+}
+
+/// The 业务明细 CSV of the file behind `bill_download_url`, as text: the detail file of the zip Alipay serves, or
+/// the file itself when it is a plain CSV.
+pub fn read_bill_file(bytes: &[u8]) -> Result<String, String> {
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return decode(bytes).map(Cow::into_owned);
+    }
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("the bill's zip cannot be read: {e}"))?;
+    for index in 0..archive.len() {
+        let mut file = archive.by_index(index).map_err(|e| format!("the bill's zip cannot be read: {e}"))?;
+        let name = decode(file.name_raw()).map_err(|_| "a file of the bill's zip has a name in no known encoding")?;
+        if !name.ends_with("_业务明细.csv") {
+            continue; // the 汇总 summary (its figures are the detail's footer again)
+        }
+        let mut detail = Vec::new();
+        file.by_ref()
+            .take(MAX_DETAIL_BYTES + 1)
+            .read_to_end(&mut detail)
+            .map_err(|e| format!("the bill's detail cannot be unzipped: {e}"))?;
+        if detail.len() as u64 > MAX_DETAIL_BYTES {
+            return Err("the bill's detail is larger than this adapter reads".into());
+        }
+        return decode(&detail).map(Cow::into_owned);
+    }
+    Err("the bill's zip holds no 业务明细 detail file".into())
+}
 
 /// The columns this adapter reads, by name in the header row.
 const TRADE_NO: &str = "支付宝交易号";
@@ -118,6 +159,44 @@ mod tests {
 #-----------------------------------------业务明细列表结束------------------------------------\n\
 #交易合计：1笔，商家实收：19.90元，商家优惠：0.00元\n#退款合计：1笔，商家实收：-19.90元，商家优惠：0.00元\n\
 #导出时间：[2025年11月28日 09:12:34]\n";
+
+    /// The fixture `tests/fixtures/alipay/trade_bill_20251127.zip` (made by `make_trade_bill_zip.py` beside it):
+    /// Alipay's shape — a zip of GBK files named in GBK, the detail with its `#` header and summary footer.
+    #[test]
+    fn the_zipped_gbk_bill_reads_as_alipay_serves_it() {
+        let zipped = include_bytes!("../../../tests/fixtures/alipay/trade_bill_20251127.zip");
+        let text = read_bill_file(zipped).unwrap();
+        assert!(text.starts_with("#支付宝业务明细查询"), "the detail, not the 汇总: {text}");
+        let lines = parse_bill(&text).unwrap();
+        assert_eq!(lines.len(), 3, "two trades and a refund");
+        assert_eq!(
+            lines[1],
+            BillLine::Payment {
+                at: parse_beijing("2025-11-27 10:01:30").unwrap(),
+                out_trade_no: "0c1d6e2a-7b3f-4a8e-9d21-5f6a7b8c9d02".into(),
+                provider_trade_id: "2025112722001400000002".into(),
+                amount: Fen::from_stored(1_990).unwrap(),
+            }
+        );
+        assert_eq!(
+            lines[2],
+            BillLine::Refund {
+                at: parse_beijing("2025-11-27 12:30:00").unwrap(),
+                out_trade_no: "0c1d6e2a-7b3f-4a8e-9d21-5f6a7b8c9d01".into(),
+                out_refund_no: "not_drawn-7a1b2c3d-0000-4000-8000-000000000001".into(),
+                provider_refund_id: "2025112722001400000001/not_drawn-7a1b2c3d-0000-4000-8000-000000000001".into(),
+                amount: Fen::from_stored(990).unwrap(),
+            }
+        );
+        // The footer is checked: a bill whose rows do not add up to it is refused.
+        let tampered = text.replace("#交易合计：2笔，商家实收：29.80元", "#交易合计：2笔，商家实收：29.81元");
+        assert!(parse_bill(&tampered).is_err());
+        // A plain GBK CSV reads the same; a truncated zip or one without the detail is an error, not a bill.
+        let (gbk, _, _) = GBK.encode(&text);
+        assert_eq!(read_bill_file(&gbk).unwrap(), text);
+        assert!(read_bill_file(&zipped[..zipped.len() / 2]).is_err());
+        assert!(read_bill_file(b"PK\x03\x04 not a zip").is_err());
+    }
 
     #[test]
     fn the_trade_bill_reads_into_lines_and_its_summary_is_checked() {

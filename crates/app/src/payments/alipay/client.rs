@@ -83,6 +83,7 @@ impl Gateway {
             ("biz_content", biz_content.to_string()),
         ]
         .into_iter()
+        .chain(self.settings.app_auth_token.clone().map(|token| ("app_auth_token", token)))
         .chain(extra.iter().cloned())
         .map(|(k, v)| (k.to_owned(), v))
         .collect();

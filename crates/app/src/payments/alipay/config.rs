@@ -25,6 +25,13 @@ pub struct AlipaySettings {
     pub notify_url: Option<String>,
     /// The seller's id (PID, 2088…): when set, a notification for another seller is refused.
     pub seller_id: Option<String>,
+    /// Profit sharing (分账, partner mode): the platform's Alipay account (its user id, 2088…) that receives the
+    /// commission. When set, payments are made with their money frozen for sharing (`royalty_freeze`) and splits
+    /// go through `alipay.trade.order.settle`; when not, profit sharing is `Unsupported`.
+    pub royalty_account: Option<String>,
+    /// The merchant's authorization of our app (`app_auth_token`), when the app acts for the merchant as its
+    /// service provider (服务商): the trades are then the merchant's own. Secret.
+    pub app_auth_token: Option<String>,
 }
 
 impl std::fmt::Debug for AlipaySettings {
@@ -35,6 +42,8 @@ impl std::fmt::Debug for AlipaySettings {
             .field("gateway_url", &self.gateway_url)
             .field("notify_url", &self.notify_url)
             .field("seller_id", &self.seller_id)
+            .field("royalty_account", &self.royalty_account)
+            .field("app_auth_token", &self.app_auth_token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -55,6 +64,8 @@ impl AlipaySettings {
             gateway_url: DEFAULT_GATEWAY.into(),
             notify_url: None,
             seller_id: None,
+            royalty_account: None,
+            app_auth_token: None,
         })
     }
 }

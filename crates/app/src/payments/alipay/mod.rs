@@ -7,13 +7,21 @@
 //! - `alipay.trade.query`, `alipay.trade.close` (a trade Alipay never saw is `not_found`: with the window over
 //!   it can no longer be paid), `alipay.trade.refund` by `out_request_no` = our refund id (Alipay's refund is
 //!   synchronous: `fund_change` `Y` is done; else `alipay.trade.fastpay.refund.query` says where it stands),
-//!   the bill ([`bill`]).
+//!   the bill ([`bill`]: the zip of GBK CSVs Alipay serves).
+//! - Nothing is kept in memory: the refund query needs the payment too, read from our refunds table through
+//!   the store ([`Store::refund`]); the settle calls need Alipay's `trade_no`, asked by our `out_trade_no`. A
+//!   restarted instance answers every query the same.
+//! - Profit sharing (分账, partner mode, when `royalty_account` is configured): the pay pages freeze the money for
+//!   sharing (`extend_params.royalty_freeze`); a split is `alipay.trade.order.settle` by `out_request_no` = our
+//!   split id, one `royalty_parameters` transfer of the commission to the platform's account (`trans_in_type`
+//!   `userId`), and `extend_params.royalty_finish` `true`, which ends the sharing and unfreezes the rest to the
+//!   merchant — with no commission, the settle carries no transfer and only unfreezes. Its state is
+//!   `alipay.trade.order.settle.query` (`royalty_detail_list`: all `SUCCESS` → succeeded, a `FAIL` → failed,
+//!   else processing). The trades are the merchant's own when the app acts for it (`app_auth_token`).
 //! - Notifications: [`notification`] (`rsaCheckV1`; the web layer answers Alipay the text `success`).
 //! - Not offered (documented in README): payouts — `alipay.fund.trans.uni.transfer` must be called in Alipay's
 //!   public-key-*certificate* mode (`app_cert_sn`, `alipay_root_cert_sn`), which this adapter does not speak,
-//!   and paying merchants out of a pooled balance is 二清; and profit sharing — Alipay's 分账 is
-//!   `alipay.trade.order.settle` (with `royalty_freeze` at payment), not implemented yet. Both answer
-//!   `Unsupported`, so with `alipay` only direct-mode operation without payouts through Alipay is possible.
+//!   and paying merchants out of a pooled balance is 二清. It answers `Unsupported`.
 
 mod bill;
 mod client;
@@ -24,19 +32,22 @@ pub mod signing;
 pub use bill::parse_bill;
 pub use config::AlipaySettings;
 
+pub use bill::read_bill_file;
+
+use super::payouts::PLATFORM_RECEIVER;
 use super::port::{
     Bill, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, PayoutRequest, PayoutStatus, Provider,
-    ProviderError, ProviderResult, RefundRequest, RefundStatus, Refusal, TransferState, VerifiedEvent,
+    ProviderError, ProviderResult, RefundRequest, RefundStatus, Refusal, SplitRequest, SplitStatus, TransferState,
+    VerifiedEvent,
 };
 use crate::Clock;
 use client::Gateway;
 use futures::future::BoxFuture;
 use notification::{NotificationCheck, parse_beijing};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::{ChinaDay, Millis, china_time_seconds};
+use tuangou_store::Store;
 
 /// The answer the notification endpoint gives Alipay once a notification is taken in.
 pub const NOTIFICATION_ANSWER: &str = "success";
@@ -47,8 +58,8 @@ pub struct Alipay {
     check: NotificationCheck,
     clock: Clock,
     public_url: String,
-    /// Our refund ids → their payments: Alipay's refund query needs both, the port's gives the refund id only.
-    refunds: Mutex<HashMap<String, String>>,
+    /// Our refunds, read only: Alipay's refund query needs the payment, the port's names the refund alone.
+    store: Store,
 }
 
 impl std::fmt::Debug for Alipay {
@@ -68,7 +79,7 @@ fn yuan(object: &Map<String, Value>, name: &str) -> ProviderResult<Fen> {
 }
 
 impl Alipay {
-    pub fn new(settings: AlipaySettings, clock: Clock, public_url: &str) -> Self {
+    pub fn new(settings: AlipaySettings, clock: Clock, public_url: &str, store: Store) -> Self {
         let check = NotificationCheck {
             app_id: settings.app_id.clone(),
             seller_id: settings.seller_id.clone(),
@@ -79,7 +90,7 @@ impl Alipay {
             check,
             clock,
             public_url: public_url.trim_end_matches('/').to_owned(),
-            refunds: Mutex::new(HashMap::new()),
+            store,
         }
     }
 
@@ -137,12 +148,77 @@ impl Alipay {
             return Err(unavailable(format!("the download answered {}", response.status())));
         }
         let bytes = response.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-        if bytes.starts_with(b"PK\x03\x04") {
-            return Err(unavailable("a zipped bill: this adapter reads the plain CSV only (README, Alipay)".into()));
-        }
-        let raw = String::from_utf8(bytes.to_vec()).map_err(|_| unavailable("not UTF-8 (GBK is not read)".into()))?;
+        let raw = read_bill_file(&bytes).map_err(unavailable)?;
         let lines = parse_bill(&raw).map_err(unavailable)?;
         Ok(Bill { day, raw, lines })
+    }
+
+    /// Alipay's `trade_no` of our paid payment `out_trade_no` (the settle calls name trades so).
+    async fn paid_trade_no(&self, out_trade_no: &str) -> ProviderResult<String> {
+        let answer = self.gateway.call("alipay.trade.query", json!({ "out_trade_no": out_trade_no })).await?;
+        match (text(&answer, "trade_status"), text(&answer, "trade_no")) {
+            ("TRADE_SUCCESS" | "TRADE_FINISHED", trade_no) if !trade_no.is_empty() => Ok(trade_no.to_owned()),
+            _ => Err(ProviderError::Refused("not_paid", "the payment is not paid at Alipay".into())),
+        }
+    }
+
+    async fn split_now(&self, request: &SplitRequest) -> ProviderResult<SplitStatus> {
+        let Some(account) = &self.gateway.settings().royalty_account else {
+            return Err(ProviderError::Unsupported("profit sharing without a royalty account (README, Alipay)"));
+        };
+        let trade_no = self.paid_trade_no(&request.out_trade_no).await?;
+        let desc: String = request.description.chars().take(100).collect();
+        let royalty: Vec<Value> = request
+            .receivers
+            .iter()
+            .filter(|(receiver, share)| receiver == PLATFORM_RECEIVER && *share > Fen::ZERO)
+            .map(|(_, share)| {
+                json!({ "royalty_type": "transfer", "trans_in_type": "userId", "trans_in": account,
+                    "amount": share.yuan_text(), "desc": desc })
+            })
+            .collect();
+        let biz = json!({ "out_request_no": request.out_order_no, "trade_no": trade_no,
+            "royalty_parameters": royalty, "extend_params": { "royalty_finish": "true" } });
+        let answer = self.gateway.call("alipay.trade.order.settle", biz).await?;
+        if text(&answer, "trade_no") != trade_no {
+            return Err(ProviderError::Unavailable("Alipay answered about another trade".into()));
+        }
+        self.settle_status(&trade_no, &request.out_order_no).await
+    }
+
+    /// Where the settle `out_request_no` of the trade stands (`alipay.trade.order.settle.query`).
+    async fn settle_status(&self, trade_no: &str, out_request_no: &str) -> ProviderResult<SplitStatus> {
+        let biz = json!({ "out_request_no": out_request_no, "trade_no": trade_no });
+        let answer = self.gateway.call("alipay.trade.order.settle.query", biz).await?;
+        if text(&answer, "out_request_no") != out_request_no {
+            return Err(ProviderError::Unavailable("Alipay answered about another settle".into()));
+        }
+        let details: Vec<&Map<String, Value>> = answer
+            .get("royalty_detail_list")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(Value::as_object).collect())
+            .unwrap_or_default();
+        let mut amount = Fen::ZERO;
+        for detail in details.iter().filter(|d| text(d, "operation_type") == "transfer") {
+            amount = amount
+                .checked_add(yuan(detail, "amount")?)
+                .ok_or_else(|| ProviderError::Unavailable("Alipay answered amounts too large".into()))?;
+        }
+        let states: Vec<&str> = details.iter().map(|d| text(d, "state")).collect();
+        let state = if states.contains(&"FAIL") {
+            TransferState::Failed
+        } else if !states.is_empty() && states.iter().all(|s| *s == "SUCCESS") {
+            let done = details.iter().filter_map(|d| parse_beijing(text(d, "execute_dt"))).max();
+            TransferState::Succeeded { at: done.unwrap_or_else(|| self.clock.now()) }
+        } else {
+            TransferState::Processing
+        };
+        Ok(SplitStatus {
+            out_order_no: out_request_no.to_owned(),
+            provider_split_id: format!("{trade_no}/{out_request_no}"),
+            amount,
+            state,
+        })
     }
 
     /// An absolute URL for Alipay's `return_url` (ours are often paths on the site).
@@ -168,6 +244,10 @@ impl Provider for Alipay {
             let mut extra = Vec::new();
             if let Some(back) = &request.payer.return_url {
                 extra.push(("return_url", self.absolute(back)));
+            }
+            if self.gateway.settings().royalty_account.is_some() {
+                // Partner mode: the money stays frozen until the split settles it (see the module's notes).
+                biz["extend_params"] = json!({ "royalty_freeze": "true" });
             }
             biz["product_code"] = json!("QUICK_WAP_WAY");
             if let Some(back) = &request.payer.return_url {
@@ -203,10 +283,6 @@ impl Provider for Alipay {
 
     fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
         Box::pin(async move {
-            self.refunds
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert(request.out_refund_no.clone(), request.out_trade_no.clone());
             let reason: String = request.reason.chars().take(256).collect();
             let biz = json!({
                 "out_trade_no": request.out_trade_no,
@@ -233,15 +309,13 @@ impl Provider for Alipay {
 
     fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
         Box::pin(async move {
-            let payment =
-                self.refunds.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(out_refund_no).cloned();
-            match payment {
+            let refund =
+                self.store.refund(out_refund_no).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            match refund.and_then(|r| r.payment_id) {
                 Some(out_trade_no) => self.query_refund_of(&out_trade_no, out_refund_no).await,
-                None => Err(ProviderError::Refused(
-                    "not_found",
-                    "Alipay's refund query needs the payment too: ask again through refund (same out_request_no)"
-                        .into(),
-                )),
+                None => {
+                    Err(ProviderError::Refused("not_found", "no refund of ours through a payment by that id".into()))
+                }
             }
         })
     }
@@ -263,5 +337,23 @@ impl Provider for Alipay {
     fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
         let _ = out_payout_no;
         Box::pin(async { Err(ProviderError::Unsupported("payouts through Alipay (certificate mode; see README)")) })
+    }
+
+    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+        Box::pin(self.split_now(request))
+    }
+
+    fn query_split<'a>(
+        &'a self,
+        out_trade_no: &'a str,
+        out_order_no: &'a str,
+    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+        Box::pin(async move {
+            if self.gateway.settings().royalty_account.is_none() {
+                return Err(ProviderError::Unsupported("profit sharing without a royalty account (README, Alipay)"));
+            }
+            let trade_no = self.paid_trade_no(out_trade_no).await?;
+            self.settle_status(&trade_no, out_order_no).await
+        })
     }
 }

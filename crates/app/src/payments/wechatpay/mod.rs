@@ -9,20 +9,23 @@
 //! - `bill`: the trade bill.
 //!
 //! Choices:
-//! - **Which order** (`create_payment`): the payer's WeChat `openid` known (`provider_user`) → JSAPI (inside
-//!   WeChat; the client gets `appId, timeStamp, nonceStr, package, signType, paySign`, signed with the merchant
-//!   key, for `WeixinJSBridge`/`wx.chooseWXPay`); else the payer's IP known (`client_ip`) → H5 (a mobile browser;
-//!   the client gets `url`, WeChat Pay's `h5_url`); else Native (`code_url`, the text of a QR code for the page).
+//! - **Which order** (`create_payment`), from what the web edge saw of the payer: WeChat's own browser
+//!   (`MicroMessenger`) with the payer's `openid` known (`provider_user`) → JSAPI (the client gets `appId,
+//!   timeStamp, nonceStr, package, signType, paySign`, signed with the merchant key, for
+//!   `WeixinJSBridge.invoke('getBrandWCPayRequest', …)`); a mobile browser outside WeChat with its IP known → H5
+//!   (the client gets `url`, WeChat Pay's `h5_url`); anything else — a desktop, an API client, WeChat without an
+//!   openid (H5 is refused inside WeChat) — Native (`code_url`, the text of a QR code the page shows).
 //!   `time_expire` is the payment window's end (RFC 3339, +08:00), so WeChat Pay itself refuses late payment.
 //! - **Our ids on the wire**: WeChat Pay's `out_trade_no` is at most 32 characters; our payment ids are UUIDs
 //!   (36), so they go without their hyphens and come back with them ([`wire_trade_no`], [`our_trade_no`]).
-//! - **Refunds** are asked without `notify_url` and followed by query (the port has no refund event); a refund
-//!   notification is refused as malformed. The refund call needs the payment's total, so it queries it first.
+//! - **Refunds** are asked with our `notify_url`: WeChat Pay's refund notification (`REFUND.SUCCESS`,
+//!   `REFUND.ABNORMAL`, `REFUND.CLOSED`) settles the refund as soon as it comes; the refund worker's own asking
+//!   again stays the way when one is lost. The refund call needs the payment's total, so it queries it first.
 //! - **Profit sharing** (partner mode only): the platform's commission goes to the service provider's merchant
 //!   number (`MERCHANT_ID` = `sp_mchid`), the merchant's share is released to the sub-merchant by
 //!   `unfreeze_unsplit: true` (or `/v3/profitsharing/orders/unfreeze` when there is no commission). Querying a
-//!   split needs the payment's `transaction_id`, kept in memory by `split`; after a restart the query answers
-//!   `not_found` and the worker asks `split` again, which WeChat Pay keeps idempotent by `out_order_no`.
+//!   split needs the payment's `transaction_id`: the adapter keeps nothing in memory, it asks WeChat Pay for the
+//!   payment by our `out_trade_no` (the port's query names it), so a restarted instance answers the same.
 //! - **Payouts** are `Unsupported`: WeChat Pay's transfers (商家转账到零钱) are a separate product needing its own
 //!   access and, for large amounts, the payee's real name encrypted with the platform key; in partner mode the
 //!   merchants' money reaches them by the split, and direct-mode payouts wait for that product.
@@ -40,9 +43,9 @@ pub use notification::{NONCE, SERIAL, SIGNATURE, SIGNTEST_PREFIX, TIMESTAMP};
 
 use super::payouts::PLATFORM_RECEIVER;
 use super::port::{
-    Bill, BillLine, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, PayoutRequest, PayoutStatus,
-    Provider, ProviderError, ProviderResult, RefundRequest, RefundStatus, Refusal, SplitRequest, SplitStatus,
-    TransferState, VerifiedEvent,
+    Bill, BillLine, Browser, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, PayoutRequest,
+    PayoutStatus, Provider, ProviderError, ProviderResult, RefundRequest, RefundStatus, Refusal, SplitRequest,
+    SplitStatus, TransferState, VerifiedEvent,
 };
 use crate::Clock;
 use client::Client;
@@ -50,8 +53,6 @@ use futures::future::BoxFuture;
 use notification::Transaction;
 use reqwest::Method;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::{ChinaDay, Millis, china_time_seconds, parse_rfc3339};
 
@@ -91,8 +92,6 @@ pub struct WechatPay {
     client: Client,
     clock: Clock,
     notify_url: String,
-    /// `out_order_no` → `transaction_id` of the splits asked for by this process (see the module's choices).
-    splits: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for WechatPay {
@@ -150,7 +149,7 @@ impl WechatPay {
     pub fn new(settings: WechatPaySettings, clock: Clock, public_url: &str) -> Self {
         let base = settings.notify_url_base.clone().unwrap_or_else(|| public_url.to_owned());
         let notify_url = format!("{}{NOTIFY_PATH}", base.trim_end_matches('/'));
-        Self { client: Client::new(settings, clock.clone()), clock, notify_url, splits: Mutex::new(HashMap::new()) }
+        Self { client: Client::new(settings, clock.clone()), clock, notify_url }
     }
 
     fn settings(&self) -> &WechatPaySettings {
@@ -276,8 +275,9 @@ impl WechatPay {
         }
         // The app id the payer's openid belongs to: the sub-merchant's when configured, else ours.
         let sub_appid = s.partner.as_ref().and_then(|p| p.sub_appid.clone());
-        let (kind, client_app) = match (&request.payer.provider_user, &request.payer.client_ip) {
-            (Some(openid), _) => {
+        let payer = &request.payer;
+        let (kind, client_app) = match (payer.browser, &payer.provider_user, &payer.client_ip) {
+            (Browser::WeChat, Some(openid), _) => {
                 let payer = match (&s.partner, &sub_appid) {
                     (None, _) => json!({"openid": openid}),
                     (Some(_), Some(_)) => json!({"sub_openid": openid}),
@@ -286,11 +286,11 @@ impl WechatPay {
                 body.insert("payer".into(), payer);
                 ("jsapi", sub_appid.unwrap_or_else(|| s.appid.clone()))
             }
-            (None, Some(ip)) => {
+            (Browser::Mobile, _, Some(ip)) => {
                 body.insert("scene_info".into(), json!({"payer_client_ip": ip, "h5_info": {"type": "Wap"}}));
                 ("h5", s.appid.clone())
             }
-            (None, None) => ("native", s.appid.clone()),
+            _ => ("native", s.appid.clone()),
         };
         let body = serde_json::Value::Object(body);
         let answer: serde_json::Value =
@@ -353,6 +353,7 @@ impl WechatPay {
             "out_trade_no": wire_trade_no(&request.out_trade_no),
             "out_refund_no": request.out_refund_no,
             "reason": clip(&request.reason, 80),
+            "notify_url": self.notify_url,
             "amount": {"refund": request.amount.get(), "total": total.get(), "currency": "CNY"},
         });
         if let Some(partner) = &self.settings().partner {
@@ -366,16 +367,20 @@ impl WechatPay {
         Ok(self.refund_status(answer))
     }
 
+    /// WeChat Pay's `transaction_id` of our paid payment `out_trade_no` (profit sharing names payments so).
+    async fn transaction_id(&self, out_trade_no: &str) -> ProviderResult<String> {
+        let transaction = self.transaction(out_trade_no).await?;
+        transaction
+            .transaction_id
+            .filter(|_| matches!(transaction.trade_state.as_str(), "SUCCESS" | "REFUND"))
+            .ok_or_else(|| ProviderError::Refused("not_paid", "the payment is not paid at WeChat Pay".into()))
+    }
+
     async fn split_now(&self, request: &SplitRequest) -> ProviderResult<SplitStatus> {
         let Some(partner) = self.settings().partner.clone() else {
             return Err(ProviderError::Unsupported("profit sharing outside partner mode"));
         };
-        let transaction = self.transaction(&request.out_trade_no).await?;
-        let transaction_id = transaction
-            .transaction_id
-            .clone()
-            .filter(|_| matches!(transaction.trade_state.as_str(), "SUCCESS" | "REFUND"))
-            .ok_or_else(|| ProviderError::Refused("not_paid", "the payment is not paid at WeChat Pay".into()))?;
+        let transaction_id = self.transaction_id(&request.out_trade_no).await?;
         let receivers: Vec<serde_json::Value> = request
             .receivers
             .iter()
@@ -399,10 +404,6 @@ impl WechatPay {
         if answer.out_order_no != request.out_order_no {
             return Err(ProviderError::Unavailable("WeChat Pay answered about another split".into()));
         }
-        self.splits
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(request.out_order_no.clone(), transaction_id);
         Ok(self.split_status(answer))
     }
 
@@ -498,17 +499,21 @@ impl Provider for WechatPay {
         Box::pin(self.split_now(request))
     }
 
-    fn query_split<'a>(&'a self, out_order_no: &'a str) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    fn query_split<'a>(
+        &'a self,
+        out_trade_no: &'a str,
+        out_order_no: &'a str,
+    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
         Box::pin(async move {
-            let known = self.splits.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(out_order_no).cloned();
-            let Some(transaction_id) = known else {
-                return Err(ProviderError::Refused("not_found", "this process has not asked for that split".into()));
-            };
+            let transaction_id = self.transaction_id(out_trade_no).await?;
             let path = format!(
                 "/v3/profitsharing/orders/{out_order_no}?transaction_id={transaction_id}{}",
                 self.sub_mchid_query('&')
             );
             let answer: SplitAnswer = self.client.call(Method::GET, &path, None).await?.json()?;
+            if answer.out_order_no != out_order_no {
+                return Err(ProviderError::Unavailable("WeChat Pay answered about another split".into()));
+            }
             Ok(self.split_status(answer))
         })
     }

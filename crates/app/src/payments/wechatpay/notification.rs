@@ -2,12 +2,12 @@
 //! certificate or the WeChat Pay public key), within five minutes of now, then `resource` opened with the APIv3
 //! key (AEAD_AES_256_GCM), then checked to be ours (our merchant number and app id).
 //!
-//! Only payment notifications (`TRANSACTION.SUCCESS`) are taken in: refunds are asked for without a
-//! `notify_url` and followed by query (the port has no refund event), so a refund notification that comes
-//! anyway is refused as malformed (WeChat Pay retries it, and the refund worker learns the same by query).
+//! Two kinds are taken in: payments (`TRANSACTION.SUCCESS`, the resource a transaction) and refunds
+//! (`REFUND.SUCCESS`, `REFUND.ABNORMAL`, `REFUND.CLOSED`, the resource a refund whose `refund_status` must say
+//! the same as the event). Any other event is refused as malformed.
 
 use super::WechatPaySettings;
-use crate::payments::port::{EventKind, Headers, NOTIFICATION_TOLERANCE_MS, Refusal, VerifiedEvent};
+use crate::payments::port::{EventKind, Headers, NOTIFICATION_TOLERANCE_MS, Refusal, TransferState, VerifiedEvent};
 use tuangou_domain::money::Fen;
 use tuangou_domain::time::{Millis, parse_rfc3339};
 
@@ -64,21 +64,59 @@ pub(super) struct TransactionAmount {
     pub total: i64,
 }
 
+/// A refund as a refund notification's resource describes it (direct or partner mode).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(super) struct RefundNotice {
+    #[serde(default)]
+    pub mchid: Option<String>,
+    #[serde(default)]
+    pub sp_mchid: Option<String>,
+    #[serde(default)]
+    pub sub_mchid: Option<String>,
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    pub refund_status: String,
+    #[serde(default)]
+    pub success_time: Option<String>,
+    pub amount: RefundNoticeAmount,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(super) struct RefundNoticeAmount {
+    pub refund: i64,
+}
+
+/// Whether the merchant numbers are ours: `mchid` in direct mode; `sp_mchid` and our `sub_mchid` in partner mode.
+fn merchant_is_ours(
+    settings: &WechatPaySettings,
+    mchid: Option<&str>,
+    sp_mchid: Option<&str>,
+    sub_mchid: Option<&str>,
+) -> Result<(), String> {
+    let mchid = match &settings.partner {
+        None => mchid,
+        Some(partner) => {
+            if sub_mchid != Some(partner.sub_mchid.as_str()) {
+                return Err("another sub-merchant's".into());
+            }
+            sp_mchid
+        }
+    };
+    if mchid != Some(settings.mchid()) {
+        return Err("another merchant's".into());
+    }
+    Ok(())
+}
+
 impl Transaction {
     /// Whether it is ours: our merchant number and app id (and our sub-merchant in partner mode).
     pub fn is_ours(&self, settings: &WechatPaySettings) -> Result<(), String> {
-        let (mchid, appid) = match &settings.partner {
-            None => (self.mchid.as_deref(), self.appid.as_deref()),
-            Some(partner) => {
-                if self.sub_mchid.as_deref() != Some(partner.sub_mchid.as_str()) {
-                    return Err("another sub-merchant's transaction".into());
-                }
-                (self.sp_mchid.as_deref(), self.sp_appid.as_deref())
-            }
+        merchant_is_ours(settings, self.mchid.as_deref(), self.sp_mchid.as_deref(), self.sub_mchid.as_deref())
+            .map_err(|whose| format!("{whose} transaction"))?;
+        let appid = match &settings.partner {
+            None => self.appid.as_deref(),
+            Some(_) => self.sp_appid.as_deref(),
         };
-        if mchid != Some(settings.mchid()) {
-            return Err("another merchant's transaction".into());
-        }
         if appid.is_some_and(|appid| appid != settings.appid) {
             return Err("another app's transaction".into());
         }
@@ -141,12 +179,15 @@ pub(super) fn parse(
     verify_signed(settings, headers, body, now)?;
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|error| Refusal::Malformed(format!("not a WeChat Pay notification: {error}")))?;
-    if envelope.event_type != "TRANSACTION.SUCCESS" {
-        return Err(Refusal::Malformed(format!(
-            "event {:?} is not taken in (only TRANSACTION.SUCCESS; refunds are followed by query)",
-            envelope.event_type
-        )));
+    match envelope.event_type.as_str() {
+        "TRANSACTION.SUCCESS" => payment_event(settings, &envelope),
+        "REFUND.SUCCESS" | "REFUND.ABNORMAL" | "REFUND.CLOSED" => refund_event(settings, &envelope),
+        other => Err(Refusal::Malformed(format!("event {other:?} is not taken in"))),
     }
+}
+
+/// A `TRANSACTION.SUCCESS`: the payment was paid.
+fn payment_event(settings: &WechatPaySettings, envelope: &Envelope) -> Result<VerifiedEvent, Refusal> {
     let plain = decrypt(settings, &envelope.resource)?;
     let transaction: Transaction =
         serde_json::from_slice(&plain).map_err(|error| Refusal::Malformed(format!("not a transaction: {error}")))?;
@@ -157,9 +198,44 @@ pub(super) fn parse(
     let at = transaction.paid_at().ok_or_else(|| Refusal::Malformed("no success_time (RFC 3339)".into()))?;
     let amount = transaction.amount().ok_or_else(|| Refusal::Malformed("no amount.total".into()))?;
     Ok(VerifiedEvent {
-        event_id: envelope.id,
+        event_id: envelope.id.clone(),
         out_trade_no: transaction.out_trade_no,
         kind: EventKind::Paid { at },
+        amount: Some(amount),
+    })
+}
+
+/// A `REFUND.*`: a refund ended, well (`SUCCESS`, with its `success_time`) or not (`ABNORMAL`, `CLOSED`).
+fn refund_event(settings: &WechatPaySettings, envelope: &Envelope) -> Result<VerifiedEvent, Refusal> {
+    let plain = decrypt(settings, &envelope.resource)?;
+    let refund: RefundNotice =
+        serde_json::from_slice(&plain).map_err(|error| Refusal::Malformed(format!("not a refund: {error}")))?;
+    merchant_is_ours(settings, refund.mchid.as_deref(), refund.sp_mchid.as_deref(), refund.sub_mchid.as_deref())
+        .map_err(|whose| Refusal::Malformed(format!("{whose} refund")))?;
+    let said = envelope.event_type.trim_start_matches("REFUND.");
+    if refund.refund_status != said {
+        return Err(Refusal::Malformed(format!(
+            "refund_status {:?} in a {} notification",
+            refund.refund_status, envelope.event_type
+        )));
+    }
+    let state = match said {
+        "SUCCESS" => TransferState::Succeeded {
+            at: refund
+                .success_time
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .ok_or_else(|| Refusal::Malformed("a successful refund without success_time (RFC 3339)".into()))?,
+        },
+        _ => TransferState::Failed,
+    };
+    let amount = Fen::from_stored(refund.amount.refund)
+        .filter(|amount| *amount > Fen::ZERO)
+        .ok_or_else(|| Refusal::Malformed("amount.refund is not a positive amount".into()))?;
+    Ok(VerifiedEvent {
+        event_id: envelope.id.clone(),
+        out_trade_no: refund.out_trade_no,
+        kind: EventKind::Refunded { out_refund_no: refund.out_refund_no, state },
         amount: Some(amount),
     })
 }
