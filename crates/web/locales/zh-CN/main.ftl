@@ -375,3 +375,4 @@ looks-store-photo = 门店照片
 looks-deal-photo = 团购照片
 looks-chart-day-one = 还没有可画的走势：有顾客参团后，这里会按天显示参团和核销。
 looks-chart-today = 今天：{ $joins } 人参团，{ $redemptions } 次核销
+looks-photo-choose = 选择照片

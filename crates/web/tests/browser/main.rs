@@ -8,6 +8,7 @@
 
 #[path = "../api/common.rs"]
 mod common;
+mod looks;
 
 use common::{campaign_with, live_campaign_with};
 use reqwest::StatusCode;
