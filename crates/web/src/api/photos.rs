@@ -13,8 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tuangou_app::photos::{MAX_BYTES, PhotoUpload, Refusal, UploadType, is_photo_name};
 
-/// The upload's type from `Content-Type` (415 for any other), its size from `Content-Length` when sent (413
-/// before reading), and its bytes (413 past [`MAX_BYTES`]).
+/// The upload's type from `Content-Type` (415 for any other) and its bytes (413 past [`MAX_BYTES`]).
 async fn upload_of(request: Request) -> Result<PhotoUpload, Problem> {
     let headers = request.headers();
     let kind = headers
@@ -28,12 +27,36 @@ async fn upload_of(request: Request) -> Result<PhotoUpload, Problem> {
                 format!("send the photo as {}", UploadType::MEDIA_TYPES.join(", ")),
             )
         })?;
-    let too_large = || Problem::from(tuangou_app::AppError::from(Refusal::TooManyBytes));
-    if declared_length(headers).is_some_and(|length| length > MAX_BYTES as u64) {
+    if declared_length(headers).is_some_and(|length| length > DRAINED as u64) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_BYTES).await.map_err(|_| too_large())?;
-    Ok(PhotoUpload { kind, bytes: bytes.to_vec() })
+    let bytes = bounded_body(request.into_body()).await?;
+    Ok(PhotoUpload { kind, bytes })
+}
+
+/// How much of a too-large body is still read (and dropped) so that its sender gets the 413 instead of a reset
+/// connection; a body declared larger is refused before reading, and the connection closed.
+const DRAINED: usize = 2 * MAX_BYTES;
+
+fn too_large() -> Problem {
+    Problem::from(tuangou_app::AppError::from(Refusal::TooManyBytes))
+}
+
+/// The body's bytes when it has at most [`MAX_BYTES`]; 413 otherwise, once it ended (or passed [`DRAINED`]).
+async fn bounded_body(body: axum::body::Body) -> Result<Vec<u8>, Problem> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut seen) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Problem::invalid("", "unreadable_body", "the body could not be read whole"))?;
+        seen += chunk.len();
+        if seen <= MAX_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAINED {
+            return Err(too_large());
+        }
+    }
+    if seen > MAX_BYTES { Err(too_large()) } else { Ok(kept) }
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
