@@ -86,6 +86,16 @@
     });
   });
 
+  // A new draft's photo waits for the save: say which file was chosen (a local preview would need blob: images,
+  // which the Content-Security-Policy does not allow).
+  document.querySelectorAll('input[data-photo][data-photo-mode="after-save"]').forEach((input) => {
+    input.addEventListener('change', () => {
+      const file = input.files && input.files[0];
+      const status = field(input).querySelector('[data-photo-status]');
+      if (status) status.textContent = file ? input.dataset.msgChosen.replace('{name}', file.name) : '';
+    });
+  });
+
   // After the editor saved a new draft (app.js calls this with the API's answer): its photo, if one was chosen.
   // A refused photo leaves the draft saved: the form then edits that draft, so saving again makes no second one.
   window.tuangouAfterSave = async function (form, answer) {

@@ -376,3 +376,4 @@ looks-deal-photo = Deal photo
 looks-chart-day-one = Nothing to chart yet: once customers join, joins and redemptions appear here day by day.
 looks-chart-today = Today: { $joins } joined, { $redemptions } redeemed
 looks-photo-choose = Choose a photo
+looks-photo-chosen = Chosen: {"{"}name{"}"} (uploaded when you save)

@@ -376,3 +376,4 @@ looks-deal-photo = 团购照片
 looks-chart-day-one = 还没有可画的走势：有顾客参团后，这里会按天显示参团和核销。
 looks-chart-today = 今天：{ $joins } 人参团，{ $redemptions } 次核销
 looks-photo-choose = 选择照片
+looks-photo-chosen = 已选择 {"{"}name{"}"}，保存后上传

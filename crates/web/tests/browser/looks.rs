@@ -88,7 +88,9 @@ async fn an_owner_uploads_photos_that_customers_see(backend: Backend) {
     browser.fill("#winners_per_group", "2").await;
     browser.fill("#quantity", "10").await;
     browser.find("#photo").await.send_keys(&deal_photo).await.expect("choose the photo");
+    browser.wait_for_text("[data-photo-status]", "deal.jpg").await;
     browser.wait_for_text("[data-preview-target] .headline", "5 人成团，2 人中奖").await;
+    browser.run("document.querySelector('[data-photo-field]').scrollIntoView({block: 'center'})", vec![]).await;
     browser.screenshot(&shot(backend, "editor-photo")).await;
     browser.click("#editor [type=submit]").await;
     let board = browser.wait_for_path("/shop/campaigns/").await;
