@@ -22,6 +22,10 @@ pub struct CampaignView {
 pub struct NearbyView {
     pub campaign: CampaignRow,
     pub merchant_name: String,
+    /// The store's photo, for a deal without one of its own.
+    pub merchant_photo: Option<String>,
+    /// The store's category, for the tile of a deal without any photo.
+    pub merchant_category: String,
     pub distance_km: Option<f64>,
     pub slots_left: i64,
 }
@@ -229,6 +233,8 @@ impl App {
             views.push(NearbyView {
                 campaign: row.campaign,
                 merchant_name: row.merchant_name,
+                merchant_photo: row.merchant_photo,
+                merchant_category: row.merchant_category,
                 distance_km,
                 slots_left,
             });
@@ -243,7 +249,7 @@ impl App {
     }
 
     /// The campaign, when the caller owns its merchant (404 for unknown, 403 for others').
-    async fn owned_campaign(&self, caller: &Caller, id: &CampaignId) -> AppResult<CampaignRow> {
+    pub(crate) async fn owned_campaign(&self, caller: &Caller, id: &CampaignId) -> AppResult<CampaignRow> {
         let row = self.store.campaign(id).await?.ok_or_else(unknown_campaign)?;
         self.require_owner(caller, &row.merchant()).await?;
         Ok(row)

@@ -40,6 +40,9 @@ pub enum AppError {
     /// Gone: a voucher past its date (410 `expired`).
     #[error("{0}")]
     Gone(&'static str),
+    /// An upload larger than allowed, in bytes or in pixels (413).
+    #[error("{1}")]
+    PayloadTooLarge(&'static str, String),
     /// Not enough money (402 `insufficient_funds`).
     #[error("not enough money available")]
     InsufficientFunds,

@@ -21,6 +21,7 @@ mod levels_seen;
 mod merchants;
 mod passwords;
 pub mod payments;
+pub mod photos;
 mod throttles;
 mod vouchers;
 
@@ -62,6 +63,8 @@ pub struct Settings {
     pub throttles: Throttles,
     /// The payment providers this instance offers.
     pub payments: payments::PaymentSettings,
+    /// Where uploaded photos are kept (`photos::MediaDir`).
+    pub media_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -74,9 +77,13 @@ impl Default for Settings {
             secret: ServerSecret::from_bytes(random_secret()),
             throttles: Throttles::default(),
             payments: payments::PaymentSettings::default(),
+            media_dir: DEFAULT_MEDIA_DIR.into(),
         }
     }
 }
+
+/// The media directory when none is configured, relative to the working directory.
+pub const DEFAULT_MEDIA_DIR: &str = "tuangou-media";
 
 /// 32 bytes from the operating system, for a secret made on the spot (tests; the binary keeps its secret in a file).
 pub fn random_secret() -> [u8; 32] {
@@ -104,12 +111,15 @@ pub struct App {
     providers: payments::Providers,
     /// What this instance knows of the daily reconciliation (`payments::reconcile`).
     reconciling: payments::reconcile::Daily,
+    /// Where photos are kept, and the gate their decoding goes through.
+    photos: photos::Photos,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
         let hashing = passwords::Hashing::sized_to_the_machine(settings.throttles.hashes_waiting_per_core);
         let providers = payments::Providers::new(&settings.payments, &store, &clock, &settings.public_url);
+        let photos = photos::Photos::new(photos::MediaDir::new(settings.media_dir.clone()));
         Self {
             store,
             settings,
@@ -121,6 +131,7 @@ impl App {
             pruned_at: std::sync::Arc::default(),
             providers,
             reconciling: payments::reconcile::Daily::default(),
+            photos,
         }
     }
 

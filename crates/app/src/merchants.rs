@@ -59,7 +59,7 @@ pub struct MerchantView {
 }
 
 impl App {
-    fn merchant_view(&self, merchant: MerchantRow) -> MerchantView {
+    pub(crate) fn merchant_view(&self, merchant: MerchantRow) -> MerchantView {
         let at = Coordinates::from_stored(merchant.latitude, merchant.longitude);
         let navigation = NavigationLinks::new(at, &merchant.name, &merchant.address);
         let entrance_url = format!("{}/m/{}", self.settings.public_url.trim_end_matches('/'), merchant.id);

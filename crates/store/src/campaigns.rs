@@ -44,6 +44,9 @@ pub struct CampaignRow {
     pub created_at: i64,
     pub published_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// The deal's photo, a file name under the media directory (0010). Presentation, not a rule: it may change
+    /// while the campaign is live.
+    pub photo: Option<String>,
 }
 crate::sqlite_sql::from_values!(CampaignRow {
     id,
@@ -76,7 +79,8 @@ crate::sqlite_sql::from_values!(CampaignRow {
     won_units,
     created_at,
     published_at,
-    ended_at
+    ended_at,
+    photo
 });
 
 impl CampaignRow {
@@ -132,12 +136,15 @@ pub struct NearbyCampaignRow {
     #[sqlx(flatten)]
     pub campaign: CampaignRow,
     pub merchant_name: String,
+    /// The store's photo, shown on a deal's card when the deal has none of its own.
+    pub merchant_photo: Option<String>,
+    pub merchant_category: String,
     pub latitude: f64,
     pub longitude: f64,
     /// Free seats in the campaign's open groups whose deadline has not passed.
     pub free_seats: i64,
 }
-crate::sqlite_sql::from_values!(NearbyCampaignRow { merchant_name, latitude, longitude, free_seats } flatten { campaign });
+crate::sqlite_sql::from_values!(NearbyCampaignRow { merchant_name, merchant_photo, merchant_category, latitude, longitude, free_seats } flatten { campaign });
 
 /// Filters for the listing. Every value is bound as a parameter, never spliced into the SQL.
 #[derive(Debug, Clone, Default)]
@@ -158,7 +165,7 @@ pub(crate) const CAMPAIGN_COLUMNS: &str = "id, merchant_id, status, title, produ
      reward_share_bps, referral_bonus_points, commission_bps, group_ttl_seconds, draw_mode, draw_at, \
      draw_window_hours, voucher_valid_days, per_customer_limit, payment_window_minutes, starts_at, ends_at, \
      reserved_units, won_units, created_at, \
-     published_at, ended_at";
+     published_at, ended_at, photo";
 
 fn escape_like(text: &str) -> String {
     let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
@@ -291,6 +298,20 @@ impl Store {
 
     pub async fn require_campaign(&self, id: &CampaignId) -> StoreResult<CampaignRow> {
         self.campaign(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Sets a campaign's photo (a file name under the media directory), whatever its status: a photo is
+    /// presentation, not a rule. `None` when there is no such campaign.
+    pub async fn set_campaign_photo(&self, id: &CampaignId, photo: &str) -> StoreResult<Option<CampaignRow>> {
+        self.write((id.clone(), photo.to_owned()), |mut conn, (id, photo)| {
+            Box::pin(async move {
+                let q = sql(format!("UPDATE campaigns SET photo = $2 WHERE id = $1 RETURNING {CAMPAIGN_COLUMNS}"))
+                    .bind(id.as_str())
+                    .bind(photo);
+                Ok(conn.fetch_optional(q).await?)
+            })
+        })
+        .await
     }
 
     /// Replaces a draft's rules; [`StoreError::Conflict`]`("campaign_live")` once it is no longer a draft.
@@ -449,7 +470,7 @@ impl Store {
     pub async fn live_campaigns(&self, filter: &CampaignFilter) -> StoreResult<Vec<NearbyCampaignRow>> {
         let columns = CAMPAIGN_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
         let mut text = format!(
-            "SELECT {columns}, m.name AS merchant_name, m.latitude, m.longitude,
+            "SELECT {columns}, m.name AS merchant_name, m.photo AS merchant_photo, m.category AS merchant_category, m.latitude, m.longitude,
                  (SELECT CAST(COALESCE(SUM(g.group_size - g.member_count), 0) AS BIGINT) FROM groups g
                   WHERE g.campaign_id = c.id AND g.status = 'open' AND g.expires_at > $1) AS free_seats
              FROM campaigns c JOIN merchants m ON m.id = c.merchant_id

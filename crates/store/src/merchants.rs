@@ -18,6 +18,8 @@ pub struct MerchantRow {
     pub opening_hours: Option<String>,
     pub status: String,
     pub created_at: i64,
+    /// The photo's file name under the media directory, once the owner uploaded one (0010).
+    pub photo: Option<String>,
 }
 crate::sqlite_sql::from_values!(MerchantRow {
     id,
@@ -30,7 +32,8 @@ crate::sqlite_sql::from_values!(MerchantRow {
     phone,
     opening_hours,
     status,
-    created_at
+    created_at,
+    photo
 });
 
 pub struct NewMerchant {
@@ -79,7 +82,7 @@ pub struct ShopRole {
 }
 
 pub(crate) const MERCHANT_COLUMNS: &str =
-    "id, name, category, description, address, latitude, longitude, phone, opening_hours, status, created_at";
+    "id, name, category, description, address, latitude, longitude, phone, opening_hours, status, created_at, photo";
 
 impl Store {
     /// Creates a merchant and makes `owner` its owner, in one transaction.
@@ -94,7 +97,7 @@ impl Store {
                 let row: MerchantRow = conn
                     .fetch_one(
                         sql(format!(
-                    "INSERT INTO merchants ({MERCHANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                    "INSERT INTO merchants ({MERCHANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)
                      RETURNING {MERCHANT_COLUMNS}"
                 ))
                         .bind(new_id())
@@ -210,6 +213,19 @@ impl Store {
             .await
             .map_err(unique_violation_as("already_staff"))?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Sets the store's photo (a file name under the media directory); `None` when there is no such merchant.
+    pub async fn set_merchant_photo(&self, id: &MerchantId, photo: &str) -> StoreResult<Option<MerchantRow>> {
+        self.write((id.clone(), photo.to_owned()), |mut conn, (id, photo)| {
+            Box::pin(async move {
+                let q = sql(format!("UPDATE merchants SET photo = $2 WHERE id = $1 RETURNING {MERCHANT_COLUMNS}"))
+                    .bind(id.as_str())
+                    .bind(photo);
+                Ok(conn.fetch_optional(q).await?)
             })
         })
         .await

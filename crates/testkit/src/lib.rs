@@ -25,12 +25,18 @@ pub fn postgres_admin_url() -> String {
 pub struct TestDb {
     pub url: String,
     pub backend: Backend,
+    /// The test's own media directory (photos), on either backend; a restart on this database keeps it.
+    pub media: tempfile::TempDir,
     cleanup: Cleanup,
 }
 
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
+}
+
+fn media_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary folder for photos")
 }
 
 impl TestDb {
@@ -45,7 +51,7 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        Self { url, backend: Backend::Sqlite, cleanup: Cleanup::Sqlite(dir) }
+        Self { url, backend: Backend::Sqlite, media: media_dir(), cleanup: Cleanup::Sqlite(dir) }
     }
 
     /// A new, empty PostgreSQL database.
@@ -62,7 +68,7 @@ impl TestDb {
         let _ = admin.close().await;
         let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
         let url = format!("{base}/{name}");
-        Self { url, backend: Backend::Postgres, cleanup: Cleanup::Postgres { admin_url, name } }
+        Self { url, backend: Backend::Postgres, media: media_dir(), cleanup: Cleanup::Postgres { admin_url, name } }
     }
 
     pub async fn open(&self) -> Store {

@@ -105,6 +105,10 @@ impl TestApp {
         if !settings.public_url.starts_with("https://") {
             settings.public_url = base.clone();
         }
+        // Photos go to the test's own folder unless the test chose one.
+        if settings.media_dir == std::path::Path::new(tuangou_app::DEFAULT_MEDIA_DIR) {
+            settings.media_dir = db.media.path().to_owned();
+        }
         let store = db.open().await;
         let app = App::new(store, settings, clock);
         let (stop, stopped) = tokio::sync::watch::channel(false);

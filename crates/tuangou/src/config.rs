@@ -38,6 +38,10 @@ pub struct Config {
     /// Believe `X-Forwarded-Proto: https` from the proxy in front (cookies become `Secure`). Only when every
     /// request comes through that proxy.
     pub trust_forwarded_proto: bool,
+    /// Where uploaded photos of stores and deals are kept. Default: `tuangou-media` beside the SQLite database
+    /// file (on PostgreSQL, in the working directory). Every instance serving one database needs the same
+    /// directory (a shared volume).
+    pub media_dir: Option<String>,
     /// Offer the built-in sandbox payment provider (`serve --demo` turns it on too).
     pub payments_sandbox: bool,
     /// The sandbox's signing key (64 hex characters). Secret: never logged. When unset, it is read from
@@ -123,6 +127,7 @@ impl Default for Config {
             body_timeout_seconds: 30,
             max_connections: 512,
             trust_forwarded_proto: false,
+            media_dir: None,
             payments_sandbox: false,
             payments_sandbox_key: None,
             payments_sandbox_faults: String::new(),
@@ -201,6 +206,7 @@ impl std::fmt::Debug for Config {
             .field("body_timeout_seconds", &self.body_timeout_seconds)
             .field("max_connections", &self.max_connections)
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
+            .field("media_dir", &self.media_dir)
             .field("payments_sandbox", &self.payments_sandbox)
             .field("payments_sandbox_key", &self.payments_sandbox_key.as_ref().map(|_| "***"))
             .field("payments_sandbox_faults", &self.payments_sandbox_faults)
@@ -369,6 +375,19 @@ impl Config {
         std::path::Path::new(&self.secret_file).with_file_name("tuangou.sandbox.key")
     }
 
+    /// Where photos are kept: `media_dir`, else `tuangou-media` beside the SQLite file, else in the working
+    /// directory.
+    pub fn media_dir(&self) -> PathBuf {
+        if let Some(dir) = self.media_dir.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let file = self.database_url.strip_prefix("sqlite://").map(|rest| rest.split('?').next().unwrap_or(rest));
+        match file.and_then(|f| std::path::Path::new(f).parent()) {
+            Some(parent) => parent.join(tuangou_app::DEFAULT_MEDIA_DIR),
+            None => PathBuf::from(tuangou_app::DEFAULT_MEDIA_DIR),
+        }
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
@@ -447,6 +466,23 @@ mod tests {
             assert_eq!(http.body_timeout, std::time::Duration::from_secs(30));
             assert_eq!(http.max_connections, 64);
             assert!(http.trust_forwarded_proto);
+            Ok(())
+        });
+    }
+
+    /// Photos live beside the SQLite file unless `media_dir` (file or `TUANGOU_MEDIA_DIR`) says otherwise.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn the_media_directory_defaults_beside_the_database() {
+        figment::Jail::expect_with(|jail| {
+            let beside = Config { database_url: "sqlite:///var/lib/tuangou/data.db".into(), ..Config::default() };
+            assert_eq!(beside.media_dir(), PathBuf::from("/var/lib/tuangou/tuangou-media"));
+            assert_eq!(Config::default().media_dir(), PathBuf::from("tuangou-media"));
+            let postgres = Config { database_url: "postgres://db/tuangou".into(), ..Config::default() };
+            assert_eq!(postgres.media_dir(), PathBuf::from("tuangou-media"));
+            jail.set_env("TUANGOU_MEDIA_DIR", "/srv/photos");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.media_dir(), PathBuf::from("/srv/photos"));
             Ok(())
         });
     }

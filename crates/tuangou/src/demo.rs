@@ -1,9 +1,11 @@
 //! `serve --demo`: a demo city (Chengdu) so a newcomer sees the whole story at once — ten merchants at
 //! real-looking coordinates, twenty campaigns across draw modes and rewards (one a share of the commission), customers with money, and groups in
 //! every state (open, full and waiting for a scheduled draw, drawn with vouchers, expired). Seeded once: when the
-//! demo operator exists already, nothing is added. Everything goes through the same use cases as real traffic.
+//! demo operator exists already, nothing is added. Everything goes through the same use cases as real traffic,
+//! the photos of every store and deal included (drawn by `demo_photos`, uploaded by [`photos`] beside the server).
 
 use anyhow::anyhow;
+use tuangou_app::photos::{PhotoUpload, UploadType};
 use tuangou_app::{App, AppError, Caller, CreditTarget, JoinInput, JoinTarget, MerchantInput, NewAccount};
 use tuangou_domain::campaign::{CampaignInput, RewardInput};
 use tuangou_domain::ids::{CampaignId, MerchantId};
@@ -150,6 +152,36 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     app.end_campaign(&owner, last).await.map_err(err)?;
     print_accounts();
     Ok(())
+}
+
+/// Gives every demo store and deal without a photo one, drawn on the spot (`demo_photos`) and uploaded by the
+/// owner through the same use case as a real upload. `serve --demo` runs it beside the server once seeding is
+/// done: drawing and re-encoding thirty photos takes seconds in a debug build, and the city is usable meanwhile
+/// (cards show their tiles until their photo arrives). A run cut short is finished by the next start.
+pub async fn photos(app: &App) -> anyhow::Result<()> {
+    let Some(owner) = app.store().user_by_phone(OWNER_PHONE).await? else { return Ok(()) };
+    let owner = Caller { user: owner.user_id(), is_operator: false };
+    for (i, (merchant, _)) in app.store().roles_of(&owner.user).await?.into_iter().enumerate() {
+        let board = app.merchant_dashboard(&owner, &merchant).await.map_err(err)?;
+        let category = board.merchant.merchant.category.clone();
+        if board.merchant.merchant.photo.is_none() {
+            let picture = draw(category.clone(), 3 * i).await?;
+            app.set_merchant_photo(&owner, &merchant, picture).await.map_err(err)?;
+        }
+        for (k, campaign) in board.campaigns.iter().enumerate() {
+            if campaign.photo.is_none() {
+                let picture = draw(category.clone(), 3 * i + k + 1).await?;
+                app.set_campaign_photo(&owner, &CampaignId::from_trusted(&campaign.id), picture).await.map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One picture, drawn off the async workers.
+async fn draw(category: String, variant: usize) -> anyhow::Result<PhotoUpload> {
+    let bytes = tokio::task::spawn_blocking(move || crate::demo_photos::picture(&category, variant)).await?;
+    Ok(PhotoUpload { kind: UploadType::Jpeg, bytes })
 }
 
 fn print_accounts() {

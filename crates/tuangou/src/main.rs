@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod demo_photos;
 mod reconcile;
 
 use anyhow::{Context, bail};
@@ -112,6 +113,7 @@ async fn open_app(config: &Config, demo: bool) -> anyhow::Result<App> {
                 alipay: config.alipay()?,
             }
         },
+        media_dir: config.media_dir(),
     };
     Ok(App::new(store, settings, Clock::system()))
 }
@@ -127,6 +129,16 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = ?app.store().backend(), "tuangou is serving");
     println!("tuangou is serving on http://{address}");
+    if demo {
+        // The demo's photos are drawn and uploaded beside the server: the city is usable meanwhile.
+        let app = app.clone();
+        tokio::spawn(async move {
+            match demo::photos(&app).await {
+                Ok(()) => tracing::info!("the demo city's photos are in place"),
+                Err(error) => tracing::warn!(%error, "the demo city's photos could not all be made"),
+            }
+        });
+    }
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let listener_task = app.start_event_listener(jobs_stopped.clone()).await;
     let jobs = tokio::spawn({

@@ -439,6 +439,19 @@ fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     Ok((status, body.to_owned()))
 }
 
+/// A plain HTTP/1.0 GET of binary content: `(status, head, body)`.
+fn get_bytes(port: u16, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, head, response.get(split + 4..).unwrap_or_default().to_vec()))
+}
+
 #[test]
 fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
     let dir = tempdir();
@@ -484,6 +497,27 @@ fn sqlite_serve_demo_answers_health_and_lists_the_demo_campaigns() {
         full += detail["groups_full"].as_i64().unwrap();
     }
     assert_eq!((open, full), (6, 3), "six open groups and three full scheduled ones");
+
+    // Every store and deal gets a photo drawn at seeding (nothing downloaded), uploaded beside the server: 10 stores
+    // and 20 deals, each re-encoded into the media directory beside the database and served from /media.
+    let media = dir.path().join("tuangou-media");
+    let photos = || {
+        std::fs::read_dir(&media)
+            .map_or(0, |d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "jpg")).count())
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while photos() < 30 && Instant::now() < deadline && server.child.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(photos(), 30, "ten stores and twenty deals with a photo each\n{}", Server::collected(&server.stderr));
+    let (_, body) = get(port, "/api/v1/campaigns").expect("GET /api/v1/campaigns");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let first = page["items"][0]["photo_url"].as_str().unwrap_or_else(|| panic!("no photo_url: {body}")).to_owned();
+    assert!(page["items"].as_array().unwrap().iter().all(|i| i["photo_url"].is_string()), "{body}");
+    let (status, head, jpeg) = get_bytes(port, &first).expect("GET a demo photo");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: image/jpeg"), "{head}");
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
 
     // The demo offers the sandbox payment provider: its bill answers (it is 404 when the sandbox is off), and
     // its signing key was made beside the secret.

@@ -126,6 +126,7 @@
       try {
         const headers = form.hasAttribute('data-idempotent') ? { 'idempotency-key': crypto.randomUUID() } : {};
         const answer = await api(method, url, formBody(form), headers);
+        if (window.tuangouAfterSave) await window.tuangouAfterSave(form, answer); // photos.js: the chosen photo
         const next = (form.dataset.next || location.pathname).replace('{id}', answer && answer.id ? answer.id : '');
         location.href = next;
       } catch (problem) {

@@ -10,7 +10,7 @@
 //! schemathesis step checks the server against the document.
 
 use crate::api::{
-    accounts, admin, campaigns, groups, merchants, payments, payouts, reconciliations, service, vouchers,
+    accounts, admin, campaigns, groups, merchants, payments, payouts, photos, reconciliations, service, vouchers,
 };
 use crate::extract::{JSON, MERGE_PATCH};
 use serde_json::{Map, Value, json};
@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         payments::notify, payments::sandbox_pay, payments::sandbox_cancel, payments::sandbox_bill,
         payments::my_payment, payments::my_refunds, payments::admin_refunds, payments::admin_retry_refund,
         payouts::create, payouts::list, payouts::withdraw, payouts::withdrawals,
+        photos::put_merchant_photo, photos::put_campaign_photo,
         service::healthz, service::readyz, service::metrics, service::openapi,
     ),
     modifiers(&BearerAuth)

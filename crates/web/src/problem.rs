@@ -118,6 +118,7 @@ impl From<AppError> for Problem {
             AppError::IdempotencyKeyReused => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", error.to_string())
             }
+            AppError::PayloadTooLarge(code, message) => Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, message),
             AppError::InsufficientFunds => {
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "insufficient_funds", error.to_string())
             }

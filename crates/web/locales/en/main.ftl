@@ -506,3 +506,29 @@ live-draw-confirm = Draw now? The result is public and final.
 live-join-next = Scan to join the next group
 ## Paying a pending seat with WeChat Pay (the group page's pay area)
 group-pay-scan-wechat = Scan with WeChat to pay
+
+# Looks like a product: photos, the compact header, how to verify, share card and poster, charts (issue 18, point 7)
+looks-nav-more = More
+looks-footer-fair = Every draw is fair and checkable
+looks-scan-store = Scan to see this store's deals
+looks-scan-group = Scan to join my group
+looks-seats-left = { $n } more to go
+looks-verify-lead = The result is computed from a published seed and the member list: nobody can make it come out otherwise.
+looks-how-to-verify = How to verify
+looks-how-to-verify-text = When the group opens, the system publishes a commitment to a seed (its hash); once the group is full it reveals the seed. Anyone can check that the seed matches the commitment, then recompute the winners from the seed and the member list with the published algorithm. Tap "Verify on this device" above and your browser runs these checks.
+looks-method = Draw algorithm
+looks-photo = Photo
+looks-no-photo = No photo yet
+looks-photo-hint = JPEG, PNG or WebP, at most 10 MB; it is shrunk and stripped of camera data (location included) on upload.
+looks-photo-too-large = This photo is too large: 10 MB at most
+looks-photo-too-many-pixels = This photo has too many pixels: 8000 on its longest side at most
+looks-photo-invalid = This image cannot be read: choose a JPEG, PNG or WebP photo
+looks-photo-type = Only JPEG, PNG or WebP photos
+looks-photo-failed = The photo was not uploaded: try again shortly
+looks-photo-saved = Photo saved
+looks-store-photo = Store photo
+looks-deal-photo = Deal photo
+looks-chart-day-one = Nothing to chart yet: once customers join, joins and redemptions appear here day by day.
+looks-chart-today = Today: { $joins } joined, { $redemptions } redeemed
+looks-photo-choose = Choose a photo
+looks-photo-chosen = Chosen: {"{"}name{"}"} (uploaded when you save)

@@ -506,3 +506,29 @@ live-draw-confirm = 确定现在开奖吗？开奖结果公开且不可更改。
 live-join-next = 扫码参加下一团
 ## Paying a pending seat with WeChat Pay (the group page's pay area)
 group-pay-scan-wechat = 用微信扫码支付
+
+# 像个产品：照片、紧凑的页头、如何验证、分享卡与海报、图表（issue 18 第 7 点）
+looks-nav-more = 更多
+looks-footer-fair = 每次开奖都公平可查
+looks-scan-store = 微信扫一扫，进店看团
+looks-scan-group = 扫码和我一起拼
+looks-seats-left = 还差 { $n } 人
+looks-verify-lead = 开奖结果由公开的种子和成员名单算出，谁都算不出别的结果。
+looks-how-to-verify = 如何验证
+looks-how-to-verify-text = 开团时，系统先公布一个种子的“承诺”（它的哈希）；满员后公开种子本身。任何人都可以检查种子与承诺一致，再用公开的算法从种子和成员名单重新算出中奖者。点上面的“在本机验证”，你的浏览器就会做这些检查。
+looks-method = 开奖算法
+looks-photo = 照片
+looks-no-photo = 还没有照片
+looks-photo-hint = JPEG、PNG 或 WebP，最大 10 MB；上传后会缩小并去掉拍摄信息（含位置）。
+looks-photo-too-large = 照片太大：最大 10 MB
+looks-photo-too-many-pixels = 照片尺寸太大：最长边不超过 8000 像素
+looks-photo-invalid = 无法读取这张图片：请换一张 JPEG、PNG 或 WebP 照片
+looks-photo-type = 只支持 JPEG、PNG 或 WebP 照片
+looks-photo-failed = 照片没有上传成功，请稍后再试
+looks-photo-saved = 照片已保存
+looks-store-photo = 门店照片
+looks-deal-photo = 团购照片
+looks-chart-day-one = 还没有可画的走势：有顾客参团后，这里会按天显示参团和核销。
+looks-chart-today = 今天：{ $joins } 人参团，{ $redemptions } 次核销
+looks-photo-choose = 选择照片
+looks-photo-chosen = 已选择 {"{"}name{"}"}，保存后上传

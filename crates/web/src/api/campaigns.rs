@@ -210,6 +210,11 @@ pub struct CampaignBody {
     created_at: String,
     published_at: Option<String>,
     ended_at: Option<String>,
+    /// The deal's photo on this service (`/media/{sha256}.jpg`, resolved against the API's address; never
+    /// changes meaning, cacheable for ever); null until the owner uploads one. It may change while the campaign
+    /// is live: a photo is not one of its rules.
+    #[schema(format = "uri-reference")]
+    photo_url: Option<String>,
 }
 
 impl From<CampaignRow> for CampaignBody {
@@ -224,6 +229,7 @@ impl From<CampaignRow> for CampaignBody {
             created_at: times::format(Millis(row.created_at)),
             published_at: times::format_opt(row.published_at),
             ended_at: times::format_opt(row.ended_at),
+            photo_url: row.photo.as_deref().map(tuangou_app::App::photo_path),
         }
     }
 }

@@ -69,6 +69,10 @@ pub struct MerchantBody {
     navigation: NavigationBody,
     /// The store's public page, for the poster in the shop window.
     entrance_url: String,
+    /// The store's photo on this service (`/media/{sha256}.jpg`, resolved against the API's address; never
+    /// changes meaning, cacheable for ever); null until the owner uploads one.
+    #[schema(format = "uri-reference")]
+    photo_url: Option<String>,
 }
 
 impl From<MerchantView> for MerchantBody {
@@ -89,6 +93,7 @@ impl From<MerchantView> for MerchantBody {
             created_at: times::format(Millis(m.created_at)),
             navigation: NavigationBody { amap: n.amap, baidu: n.baidu, apple: n.apple, google: n.google, geo: n.geo },
             entrance_url: view.entrance_url,
+            photo_url: m.photo.as_deref().map(tuangou_app::App::photo_path),
         }
     }
 }

@@ -8,13 +8,14 @@ pub mod merchants;
 mod payer;
 pub mod payments;
 pub mod payouts;
+pub mod photos;
 pub mod reconciliations;
 pub mod service;
 pub mod vouchers;
 
 use crate::AppState;
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -42,6 +43,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/merchants/{id}/wallet", get(merchants::wallet))
         .route("/api/v1/merchants/{id}/staff", post(merchants::add_staff))
         .route("/api/v1/merchants/{id}/stats", get(merchants::stats))
+        .route("/api/v1/merchants/{id}/photo", put(photos::put_merchant_photo))
+        .route("/api/v1/campaigns/{id}/photo", put(photos::put_campaign_photo))
+        .route("/media/{name}", get(photos::media))
         .route("/api/v1/merchants/{id}/payouts", get(payouts::list).post(payouts::create))
         .route("/api/v1/merchants/{id}/campaigns", post(campaigns::create))
         .route("/api/v1/campaigns", get(campaigns::list))

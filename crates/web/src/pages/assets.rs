@@ -23,6 +23,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../assets/verify.js"),
     },
     Asset {
+        name: "photos.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../assets/photos.js"),
+    },
+    Asset {
         name: "redeem.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../assets/redeem.js"),

@@ -39,6 +39,13 @@ struct DashboardPage<'a> {
     providers: Vec<&'static str>,
 }
 
+impl DashboardPage<'_> {
+    fn photo_field(&self) -> super::looks::PhotoField {
+        let store = &self.board.merchant.merchant;
+        super::looks::PhotoField::store(&store.id, store.photo.as_deref())
+    }
+}
+
 pub async fn dashboard(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
     let result = async {
         let id = path_id(id)?;
@@ -146,6 +153,14 @@ struct EditorPage<'a> {
     /// `None` for a new campaign; the draft's id when editing.
     draft: Option<String>,
     fields: EditorFields,
+    /// The draft's photo, when it has one.
+    photo: Option<String>,
+}
+
+impl EditorPage<'_> {
+    fn photo_field(&self) -> super::looks::PhotoField {
+        super::looks::PhotoField::campaign(self.draft.as_deref(), self.photo.as_deref())
+    }
 }
 
 pub async fn new_campaign(page: Chrome, State(state): State<AppState>, id: PagePath) -> Response {
@@ -155,7 +170,8 @@ pub async fn new_campaign(page: Chrome, State(state): State<AppState>, id: PageP
         let id = merchant_id(&id).map_err(|_| PageError::NotFound)?;
         // The dashboard's check: only the owner edits campaigns.
         let board = state.app.merchant_dashboard(caller, &id).await?;
-        let body = EditorPage { page: &page, shop: board.merchant, draft: None, fields: EditorFields::fresh() };
+        let body =
+            EditorPage { page: &page, shop: board.merchant, draft: None, fields: EditorFields::fresh(), photo: None };
         Ok(respond(&page, &body))
     }
     .await;
@@ -170,8 +186,13 @@ pub async fn edit_campaign(page: Chrome, State(state): State<AppState>, id: Page
         let input = state.app.draft_for_edit(caller, &id).await?;
         let view = state.app.campaign(Some(caller), &id).await?;
         let shop = state.app.merchant(&view.campaign.merchant()).await?;
-        let body =
-            EditorPage { page: &page, shop, draft: Some(id.as_str().to_owned()), fields: EditorFields::of(&input) };
+        let body = EditorPage {
+            page: &page,
+            shop,
+            draft: Some(id.as_str().to_owned()),
+            fields: EditorFields::of(&input),
+            photo: view.campaign.photo.clone(),
+        };
         Ok(respond(&page, &body))
     }
     .await;
@@ -266,6 +287,11 @@ struct CampaignBoardPage<'a> {
 impl CampaignBoardPage<'_> {
     fn view(&self) -> &CampaignView {
         &self.board.campaign
+    }
+
+    fn photo_field(&self) -> super::looks::PhotoField {
+        let campaign = &self.view().campaign;
+        super::looks::PhotoField::campaign(Some(&campaign.id), campaign.photo.as_deref())
     }
 
     fn rate(&self) -> String {

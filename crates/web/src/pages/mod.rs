@@ -14,6 +14,7 @@ mod filters;
 mod format;
 mod i18n;
 mod join;
+mod looks;
 mod merchant;
 mod operator;
 mod problem_words;
@@ -61,6 +62,8 @@ pub fn routes() -> Router<AppState> {
         .route("/operator", get(operator::operator))
         .route("/sandbox/pay/{id}", get(sandbox::pay))
         .route("/assets/{name}", get(assets::serve))
+        .route("/favicon.ico", get(looks::favicon_ico))
+        .route("/favicon.svg", get(looks::favicon_svg))
 }
 
 /// What every page knows about its reader: language, who is signed in, where the header links go.

@@ -25,6 +25,7 @@ mod pay_at_join;
 mod paying;
 mod payments;
 mod payouts;
+mod photos;
 mod randomized;
 mod reconciliation;
 mod redemption;

@@ -43,7 +43,7 @@ async fn the_document_describes_the_edge(backend: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
     let all = operations(&doc);
-    assert_eq!(all.len(), 53, "every route of the API, the sandbox provider and the service, once");
+    assert_eq!(all.len(), 55, "every route of the API, the sandbox provider and the service, once");
 
     let mut failures = Vec::new();
     let mut ids = BTreeMap::new();

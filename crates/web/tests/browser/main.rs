@@ -10,6 +10,7 @@
 mod common;
 mod counter;
 mod join_flow;
+mod looks;
 
 use common::{campaign_with, live_campaign_with};
 use reqwest::StatusCode;
