@@ -96,6 +96,7 @@ mod tests {
             user_name: None,
             is_operator: false,
             shops: Vec::new(),
+            shop_names: Vec::new(),
             path: "/".into(),
             switched_to: None,
         }
