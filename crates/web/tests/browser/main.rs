@@ -8,8 +8,8 @@
 
 #[path = "../api/common.rs"]
 mod common;
-mod join_flow;
 mod counter;
+mod join_flow;
 
 use common::{campaign_with, live_campaign_with};
 use reqwest::StatusCode;
