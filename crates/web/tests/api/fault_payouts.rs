@@ -102,7 +102,7 @@ async fn a_payout_worker_dropped_midway_pays_out_each_withdrawal_once(backend: B
 
 /// Quiescence after hang-ups: stopping the service waits for the requests still in flight and closes its pools;
 /// the service started again on the same database (and clock, and sandbox) answers what follows.
-async fn stopped_and_started_again(mut app: TestApp) -> TestApp {
+pub(crate) async fn stopped_and_started_again(mut app: TestApp) -> TestApp {
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.stop()).await;
     stopped.expect("the service stops within 10 s");
     TestApp::spawn_on_with(app.db.clone(), app.app.settings().clone(), app.app.clock().clone()).await

@@ -14,6 +14,7 @@ mod common;
 mod edges;
 mod every_provider;
 mod fault_payouts;
+mod fault_redemptions;
 mod fault_refunds;
 mod fault_worker;
 mod groups;
