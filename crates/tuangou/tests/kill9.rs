@@ -261,13 +261,18 @@ async fn client(api: Api, campaign: String, number: usize, token: String, stop: 
 
 /// Every membership the customer has, through `GET /api/v1/me/memberships`, page by page: id → group id.
 async fn memberships(api: &Api, token: &str) -> BTreeMap<String, String> {
+    listed(api, "/api/v1/me/memberships", token, "group_id").await
+}
+
+/// Every item of a list of the customer's (`path`), page by page: id → the item's `field`.
+async fn listed(api: &Api, path: &str, token: &str, field: &str) -> BTreeMap<String, String> {
     let mut all = BTreeMap::new();
     let mut cursor = String::new();
     loop {
-        let page = api.get(&format!("/api/v1/me/memberships?limit=200{cursor}"), token).await;
+        let page = api.get(&format!("{path}?limit=200{cursor}"), token).await;
         for item in page["items"].as_array().expect("items") {
-            let (id, group) = (item["id"].as_str().expect("an id"), item["group_id"].as_str().expect("a group"));
-            all.insert(id.to_owned(), group.to_owned());
+            let (id, value) = (item["id"].as_str().expect("an id"), item[field].as_str().expect("the field"));
+            all.insert(id.to_owned(), value.to_owned());
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
@@ -397,13 +402,7 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    for _ in 0..fastrand::usize(3..=5) {
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
-        service.kill();
-        service.start().await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
+    kill_now_and_then(&mut service, &stop).await;
     let mut paid = Vec::new();
     for client in clients {
         paid.push(client.await.expect("a client"));
@@ -449,21 +448,21 @@ async fn answered(api: &Api, path: &str, token: &str, body: Value, key: &str) ->
     }
 }
 
+/// Kills the service with SIGKILL 3–5 times, 0.3–1.5 s apart, starting it again each time; lets the clients go on
+/// a little after the last start, then tells them to stop (each finishes the key in hand).
+async fn kill_now_and_then(service: &mut Service, stop: &AtomicBool) {
+    for _ in 0..fastrand::usize(3..=5) {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
+        service.kill();
+        service.start().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+}
+
 /// Every withdrawal the customer made, through `GET /api/v1/me/withdrawals`, page by page: id → status.
 async fn withdrawals(api: &Api, token: &str) -> BTreeMap<String, String> {
-    let mut all = BTreeMap::new();
-    let mut cursor = String::new();
-    loop {
-        let page = api.get(&format!("/api/v1/me/withdrawals?limit=200{cursor}"), token).await;
-        for item in page["items"].as_array().expect("items") {
-            let (id, status) = (item["id"].as_str().expect("an id"), item["status"].as_str().expect("a status"));
-            all.insert(id.to_owned(), status.to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => return all,
-        }
-    }
+    listed(api, "/api/v1/me/withdrawals", token, "status").await
 }
 
 /// Customers ask for withdrawals of 1 yuan through the sandbox with `Idempotency-Key`s while the server (and its
@@ -501,13 +500,7 @@ async fn withdrawals_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    for _ in 0..fastrand::usize(3..=5) {
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
-        service.kill();
-        service.start().await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
+    kill_now_and_then(&mut service, &stop).await;
     let mut asked = Vec::new();
     for client in clients {
         asked.push(client.await.expect("a client"));
