@@ -261,13 +261,18 @@ async fn client(api: Api, campaign: String, number: usize, token: String, stop: 
 
 /// Every membership the customer has, through `GET /api/v1/me/memberships`, page by page: id → group id.
 async fn memberships(api: &Api, token: &str) -> BTreeMap<String, String> {
+    listed(api, "/api/v1/me/memberships", token, "group_id").await
+}
+
+/// Every item of a list of the customer's (`path`), page by page: id → the item's `field`.
+async fn listed(api: &Api, path: &str, token: &str, field: &str) -> BTreeMap<String, String> {
     let mut all = BTreeMap::new();
     let mut cursor = String::new();
     loop {
-        let page = api.get(&format!("/api/v1/me/memberships?limit=200{cursor}"), token).await;
+        let page = api.get(&format!("{path}?limit=200{cursor}"), token).await;
         for item in page["items"].as_array().expect("items") {
-            let (id, group) = (item["id"].as_str().expect("an id"), item["group_id"].as_str().expect("a group"));
-            all.insert(id.to_owned(), group.to_owned());
+            let (id, value) = (item["id"].as_str().expect("an id"), item[field].as_str().expect("the field"));
+            all.insert(id.to_owned(), value.to_owned());
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
@@ -397,13 +402,7 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    for _ in 0..fastrand::usize(3..=5) {
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
-        service.kill();
-        service.start().await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
+    kill_now_and_then(&mut service, &stop).await;
     let mut paid = Vec::new();
     for client in clients {
         paid.push(client.await.expect("a client"));
@@ -449,4 +448,94 @@ async fn answered(api: &Api, path: &str, token: &str, body: Value, key: &str) ->
     }
 }
 
-on_both_backends!(joins_survive_kill_9_and_retries_with_the_same_key_join_once, paid_joins_survive_kill_9);
+/// Kills the service with SIGKILL 3–5 times, 0.3–1.5 s apart, starting it again each time; lets the clients go on
+/// a little after the last start, then tells them to stop (each finishes the key in hand).
+async fn kill_now_and_then(service: &mut Service, stop: &AtomicBool) {
+    for _ in 0..fastrand::usize(3..=5) {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..=1_500))).await;
+        service.kill();
+        service.start().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+}
+
+/// Every withdrawal the customer made, through `GET /api/v1/me/withdrawals`, page by page: id → status.
+async fn withdrawals(api: &Api, token: &str) -> BTreeMap<String, String> {
+    listed(api, "/api/v1/me/withdrawals", token, "status").await
+}
+
+/// Customers ask for withdrawals of 1 yuan through the sandbox with `Idempotency-Key`s while the server (and its
+/// payout worker, between the provider paying out and the settlement being kept) is killed with SIGKILL 3–5 times
+/// and started again. Then, once the restarted worker has caught up: each customer's withdrawals are exactly the
+/// keys answered 201, each once, every one paid out; the wallet lost exactly one yuan for each; `tuangou check`
+/// (the clearing account equal to paid − refunded − paid out among them) exits 0.
+async fn withdrawals_survive_kill_9(backend: Backend) {
+    const WITHDRAWAL: i64 = 100;
+    let db = TestDb::new(backend).await;
+    let mut service = Service::new(&db.url);
+    service.sandbox = true;
+    service.start().await;
+    let (_, customers) = set_up(&service).await;
+    let api = service.api.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(number, token)| {
+            let (api, token, stop) = (api.clone(), token.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut asked = BTreeSet::new();
+                for i in 0..KEYS_PER_CLIENT {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let key = format!("client-{number}-withdrawal-{i}");
+                    let body = json!({"amount": WITHDRAWAL, "provider": "sandbox"});
+                    let (status, answer, _) = answered(&api, "/api/v1/me/withdrawals", &token, body, &key).await;
+                    assert_eq!(status, StatusCode::CREATED, "{answer}");
+                    asked.insert(answer["id"].as_str().expect("a withdrawal id").to_owned());
+                }
+                asked
+            })
+        })
+        .collect();
+    kill_now_and_then(&mut service, &stop).await;
+    let mut asked = Vec::new();
+    for client in clients {
+        asked.push(client.await.expect("a client"));
+    }
+    assert!(asked.iter().map(BTreeSet::len).sum::<usize>() > CLIENTS, "the clients hardly withdrew");
+
+    // The restarted worker pays out what is still in flight (its next attempts are at most seconds away).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (token, ids) in customers.iter().zip(&asked) {
+        loop {
+            let listed = withdrawals(&api, token).await;
+            let ids_listed: BTreeSet<&String> = listed.keys().collect();
+            assert_eq!(ids_listed, ids.iter().collect(), "the withdrawals are exactly those answered 201, each once");
+            let statuses: BTreeSet<&str> = listed.values().map(String::as_str).collect();
+            if statuses.iter().all(|s| *s == "succeeded") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "withdrawals still in flight a minute after: {statuses:?}\n{}",
+                service.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let wallet = api.get("/api/v1/me/wallet", token).await;
+        let expected = PRICE * KEYS_PER_CLIENT as i64 - WITHDRAWAL * ids.len() as i64;
+        assert_eq!(wallet["available"].as_i64(), Some(expected), "one yuan gone for each withdrawal: {wallet}");
+    }
+    service.kill();
+    let check = service.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
+}
+
+on_both_backends!(
+    joins_survive_kill_9_and_retries_with_the_same_key_join_once,
+    paid_joins_survive_kill_9,
+    withdrawals_survive_kill_9,
+);

@@ -5,10 +5,10 @@
 //! all of it, to the fen, and every invariant holds.
 
 use crate::common::{campaign_with, live_campaign_with, wallet};
+use crate::fault_worker::poll_at_most;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::future::Future;
-use std::task::Poll;
 use tuangou_app::{AppResult, Caller, GroupView, JoinAnswer, JoinInput, JoinTarget, RedemptionRow, VoucherView};
 use tuangou_domain::ids::{CampaignId, GroupId, MerchantId, VoucherId};
 use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
@@ -25,26 +25,6 @@ const MAX_POLLS: usize = 500;
 /// Sweeps go on past [`SWEEPS`] until some drop came after the unit of work was handed over (and left it whole).
 const SWEEPS: usize = 3;
 const MAX_SWEEPS: usize = 30;
-
-/// Polls `future` with the caller's context (so its waker is the real one and it progresses normally) at most
-/// `polls` times: its output if it completed within them, else `None`, and the future is dropped right after the
-/// last poll that left it pending.
-async fn poll_at_most<F: Future>(polls: usize, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut polled = 0;
-    std::future::poll_fn(move |context| {
-        if polled == polls {
-            return Poll::Ready(None);
-        }
-        polled += 1;
-        match future.as_mut().poll(context) {
-            Poll::Ready(output) => Poll::Ready(Some(output)),
-            Poll::Pending if polled == polls => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
 
 /// What a dropped call left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

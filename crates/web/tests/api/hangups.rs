@@ -20,7 +20,7 @@ const HANG_UP_BUDGET: Duration = Duration::from_secs(5);
 
 /// Opens a connection, sends `POST path` signed in with `token`, and 0–4 ms later resets the connection (SO_LINGER
 /// 0, so the close sends RST) without reading a byte of the answer.
-async fn join_and_hang_up(address: &str, path: &str, token: &str, body: &str) {
+pub(crate) async fn join_and_hang_up(address: &str, path: &str, token: &str, body: &str) {
     let mut stream = TcpStream::connect(address).await.expect("connect to the server");
     stream.set_zero_linger().expect("SO_LINGER 0");
     let request = format!(
@@ -39,7 +39,7 @@ async fn join_and_hang_up(address: &str, path: &str, token: &str, body: &str) {
 }
 
 /// [`HANG_UPS`] joins of `path` by callers picked at random, each hung up by [`join_and_hang_up`].
-async fn hang_up_joins(app: &TestApp, path: &str, callers: &[TestUser], body: &'static str) {
+pub(crate) async fn hang_up_joins(app: &TestApp, path: &str, callers: &[TestUser], body: &'static str) {
     let address = Arc::<str>::from(app.base.trim_start_matches("http://"));
     let path = Arc::<str>::from(path);
     let tokens: Arc<[String]> = callers.iter().map(|c| c.token.clone()).collect();
