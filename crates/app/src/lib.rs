@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admission;
+mod caches;
 mod campaigns;
 mod clock;
 mod dashboards;
@@ -104,12 +105,16 @@ pub struct App {
     providers: payments::Providers,
     /// What this instance knows of the daily reconciliation (`payments::reconcile`).
     reconciling: payments::reconcile::Daily,
+    /// Sessions, roles and live campaigns as last read (`caches.rs`).
+    caches: std::sync::Arc<caches::Caches>,
 }
 
 impl App {
     pub fn new(store: Store, settings: Settings, clock: Clock) -> Self {
         let hashing = passwords::Hashing::sized_to_the_machine(settings.throttles.hashes_waiting_per_core);
         let providers = payments::Providers::new(&settings.payments, &store, &clock, &settings.public_url);
+        // On PostgreSQL the caches wait for the listener (other instances' changes reach this one through it).
+        let caches = std::sync::Arc::new(caches::Caches::new(!store.shares_events()));
         Self {
             store,
             settings,
@@ -121,6 +126,7 @@ impl App {
             pruned_at: std::sync::Arc::default(),
             providers,
             reconciling: payments::reconcile::Daily::default(),
+            caches,
         }
     }
 
