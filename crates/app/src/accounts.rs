@@ -2,6 +2,7 @@
 //! history, and closing an account.
 
 use crate::admission::Admitted;
+use crate::caches::CachedSession;
 use crate::{App, AppError, AppResult, in_flight, passwords};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
@@ -9,7 +10,7 @@ use tuangou_domain::ids::{MerchantId, UserId};
 use tuangou_domain::phone::UserPhone;
 use tuangou_domain::text;
 use tuangou_domain::time::Millis;
-use tuangou_store::{MerchantRole, NewUser, ShopRole, StoreError, UserRow};
+use tuangou_store::{MerchantRole, NewUser, ShopRole, Stale, StoreError, UserRow};
 
 /// A sign-up, parsed.
 pub struct NewAccount {
@@ -143,16 +144,48 @@ impl App {
     }
 
     pub async fn sign_out(&self, token: &str) -> AppResult<()> {
-        Ok(self.store.delete_session(&token_hash(token)).await?)
+        let hash = token_hash(token);
+        self.store.delete_session(&hash).await?;
+        self.caches.forget(&Stale::Session(hash));
+        Ok(())
     }
 
-    /// The caller behind a session token, if the session is valid.
+    /// The caller behind a session token, if the session is valid: from this instance's cache while it holds
+    /// the session (see `caches.rs`), else from the database.
     pub async fn authenticate(&self, token: &str) -> AppResult<Option<Caller>> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let user = self.store.session_user(&token_hash(token), self.clock.now()).await?;
-        Ok(user.as_ref().map(Caller::from_row))
+        let (hash, now) = (token_hash(token), self.clock.now());
+        let sessions = &self.caches.sessions;
+        let trusted = self.caches.trusted();
+        if trusted && let Some(session) = sessions.get(&hash).filter(|s| s.expires_at > now) {
+            return Ok(Some(session.caller));
+        }
+        let epoch = sessions.epoch();
+        let Some((user, expires_at)) = self.store.session_of(&hash, now).await? else { return Ok(None) };
+        let caller = Caller::from_row(&user);
+        if trusted {
+            sessions.fill(epoch, hash, CachedSession { caller: caller.clone(), expires_at });
+        }
+        Ok(Some(caller))
+    }
+
+    /// The merchants `user` owns or works at: from this instance's cache while it holds them, else from the
+    /// database.
+    pub(crate) async fn works_at(&self, user: &UserId) -> AppResult<Vec<MerchantId>> {
+        let roles = &self.caches.roles;
+        let trusted = self.caches.trusted();
+        if trusted && let Some(merchants) = roles.get(&user.to_string()) {
+            return Ok(merchants);
+        }
+        let epoch = roles.epoch();
+        let merchants: Vec<MerchantId> =
+            self.store.roles_of(user).await?.into_iter().map(|(merchant, _)| merchant).collect();
+        if trusted {
+            roles.fill(epoch, user.to_string(), merchants.clone());
+        }
+        Ok(merchants)
     }
 
     /// The caller's account and merchant roles (`GET /me`).
@@ -174,7 +207,9 @@ impl App {
         let password_hash = self.hashing.hash(account.password, self.settings.password_cost, ()).await?;
         let user =
             NewUser { phone: account.phone.as_str().to_owned(), name: account.name, password_hash, is_operator: true };
-        Ok(self.store.ensure_operator(user, self.clock.now()).await?)
+        let row = self.store.ensure_operator(user, self.clock.now()).await?;
+        self.caches.forget(&Stale::User(row.id.clone()));
+        Ok(row)
     }
 
     /// The caller's record: what they joined, won, lost, were refunded and rewarded.
@@ -186,7 +221,11 @@ impl App {
     pub async fn close_account(&self, caller: &Caller) -> AppResult<()> {
         match self.store.close_account(&caller.user, self.clock.now()).await {
             Err(StoreError::NotFound) => Err(AppError::NotSignedIn),
-            other => Ok(other?),
+            other => {
+                other?;
+                self.caches.forget(&Stale::User(caller.user.to_string()));
+                Ok(())
+            }
         }
     }
 }

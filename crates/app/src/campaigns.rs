@@ -168,6 +168,7 @@ impl App {
     pub async fn end_campaign(&self, caller: &Caller, id: &CampaignId) -> AppResult<CampaignRow> {
         self.owned_campaign(caller, id).await?;
         let row = self.store.end_campaign(id, self.clock.now()).await?;
+        self.caches.forget(&tuangou_store::Stale::Campaign(id.to_string()));
         self.wind_up(id).await?;
         Ok(self.store.campaign(id).await?.unwrap_or(row))
     }
@@ -264,6 +265,7 @@ impl App {
             match self.store.end_campaign(&id, self.clock.now()).await {
                 Ok(_) => {
                     ended += 1;
+                    self.caches.forget(&tuangou_store::Stale::Campaign(id.to_string()));
                     self.wind_up(&id).await?;
                 }
                 Err(tuangou_store::StoreError::Conflict(_)) => {} // another instance ended it first

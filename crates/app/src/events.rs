@@ -6,6 +6,9 @@
 //! them to refetch (`Resync`), since notifications are never replayed. One task per instance sends them, in the
 //! order they were published, coalescing whatever queued while its last `NOTIFY` was in flight into the next one:
 //! under load one transaction carries many events instead of each join paying for a transaction of its own.
+//!
+//! The same listener hears the stale keys of rows this instance may cache (`caches.rs`): it forgets them, and
+//! while it does not listen the caches are not used.
 
 use crate::App;
 use serde::{Deserialize, Serialize};
@@ -132,6 +135,8 @@ impl App {
                 None
             }
         };
+        // From now on every change reaches this instance: its caches may be used.
+        self.caches.trust(first.is_some());
         let app = self.clone();
         Some(tokio::spawn(async move { app.listen_for_events(first, shutdown).await }))
     }
@@ -149,6 +154,7 @@ impl App {
                 }
                 listener = self.store.listen().await.ok().flatten();
                 if listener.is_some() {
+                    self.caches.trust(true);
                     self.events.deliver(BusMessage::Resync);
                 }
                 continue;
@@ -159,9 +165,18 @@ impl App {
                         Ok(event) => self.events.deliver(BusMessage::Event(event)),
                         Err(error) => tracing::warn!(%error, "ignoring a malformed event"),
                     },
-                    Ok(Heard::Reconnected) => self.events.deliver(BusMessage::Resync),
+                    Ok(Heard::Stale(stale)) => self.caches.forget(&stale),
+                    // Changes may have been missed while the connection was down: the caches start again empty,
+                    // once a new listener listens (it is listening when it is returned).
+                    Ok(Heard::Reconnected) => {
+                        self.caches.trust(false);
+                        listener = self.store.listen().await.ok().flatten();
+                        self.caches.trust(listener.is_some());
+                        self.events.deliver(BusMessage::Resync);
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "event listener lost its connection");
+                        self.caches.trust(false);
                         listener = None;
                         self.events.deliver(BusMessage::Resync);
                     }

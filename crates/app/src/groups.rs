@@ -17,7 +17,7 @@ use tuangou_domain::time::Millis;
 use tuangou_domain::voucher_keys::ServerSecret;
 use tuangou_store::{
     Admission, CampaignRow, DrawPlan, GroupRow, IdempotencyClaim, Inviters, MemberRow, NewGroup, NewRefund, NewVoucher,
-    PaymentRow, SeatPayment, StoreError,
+    PaymentRow, SeatPayment, Seated, StoreError,
 };
 
 /// Where a join goes.
@@ -354,15 +354,14 @@ impl App {
             JoinTarget::NewGroup(c) | JoinTarget::Campaign(c) => c.clone(),
             JoinTarget::Group(g) => self.store.group(g).await?.ok_or_else(unknown_group)?.campaign(),
         };
-        let (campaign, works_there) = self
-            .store
-            .campaign_for_joiner(&campaign_id, &caller.user)
+        let campaign = self
+            .campaign_to_join(&campaign_id)
             .await?
             .ok_or(AppError::NotFound("unknown_campaign", "no such campaign"))?;
         if campaign.status != "live" {
             return Err(AppError::conflict("campaign_not_live", "the campaign is not live"));
         }
-        if works_there {
+        if self.works_at(&caller.user).await?.contains(&campaign.merchant()) {
             return Err(AppError::Forbidden("own_merchant", "the merchant's owner and staff cannot join its groups"));
         }
         let rules = rules_of(&campaign)?;
@@ -386,9 +385,9 @@ impl App {
                 pay_by: now.plus_millis(rules.payment_window()),
             }),
         };
-        let (group, membership) = match target {
-            JoinTarget::NewGroup(_) => self.open(&rules, &admission).await?,
-            JoinTarget::Group(group) => self.store.join_group(&group, &admission).await?,
+        let Seated { group, member: membership, members } = match target {
+            JoinTarget::NewGroup(_) => self.open(&rules, &admission).await?.into(),
+            JoinTarget::Group(group) => self.store.join_group(&group, &admission).await?.into(),
             JoinTarget::Campaign(_) => self.join_any(&rules, &admission).await?,
         };
         let payment = match self.seat_payment_for(&membership, input.payer).await {
@@ -403,10 +402,17 @@ impl App {
         if let Some(drawn) = self.after_seat_taken(&group, &membership, rules.draw_mode()).await? {
             return Ok(Joined { payment, ..drawn });
         }
-        // Answer with the group as the join's transaction left it: its row came back from that transaction, and the
-        // members are read up to its seats (later joiners are not part of this answer).
-        let mut members = self.store.group_members(&group.group_id()).await?;
-        members.retain(|m| m.seq <= group.member_count + group.released_seats);
+        // Answer with the group as the join's transaction left it: its row came back from that transaction, and so
+        // did its members when the join saw them all; else they are read up to its seats (later joiners are not
+        // part of this answer).
+        let members = match members {
+            Some(members) => members,
+            None => {
+                let mut members = self.store.group_members(&group.group_id()).await?;
+                members.retain(|m| m.seq <= group.member_count + group.released_seats);
+                members
+            }
+        };
         Ok(Joined { group: GroupView { group, members }, membership, payment })
     }
 
@@ -443,13 +449,29 @@ impl App {
         Ok(Some(Joined { group, membership, payment: None }))
     }
 
+    /// The campaign a join names: from this instance's cache while it is live there (a live campaign's rules do
+    /// not change, and its end is a stale key: see `caches.rs`), else from the database.
+    async fn campaign_to_join(&self, id: &CampaignId) -> AppResult<Option<CampaignRow>> {
+        let campaigns = &self.caches.campaigns;
+        let trusted = self.caches.trusted();
+        if trusted && let Some(campaign) = campaigns.get(&id.to_string()) {
+            return Ok(Some(campaign));
+        }
+        let epoch = campaigns.epoch();
+        let campaign = self.store.campaign(id).await?;
+        if let Some(live) = campaign.as_ref().filter(|c| trusted && c.status == "live") {
+            campaigns.fill(epoch, id.to_string(), live.clone());
+        }
+        Ok(campaign)
+    }
+
     async fn open(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
         Ok(self.store.open_group(&new_group(rules, admission)?, admission).await?)
     }
 
     /// Joins the open group closest to full that has a seat for the caller, else opens one: one transaction
     /// that looks and takes the seat together (see `Store::join_campaign`).
-    async fn join_any(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<(GroupRow, MemberRow)> {
+    async fn join_any(&self, rules: &CampaignRules, admission: &Admission) -> AppResult<Seated> {
         Ok(self.store.join_campaign(&new_group(rules, admission)?, admission).await?)
     }
 

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admission;
+mod caches;
 mod campaigns;
 mod clock;
 mod dashboards;
@@ -113,6 +114,8 @@ pub struct App {
     reconciling: payments::reconcile::Daily,
     /// Where photos are kept, and the gate their decoding goes through.
     photos: photos::Photos,
+    /// Sessions, roles and live campaigns as last read (`caches.rs`).
+    caches: std::sync::Arc<caches::Caches>,
 }
 
 impl App {
@@ -120,6 +123,8 @@ impl App {
         let hashing = passwords::Hashing::sized_to_the_machine(settings.throttles.hashes_waiting_per_core);
         let providers = payments::Providers::new(&settings.payments, &store, &clock, &settings.public_url);
         let photos = photos::Photos::new(photos::MediaDir::new(settings.media_dir.clone()));
+        // On PostgreSQL the caches wait for the listener (other instances' changes reach this one through it).
+        let caches = std::sync::Arc::new(caches::Caches::new(!store.shares_events()));
         Self {
             store,
             settings,
@@ -132,6 +137,7 @@ impl App {
             providers,
             reconciling: payments::reconcile::Daily::default(),
             photos,
+            caches,
         }
     }
 

@@ -82,6 +82,7 @@ impl App {
             status,
         };
         let row = self.store.create_merchant(merchant, &caller.user, self.clock.now()).await?;
+        self.caches.forget(&tuangou_store::Stale::User(caller.user.to_string()));
         Ok(self.merchant_view(row))
     }
 
@@ -121,6 +122,8 @@ impl App {
             .user_by_phone(phone.as_str())
             .await?
             .ok_or(AppError::NotFound("unknown_user", "no account has this phone number; they must sign up first"))?;
-        Ok(self.store.add_staff(merchant, &user.user_id(), self.clock.now()).await?)
+        self.store.add_staff(merchant, &user.user_id(), self.clock.now()).await?;
+        self.caches.forget(&tuangou_store::Stale::User(user.id.clone()));
+        Ok(())
     }
 }

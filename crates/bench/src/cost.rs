@@ -5,6 +5,11 @@
 //! - **WAL** (PostgreSQL only): the bytes of write-ahead log written over the run (`pg_current_wal_lsn()`),
 //!   divided by the operations done. WAL grows with the rows and index entries written, so this is how much a
 //!   join writes beside a raw transaction. Other writers on the same server count too: run on a quiet server.
+//! - **statements** (PostgreSQL only): the statements this process sent to PostgreSQL, `BEGIN` and `COMMIT`
+//!   included (`tuangou_store::postgres_statements_sent`, plus the raw rate's own four per transaction): each is
+//!   a round trip, so this is the round trips an operation costs;
+//! - **transactions** (PostgreSQL only): the database's committed and rolled-back transactions
+//!   (`pg_stat_database`, whose counters a backend reports within a second: a figure over a run of seconds).
 //!
 //! Either figure is absent where it cannot be read (no `/proc/stat`, or SQLite, whose WAL is checkpointed and
 //! reused in place).
@@ -27,6 +32,8 @@ pub struct Probe {
 pub struct Reading {
     busy_ticks: Option<u64>,
     wal_bytes: Option<i64>,
+    statements: Option<u64>,
+    transactions: Option<i64>,
 }
 
 /// Per operation, over a run.
@@ -36,6 +43,10 @@ pub struct Cost {
     pub cpu_ms: Option<f64>,
     /// Bytes of WAL.
     pub wal_bytes: Option<f64>,
+    /// Statements sent to PostgreSQL (round trips).
+    pub statements: Option<f64>,
+    /// Transactions PostgreSQL ran.
+    pub transactions: Option<f64>,
 }
 
 impl Probe {
@@ -48,14 +59,18 @@ impl Probe {
     }
 
     pub async fn read(&self) -> Reading {
-        let wal_bytes = match &self.wal {
-            Some(pool) => sqlx::query_scalar::<_, i64>("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::BIGINT")
-                .fetch_one(pool)
-                .await
-                .ok(),
-            None => None,
+        let Some(pool) = &self.wal else {
+            return Reading { busy_ticks: busy_ticks(), wal_bytes: None, statements: None, transactions: None };
         };
-        Reading { busy_ticks: busy_ticks(), wal_bytes }
+        let scalar = |text: &'static str| sqlx::query_scalar::<_, i64>(text).fetch_one(pool);
+        let wal_bytes = scalar("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::BIGINT").await.ok();
+        let transactions = scalar(
+            "SELECT (xact_commit + xact_rollback)::BIGINT FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .await
+        .ok();
+        let statements = Some(tuangou_store::postgres_statements_sent() + crate::raw::statements_sent());
+        Reading { busy_ticks: busy_ticks(), wal_bytes, statements, transactions }
     }
 
     /// What each of `operations` cost since `start`.
@@ -68,6 +83,8 @@ impl Probe {
                 .zip(end.busy_ticks)
                 .and_then(|(a, b)| per(b.saturating_sub(a) as f64 * 1_000.0 / TICKS_PER_SECOND)),
             wal_bytes: start.wal_bytes.zip(end.wal_bytes).and_then(|(a, b)| per((b - a).max(0) as f64)),
+            statements: start.statements.zip(end.statements).and_then(|(a, b)| per(b.saturating_sub(a) as f64)),
+            transactions: start.transactions.zip(end.transactions).and_then(|(a, b)| per((b - a).max(0) as f64)),
         }
     }
 
@@ -105,6 +122,12 @@ impl Cost {
         if let Some(bytes) = self.wal_bytes {
             parts.push(format!("{bytes:.0} B WAL"));
         }
+        if let Some(statements) = self.statements {
+            parts.push(format!("{statements:.1} statements"));
+        }
+        if let Some(transactions) = self.transactions {
+            parts.push(format!("{transactions:.2} transactions"));
+        }
         if parts.is_empty() { "not measured here".into() } else { parts.join(", ") }
     }
 
@@ -135,8 +158,8 @@ mod tests {
 
     #[test]
     fn ratios_need_both_figures() {
-        let join = Cost { cpu_ms: Some(2.0), wal_bytes: Some(9_000.0) };
-        let raw = Cost { cpu_ms: Some(0.25), wal_bytes: None };
+        let join = Cost { cpu_ms: Some(2.0), wal_bytes: Some(9_000.0), ..Cost::default() };
+        let raw = Cost { cpu_ms: Some(0.25), ..Cost::default() };
         assert_eq!(join.times(&raw), "8.0× the CPU");
         assert_eq!(Cost::default().describe(), "not measured here");
     }

@@ -22,6 +22,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tuangou_testkit::{Backend, TestDb};
 
@@ -140,7 +141,15 @@ fn scratch_tables(id_type: &str, counters: usize) -> [String; 3] {
     ]
 }
 
+/// Statements the raw rate's PostgreSQL transactions sent (four each), for [`crate::cost`]'s statement count.
+static RAW_STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn statements_sent() -> u64 {
+    RAW_STATEMENTS.load(Ordering::Relaxed)
+}
+
 async fn postgres_transaction(pool: PgPool, counter: i64) -> Result<(), sqlx::Error> {
+    RAW_STATEMENTS.fetch_add(4, Ordering::Relaxed);
     let mut tx = pool.begin().await?;
     sqlx::query(INSERT).bind(payload()).bind(now_millis()).execute(&mut *tx).await?;
     sqlx::query(BUMP).bind(counter).execute(&mut *tx).await?;

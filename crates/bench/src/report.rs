@@ -159,6 +159,10 @@ struct Row {
     raw: f64,
     hot: f64,
     ratio: f64,
+    /// CPU per join (all processes), in milliseconds; `NaN` where not measured.
+    cpu_ms: f64,
+    /// Statements sent to PostgreSQL per join; `NaN` on SQLite.
+    statements: f64,
     floor_bare: f64,
     floor_signed_in: f64,
     race_joins_per_second: f64,
@@ -183,6 +187,8 @@ impl Row {
                 raw: o.raw.spread.per_second(),
                 hot: o.raw.hot.per_second(),
                 ratio: ratio_of(joins, &o.raw.spread),
+                cpu_ms: joins.cost.cpu_ms.unwrap_or(f64::NAN),
+                statements: joins.cost.statements.unwrap_or(f64::NAN),
                 floor_bare: o.floor.bare.per_second(),
                 floor_signed_in: o.floor.signed_in.per_second(),
                 race_joins_per_second: race.per_second(),
@@ -208,6 +214,8 @@ impl Row {
             raw: median(|r| r.raw),
             hot: median(|r| r.hot),
             ratio: median(|r| r.ratio),
+            cpu_ms: median(|r| r.cpu_ms),
+            statements: median(|r| r.statements),
             floor_bare: median(|r| r.floor_bare),
             floor_signed_in: median(|r| r.floor_signed_in),
             race_joins_per_second: median(|r| r.race_joins_per_second),
@@ -220,7 +228,7 @@ impl Row {
 
     fn print(&self, label: &str) {
         println!(
-            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}{:>10.0}{:>9.0}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
+            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}{:>8.2}{:>7.1}{:>10.0}{:>9.0}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
             self.backend,
             self.clients,
             self.joins_per_second,
@@ -230,6 +238,8 @@ impl Row {
             self.raw,
             self.hot,
             self.ratio,
+            self.cpu_ms,
+            self.statements,
             self.floor_bare,
             self.floor_signed_in,
             self.race_joins_per_second,
@@ -242,14 +252,15 @@ impl Row {
 }
 
 /// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (the counter rows spread; how it
-/// was measured is printed under the table), `hot tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, and
+/// was measured is printed under the table), `hot tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, `cpu ms`
+/// the CPU of all processes per join, `stmts` the statements sent to PostgreSQL per join (round trips), and
 /// `health/s` and `me/s` the HTTP floor (measured at the first client count; see `floor.rs`). With several runs
 /// per backend, a line per backend and client count follows with the median of each figure (this machine's
 /// figures vary from run to run).
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(
-        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}{:>10}{:>9}  | race:{:>9}{:>8}{:>8}{:>10}  check",
+        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}{:>8}{:>7}{:>10}{:>9}  | race:{:>9}{:>8}{:>8}{:>10}  check",
         "backend",
         "clients",
         "joins/s",
@@ -259,6 +270,8 @@ pub fn summary(outcomes: &[Outcome]) {
         "raw tx/s",
         "hot tx/s",
         "ratio",
+        "cpu ms",
+        "stmts",
         "health/s",
         "me/s",
         "joins/s",

@@ -269,33 +269,6 @@ impl Store {
         campaign_in(&mut pooled.conn(), id).await
     }
 
-    /// The campaign a customer is about to join, and whether that customer owns or works for its merchant (who
-    /// may not join): one read instead of two on the join's hot path.
-    pub async fn campaign_for_joiner(
-        &self,
-        id: &CampaignId,
-        user: &tuangou_domain::ids::UserId,
-    ) -> StoreResult<Option<(CampaignRow, bool)>> {
-        #[derive(sqlx::FromRow)]
-        struct WithRole {
-            #[sqlx(flatten)]
-            campaign: CampaignRow,
-            works_there: i64,
-        }
-        crate::sqlite_sql::from_values!(WithRole { works_there } flatten { campaign });
-        let columns = CAMPAIGN_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
-        let q = sql(format!(
-            "SELECT {columns}, CAST(CASE WHEN EXISTS (SELECT 1 FROM merchant_roles r
-                 WHERE r.merchant_id = c.merchant_id AND r.user_id = $2) THEN 1 ELSE 0 END AS BIGINT) AS works_there
-             FROM campaigns c WHERE c.id = $1"
-        ))
-        .bind(id.as_str())
-        .bind(user.as_str());
-        let mut pooled = self.pools.read().await?;
-        let row: Option<WithRole> = pooled.conn().fetch_optional(q).await?;
-        Ok(row.map(|r| (r.campaign, r.works_there != 0)))
-    }
-
     pub async fn require_campaign(&self, id: &CampaignId) -> StoreResult<CampaignRow> {
         self.campaign(id).await?.ok_or(StoreError::NotFound)
     }
@@ -392,6 +365,7 @@ impl Store {
                     )
                     .await?;
                 let row = changed_or(&mut conn, id, ended, "campaign_not_live").await?;
+                crate::notify::say_stale(&mut conn, &crate::notify::Stale::Campaign(row.id.clone())).await?;
                 Ok(row)
             })
         })

@@ -19,10 +19,25 @@ use sqlx::{AssertSqlSafe, Database, Encode, FromRow, PgConnection, PgPool, Postg
 use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Statements this process has sent to PostgreSQL, `BEGIN` and `COMMIT` included: each one is a round trip. A
+/// process-wide count (every store of the process adds to it), read by the benchmark for its statements per join.
+static POSTGRES_STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many statements this process has sent to PostgreSQL so far (see [`POSTGRES_STATEMENTS`]).
+pub fn postgres_statements_sent() -> u64 {
+    POSTGRES_STATEMENTS.load(Ordering::Relaxed)
+}
+
+/// Counts `n` statements sent to PostgreSQL.
+pub(crate) fn count_postgres_statements(n: u64) {
+    POSTGRES_STATEMENTS.fetch_add(n, Ordering::Relaxed);
+}
 
 /// Which engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +227,7 @@ impl Conn<'_> {
                 Ok(Done { rows: Rows::Sqlite(executed.rows), changed: executed.changed })
             }
             Conn::Postgres(c) => {
+                count_postgres_statements(1);
                 let (text, args) = query(statement);
                 let (rows, changed) =
                     collect(sqlx::Executor::fetch_many(&mut **c, bind_all(sqlx::query(text), args))).await?;

@@ -133,6 +133,36 @@ impl MemberRow {
     }
 }
 
+/// A seat taken: the group as the join left it, the new membership, and the group's members up to that seat when
+/// the join's own statements saw them all (`None`: read them after the join).
+#[derive(Debug, Clone)]
+pub struct Seated {
+    pub group: GroupRow,
+    pub member: MemberRow,
+    pub members: Option<Vec<MemberRow>>,
+}
+
+impl Seated {
+    /// `member` with the `others` the join saw: whole only when they hold every seat the group counts, and are
+    /// paid as often as it counts paid seats. A statement that waited for the group's row reads with a snapshot
+    /// older than the lock, so it can miss a member who joined, was released or paid meanwhile; they are read
+    /// again then.
+    pub(crate) fn with_others(group: GroupRow, member: MemberRow, mut others: Vec<MemberRow>) -> Self {
+        others.push(member.clone());
+        others.sort_by_key(|m| m.seq);
+        let paid = others.iter().filter(|m| m.status != "pending").count();
+        let whole = others.len() as i64 == group.member_count && paid as i64 == group.paid_count;
+        Self { group, member, members: whole.then_some(others) }
+    }
+}
+
+/// A seat whose join saw no other member: whole when it is the group's only held seat (a group it opened).
+impl From<(GroupRow, MemberRow)> for Seated {
+    fn from((group, member): (GroupRow, MemberRow)) -> Self {
+        Self::with_others(group, member, Vec::new())
+    }
+}
+
 /// One customer into one group, as the app decided it.
 #[derive(Debug, Clone)]
 pub struct Admission {
@@ -534,31 +564,23 @@ async fn join_closest_on_sqlite(
 /// `already_member` here means the customer's own concurrent join (perhaps on another instance) took a seat in
 /// the group this one chose after this one's snapshot was taken: the unit runs again, and its fresh look passes
 /// over that group (API.md: a join by campaign picks a group the caller is not in).
-async fn join_closest_on_postgres(
-    conn: &mut Conn<'_>,
-    new_group: &NewGroup,
-    a: &Admission,
-) -> StoreResult<(GroupRow, MemberRow)> {
+async fn join_closest_on_postgres(conn: &mut Conn<'_>, new_group: &NewGroup, a: &Admission) -> StoreResult<Seated> {
     match seat_or_open_on_postgres(conn, new_group, a).await {
         Err(StoreError::Conflict("already_member")) => Err(StoreError::RunAgain("already_member")),
         other => other,
     }
 }
 
-async fn seat_or_open_on_postgres(
-    conn: &mut Conn<'_>,
-    new_group: &NewGroup,
-    a: &Admission,
-) -> StoreResult<(GroupRow, MemberRow)> {
+async fn seat_or_open_on_postgres(conn: &mut Conn<'_>, new_group: &NewGroup, a: &Admission) -> StoreResult<Seated> {
     if a.payment.is_some() {
         // A seat that waits for a payment moves no money: the plain path, a look and a seat, else a new group.
         check_preamble(&mut conn.run(join_preamble(a)).await, a)?;
         if let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await? {
             let member = admit_alone(conn, &row, a).await?;
-            return Ok((row, member));
+            return Ok(Seated::with_others(row, member, Vec::new()));
         }
         match reserve_stock(conn, new_group, a).await {
-            Ok(()) => return open_in(conn, new_group, a).await,
+            Ok(()) => return open_in(conn, new_group, a).await.map(Seated::from),
             Err(StoreError::Conflict("sold_out")) => {}
             Err(other) => return Err(other),
         }
@@ -581,14 +603,14 @@ async fn seat_or_open_on_postgres(
             && let Some(row) = conn.fetch_optional::<GroupRow>(take_closest_seat(a)).await?
         {
             let member = admit_alone(conn, &row, a).await?;
-            return Ok((row, member));
+            return Ok(Seated::with_others(row, member, Vec::new()));
         }
         let Some(group) = closest_to_full(conn, a).await? else {
             return Err(StoreError::Conflict("sold_out"));
         };
         if let Some(row) = conn.fetch_optional::<GroupRow>(take_seat(&group, a)).await? {
             let member = admit_alone(conn, &row, a).await?;
-            return Ok((row, member));
+            return Ok(Seated::with_others(row, member, Vec::new()));
         }
         if let StoreError::Conflict("campaign_not_live") = explain_no_seat(conn, &group, &a.campaign).await? {
             return Err(StoreError::Conflict("campaign_not_live"));
@@ -627,11 +649,7 @@ impl Store {
     ///
     /// On PostgreSQL the hot path is one statement after the key ([`one_statement`]), and it waits for the
     /// campaign's turn in this instance first ([`crate::join_queue`]).
-    pub async fn join_campaign(
-        &self,
-        new_group: &NewGroup,
-        admission: &Admission,
-    ) -> StoreResult<(GroupRow, MemberRow)> {
+    pub async fn join_campaign(&self, new_group: &NewGroup, admission: &Admission) -> StoreResult<Seated> {
         let _turn = match self.backend() {
             // Held until the unit of work has ended (an optimisation only: see join_queue.rs).
             Backend::Postgres => Some(self.join_queues.turn(admission.campaign.as_str()).await),
@@ -640,7 +658,7 @@ impl Store {
         self.write((new_group.clone(), admission.clone()), |mut conn, (new_group, admission)| {
             Box::pin(async move {
                 match conn.backend() {
-                    Backend::Sqlite => join_closest_on_sqlite(&mut conn, new_group, admission).await,
+                    Backend::Sqlite => join_closest_on_sqlite(&mut conn, new_group, admission).await.map(Seated::from),
                     Backend::Postgres => join_closest_on_postgres(&mut conn, new_group, admission).await,
                 }
             })
@@ -772,12 +790,6 @@ where
                 "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = (SELECT campaign_id FROM groups WHERE id = $1)"
             ))
             .bind(&id),
-            // The members of the campaign whose tickets this group's members named as `invited_by`, found
-            // from the group's few members through the unique ticket (never a scan of the campaign's).
-            sql("SELECT DISTINCT inviter.ticket, inviter.user_id
-                     FROM memberships invited JOIN memberships inviter ON inviter.ticket = invited.invited_by
-                     WHERE invited.group_id = $1 AND inviter.campaign_id = invited.campaign_id")
-            .bind(&id),
         ])
         .await;
     let Some(claimed) = ran.next_met()? else {
@@ -791,15 +803,9 @@ where
     let row: GroupRow = claimed.row()?.ok_or(StoreError::NotFound)?;
     let members: Vec<MemberRow> = ran.next()?.rows()?;
     let campaign: CampaignRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
-    let inviters: Inviters = ran
-        .next()?
-        .rows::<(String, String)>()?
-        .into_iter()
-        .map(|(ticket, user)| (ticket, UserId::from_trusted(user)))
-        .collect();
+    let inviters = inviters_of(conn, &id, &members).await?;
     let decided = plan(&row, &members, &campaign, &inviters)?;
     let drawn = outcome::write(conn, &row, members.len(), &campaign, &decided, now).await?;
-    crate::refunds::record_all(conn, &decided.refunds, now).await?;
     // The members as the outcome statement left them (nothing else of theirs changed).
     let members = members
         .into_iter()
@@ -809,6 +815,23 @@ where
         })
         .collect();
     Ok(Some((drawn, members)))
+}
+
+/// The members of the campaign whose tickets the group `id`'s members named as `invited_by`, found from the
+/// group's few members through the unique ticket (never a scan of the campaign's); no read when none named one.
+async fn inviters_of(conn: &mut Conn<'_>, id: &str, members: &[MemberRow]) -> StoreResult<Inviters> {
+    if members.iter().all(|m| m.invited_by.is_none()) {
+        return Ok(Inviters::new());
+    }
+    let inviters: Vec<(String, String)> = conn
+        .fetch_all(
+            sql("SELECT DISTINCT inviter.ticket, inviter.user_id
+                 FROM memberships invited JOIN memberships inviter ON inviter.ticket = invited.invited_by
+                 WHERE invited.group_id = $1 AND inviter.campaign_id = invited.campaign_id")
+            .bind(id),
+        )
+        .await?;
+    Ok(inviters.into_iter().map(|(ticket, user)| (ticket, UserId::from_trusted(user))).collect())
 }
 
 /// [`Store::expire_group`]'s unit of work.

@@ -36,12 +36,12 @@ mod vouchers;
 
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;
-pub use db::{Backend, ConnectError, PoolSettings};
-pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup, SeatPayment};
+pub use db::{Backend, ConnectError, PoolSettings, postgres_statements_sent};
+pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup, SeatPayment, Seated};
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant, ShopRole};
-pub use notify::{EventListener, Heard};
+pub use notify::{EventListener, Heard, Stale};
 pub use payments::{CHECK_UNPAID_AFTER_MS, EventApplied, NewPayment, NewPaymentEvent, PaymentEventRow, PaymentRow};
 pub use payouts::{NewPayout, PayoutRow, Settled, SplitCandidate, SplitRow};
 pub use privacy::History;

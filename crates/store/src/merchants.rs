@@ -1,6 +1,7 @@
 //! Merchants, their owners and staff.
 
 use crate::db::sql;
+use crate::notify::{Stale, say_stale};
 use crate::{Store, StoreError, StoreResult, new_id, unique_violation_as};
 use tuangou_domain::ids::{MerchantId, UserId};
 use tuangou_domain::time::Millis;
@@ -120,6 +121,7 @@ impl Store {
                 .bind(now.0),
         )
         .await?;
+                say_stale(&mut conn, &Stale::User(owner.as_str().to_owned())).await?;
                 Ok(row)
             })
         })
@@ -212,7 +214,7 @@ impl Store {
             )
             .await
             .map_err(unique_violation_as("already_staff"))?;
-                Ok(())
+                say_stale(&mut conn, &Stale::User(user.as_str().to_owned())).await
             })
         })
         .await

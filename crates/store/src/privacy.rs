@@ -115,7 +115,7 @@ impl Store {
         )
         .await?;
         conn.execute(sql("DELETE FROM sessions WHERE user_id = $1").bind(user.as_str())).await?;
-        Ok(())
+        crate::notify::say_stale(&mut conn, &crate::notify::Stale::User(user.as_str().to_owned())).await
         })).await
     }
 }

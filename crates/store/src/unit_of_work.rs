@@ -17,7 +17,7 @@
 //!
 //! Inputs travel with the unit (`input`, lent to each run), so a unit borrows nothing from its caller.
 
-use crate::db::{Conn, Pools, Row, Sql};
+use crate::db::{Conn, Pools, Row, Sql, count_postgres_statements};
 use crate::sqlite_writer::Finished;
 use crate::{Store, StoreError, StoreResult};
 use futures::future::BoxFuture;
@@ -138,8 +138,10 @@ where
 {
     let mut attempt = 1;
     loop {
+        count_postgres_statements(1);
         let mut tx = pool.begin().await?;
         let result = unit(Conn::Postgres(&mut tx), input).await;
+        count_postgres_statements(1);
         match result {
             Ok(value) => {
                 tx.commit().await?;

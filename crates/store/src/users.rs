@@ -1,6 +1,7 @@
 //! Accounts and sessions.
 
 use crate::db::sql;
+use crate::notify::{Stale, say_stale};
 use crate::throttles::{Claimed, release_in};
 use crate::{Store, StoreError, StoreResult, new_id};
 use tuangou_domain::ids::UserId;
@@ -80,6 +81,7 @@ impl Store {
                         .await?
                     }
                 };
+                say_stale(&mut conn, &Stale::User(row.id.clone())).await?;
                 Ok(row)
             })
         })
@@ -145,18 +147,37 @@ impl Store {
 
     /// The signed-in user of an unexpired session of an open account.
     pub async fn session_user(&self, token_hash: &str, now: Millis) -> StoreResult<Option<UserRow>> {
+        Ok(self.session_of(token_hash, now).await?.map(|(user, _)| user))
+    }
+
+    /// [`Store::session_user`], with when the session ends.
+    pub async fn session_of(&self, token_hash: &str, now: Millis) -> StoreResult<Option<(UserRow, Millis)>> {
+        #[derive(sqlx::FromRow)]
+        struct Session {
+            #[sqlx(flatten)]
+            user: UserRow,
+            expires_at: i64,
+        }
+        crate::sqlite_sql::from_values!(Session { expires_at } flatten { user });
         let mut pooled = self.pools.read().await?;
-        let q = sql("SELECT u.id, u.phone, u.name, u.password_hash, u.is_operator, u.created_at
+        let q = sql("SELECT u.id, u.phone, u.name, u.password_hash, u.is_operator, u.created_at, s.expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.closed_at IS NULL")
         .bind(token_hash)
         .bind(now.0);
-        Ok(pooled.conn().fetch_optional(q).await?)
+        let session: Option<Session> = pooled.conn().fetch_optional(q).await?;
+        Ok(session.map(|s| (s.user, Millis(s.expires_at))))
     }
 
+    /// Ends a session, and says so to every instance ([`Stale::Session`]).
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
-        self.write_statement(sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash)).await?;
-        Ok(())
+        self.write(token_hash.to_owned(), |mut conn, token_hash| {
+            Box::pin(async move {
+                conn.execute(sql("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash.as_str())).await?;
+                say_stale(&mut conn, &Stale::Session(token_hash.clone())).await
+            })
+        })
+        .await
     }
 
     /// Fails with [`StoreError::NotFound`] when no open account has this id.

@@ -9,7 +9,7 @@
 //! seat), and a clause that requires another runs after it.
 
 use super::seat_violation;
-use super::{Admission, FROM_CLOSEST_GROUP, GROUP_COLUMNS, GroupRow, MemberRow, NewGroup};
+use super::{Admission, FROM_CLOSEST_GROUP, GROUP_COLUMNS, GroupRow, MemberRow, NewGroup, Seated};
 use super::{count_participation, insert_group, membership_insert, seat_in};
 use crate::db::{Conn, Sql, sql};
 use crate::idempotency::{attach_resource_sql, claim_sql};
@@ -18,11 +18,11 @@ use crate::{StoreError, StoreResult, new_id, unique_violation_as};
 use tuangou_domain::ledger::join_entry;
 
 /// Takes the key (when there is one) and the participation, then, in the open group closest to full that has a
-/// seat for the customer, the seat with the hold and the membership. `Ok(None)`: no open group had a seat in the
-/// statement's snapshot (the key and the participation are written, nothing else). Refusals:
-/// `idempotency_key_exists`, `limit_reached`, insufficient funds, `already_member` (the customer's own concurrent
-/// join took a seat in that group first).
-pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<(GroupRow, MemberRow)>> {
+/// seat for the customer, the seat with the hold and the membership, and reads the group's other members for the
+/// answer. `Ok(None)`: no open group had a seat in the statement's snapshot (the key and the participation are
+/// written, nothing else). Refusals: `idempotency_key_exists`, `limit_reached`, insufficient funds,
+/// `already_member` (the customer's own concurrent join took a seat in that group first).
+pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreResult<Option<Seated>> {
     let membership_id = new_id();
     let mut clauses = vec![
         ("p".to_owned(), count_participation(a).followed_by(" RETURNING 1")),
@@ -30,9 +30,13 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
         ("seat".to_owned(), seat_in(&format!("(SELECT g.id {FROM_CLOSEST_GROUP}) AND EXISTS (SELECT 1 FROM p)"), a)),
     ];
     let (moved, posting) = admission_clauses(&mut clauses, "seat", &membership_id, a);
+    // A row per member the statement's snapshot holds (one row, with no member, when there is none).
     let main = sql(format!(
-        "SELECT (SELECT COUNT(*) FROM p) AS counted, (SELECT COUNT(*) FROM seat) AS seated, {moved} AS moved, seat.*
-         FROM (SELECT 1) AS one LEFT JOIN seat ON TRUE"
+        "SELECT (SELECT COUNT(*) FROM p) AS counted, (SELECT COUNT(*) FROM seat) AS seated, {moved} AS moved, seat.*,
+             {SEEN_COLUMNS}
+         FROM (SELECT 1) AS one LEFT JOIN seat ON TRUE
+             LEFT JOIN memberships m ON m.group_id = seat.id AND m.status <> 'unpaid'
+         ORDER BY m.seq"
     ));
     let mut statements: Vec<Sql> = a.idempotency.iter().map(|claim| claim_sql(claim, a.now)).collect();
     statements.push(Sql::with(clauses, main));
@@ -51,7 +55,63 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
     posting.check_moved(moved)?;
     let group: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
     let member = member_row(membership_id, &group, a);
-    Ok(Some((group, member)))
+    let seen = done.rows::<SeenMember>()?.into_iter().filter_map(|seen| seen.member(&group)).collect();
+    Ok(Some(Seated::with_others(group, member, seen)))
+}
+
+/// The members' columns a join's statement reads beside the group's, named apart from them.
+const SEEN_COLUMNS: &str = "m.id AS seen_id, m.user_id AS seen_user_id, m.seq AS seen_seq, m.ticket AS seen_ticket,
+     m.client_seed AS seen_client_seed, m.invited_by AS seen_invited_by, m.price AS seen_price,
+     m.status AS seen_status, m.created_at AS seen_created_at, m.paid_with AS seen_paid_with, m.pay_by AS seen_pay_by";
+
+/// A member of the group as the join's statement saw it ([`SEEN_COLUMNS`]; all absent on the row of a group
+/// that had no other member).
+#[derive(sqlx::FromRow)]
+struct SeenMember {
+    seen_id: Option<String>,
+    seen_user_id: Option<String>,
+    seen_seq: Option<i64>,
+    seen_ticket: Option<String>,
+    seen_client_seed: Option<String>,
+    seen_invited_by: Option<String>,
+    seen_price: Option<i64>,
+    seen_status: Option<String>,
+    seen_created_at: Option<i64>,
+    seen_paid_with: Option<String>,
+    seen_pay_by: Option<i64>,
+}
+crate::sqlite_sql::from_values!(SeenMember {
+    seen_id,
+    seen_user_id,
+    seen_seq,
+    seen_ticket,
+    seen_client_seed,
+    seen_invited_by,
+    seen_price,
+    seen_status,
+    seen_created_at,
+    seen_paid_with,
+    seen_pay_by
+});
+
+impl SeenMember {
+    fn member(self, group: &GroupRow) -> Option<MemberRow> {
+        Some(MemberRow {
+            id: self.seen_id?,
+            group_id: group.id.clone(),
+            campaign_id: group.campaign_id.clone(),
+            user_id: self.seen_user_id?,
+            seq: self.seen_seq?,
+            ticket: self.seen_ticket?,
+            client_seed: self.seen_client_seed?,
+            invited_by: self.seen_invited_by,
+            price: self.seen_price?,
+            status: self.seen_status?,
+            created_at: self.seen_created_at?,
+            paid_with: self.seen_paid_with?,
+            pay_by: self.seen_pay_by,
+        })
+    }
 }
 
 /// For a joiner that found no seat and then reserved the stock of a new group (so it holds the campaign's row):
@@ -60,11 +120,7 @@ pub(super) async fn join_closest(conn: &mut Conn<'_>, a: &Admission) -> StoreRes
 /// transaction holds are skipped, not waited for: waiting for a group while holding the campaign would take the
 /// two locks in the opposite order to a group's expiry. So a burst of joiners fills groups, one opener at a time,
 /// rather than opening one each.
-pub(super) async fn take_unlocked_or_open(
-    conn: &mut Conn<'_>,
-    group: &NewGroup,
-    a: &Admission,
-) -> StoreResult<(GroupRow, MemberRow)> {
+pub(super) async fn take_unlocked_or_open(conn: &mut Conn<'_>, group: &NewGroup, a: &Admission) -> StoreResult<Seated> {
     let membership_id = new_id();
     let mut clauses = vec![
         (
@@ -90,7 +146,7 @@ pub(super) async fn take_unlocked_or_open(
     posting.check_moved(moved)?;
     let joined: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
     let member = member_row(membership_id, &joined, a);
-    Ok((joined, member))
+    Ok(Seated::from((joined, member)))
 }
 
 /// Adds the clauses that admit `a` to the seat the clause `seat` names (a row with the group's columns, its

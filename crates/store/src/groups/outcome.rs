@@ -1,14 +1,16 @@
 //! Writing what a draw decided: the group's record, every member's outcome (K ≥ 1, so the list of winners is
-//! never empty), the stock (K units from reserved to won), the money and the vouchers.
+//! never empty), the stock (K units from reserved to won), the money, the vouchers and the refunds.
 //!
 //! One batch on SQLite. On PostgreSQL one statement (clauses of a data-modifying `WITH`): the draw holds the
 //! campaign's row from its stock update to its commit, and joiners opening groups of that campaign queue on that
 //! row, so nothing but the commit follows it. The money's clauses require the stock's, so the balances are still
-//! locked after the campaign (the global order).
+//! locked after the campaign (the global order). The refunds' records are clauses too (a round trip each when
+//! they followed as statements of their own).
 
 use super::{DrawPlan, GROUP_COLUMNS, GroupRow};
 use crate::db::{Backend, Conn, Sql, sql};
 use crate::ledger::Posting;
+use crate::refunds::record_sql;
 use crate::{CampaignRow, StoreError, StoreResult};
 use tuangou_domain::time::Millis;
 
@@ -30,6 +32,7 @@ pub(super) async fn write(
             statements.extend(posting_statements);
             let voucher_statements = vouchers.len();
             statements.extend(vouchers);
+            statements.extend(decided.refunds.iter().map(|refund| record_sql(refund, now)));
             let mut ran = conn.run(statements).await;
             let drawn: GroupRow = ran.next()?.row()?.ok_or(StoreError::NotFound)?;
             let covered = ran.next_met()?.is_some();
@@ -38,6 +41,9 @@ pub(super) async fn write(
                 posting.check(&mut ran)?;
                 for _ in 0..voucher_statements {
                     ran.next()?;
+                }
+                for _ in &decided.refunds {
+                    ran.next_met()?.ok_or_else(unrecorded)?;
                 }
             }
             (drawn, covered)
@@ -50,15 +56,24 @@ pub(super) async fn write(
             ];
             clauses.extend(money);
             clauses.extend(vouchers.into_iter().enumerate().map(|(i, v)| (format!("vouchers{i}"), v)));
+            let refunds: Vec<String> = (0..decided.refunds.len()).map(|i| format!("refund{i}")).collect();
+            for (name, refund) in refunds.iter().zip(&decided.refunds) {
+                clauses.push((name.clone(), record_sql(refund, now).followed_by(" RETURNING 1")));
+            }
             clauses.push(("record".to_owned(), record(row, decided)));
+            let recorded = refunds.iter().map(|name| format!(" + (SELECT COUNT(*) FROM {name})")).collect::<String>();
             let main = sql(format!(
-                "SELECT (SELECT COUNT(*) FROM outcomes) AS covered, {moved} AS moved, record.* FROM record"
+                "SELECT (SELECT COUNT(*) FROM outcomes) AS covered, {moved} AS moved, CAST(0{recorded} AS BIGINT) AS recorded, record.*
+                 FROM record"
             ));
             let done = conn.run(vec![Sql::with(clauses, main)]).await.next()?;
-            let (covered, moved): (i64, i64) = done.row()?.ok_or(StoreError::NotFound)?;
+            let (covered, moved, recorded): (i64, i64, i64) = done.row()?.ok_or(StoreError::NotFound)?;
             let drawn: GroupRow = done.row()?.ok_or(StoreError::NotFound)?;
             if covered == members as i64 {
                 posting.check_moved(moved)?;
+                if recorded != decided.refunds.len() as i64 {
+                    return Err(unrecorded());
+                }
             }
             (drawn, covered == members as i64)
         }
@@ -69,6 +84,10 @@ pub(super) async fn write(
             Err(StoreError::Inconsistent(format!("group {}: the outcomes do not cover its {members} members", row.id)))
         }
     }
+}
+
+fn unrecorded() -> StoreError {
+    StoreError::Inconsistent("a refund was not recorded".into())
 }
 
 /// The group's record: the digest of its participants and the winners' seqs.

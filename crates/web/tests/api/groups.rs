@@ -495,7 +495,7 @@ async fn a_keyed_join_records_its_membership_with_its_key(backend: Backend) {
             seed_commitment: "11".repeat(32),
             expires_at: tuangou_domain::time::Millis(now.0 + 3_600_000),
         };
-        let (group, member) = store.join_campaign(&new_group, &admission).await.unwrap();
+        let tuangou_store::Seated { group, member, .. } = store.join_campaign(&new_group, &admission).await.unwrap();
         assert_eq!(member.seq, [1, 2, 1][i], "open, take the second seat, open");
         let record = store.idempotency_record(&claim).await.unwrap().expect("the key is stored");
         assert_eq!(record.resource.as_deref(), Some(member.id.as_str()));

@@ -6,6 +6,7 @@ mod alipay;
 mod alipay_fake;
 mod authorization;
 mod bad_input;
+mod caches;
 mod campaigns;
 mod cancellation;
 mod check;
