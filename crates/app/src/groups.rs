@@ -156,6 +156,14 @@ fn unknown_group() -> AppError {
     AppError::NotFound("unknown_group", "no such group")
 }
 
+/// What a seat's statement saw of the group it filled: every member, and the campaign the join was checked
+/// against (a live campaign's rules do not change).
+#[derive(Clone, Copy)]
+pub(crate) struct Filled<'a> {
+    members: &'a [MemberRow],
+    campaign: &'a CampaignRow,
+}
+
 /// The draw of FAIRNESS.md over the group's members, and the money it moves.
 fn plan_draw(
     group: &GroupRow,
@@ -399,7 +407,8 @@ impl App {
             }
             Err(error) => return Err(error),
         };
-        if let Some(drawn) = self.after_seat_taken(&group, &membership, rules.draw_mode()).await? {
+        let filled = members.as_deref().map(|members| Filled { members, campaign: &campaign });
+        if let Some(drawn) = self.after_seat_taken(&group, &membership, rules.draw_mode(), filled).await? {
             return Ok(Joined { payment, ..drawn });
         }
         // Answer with the group as the join's transaction left it: its row came back from that transaction, and so
@@ -417,12 +426,14 @@ impl App {
     }
 
     /// What follows a seat taken or paid: its events, and the draw when it filled an instant group. `Some`: the
-    /// group was full, with the group and the membership as they are now (drawn, when the draw ran).
+    /// group was full, with the group and the membership as they are now (drawn, when the draw ran). `filled`:
+    /// what the seat's statement saw, when it saw the whole group, so the draw need not read it again.
     pub(crate) async fn after_seat_taken(
         &self,
         group: &GroupRow,
         membership: &MemberRow,
         mode: DrawMode,
+        filled: Option<Filled<'_>>,
     ) -> AppResult<Option<Joined>> {
         let mut events = vec![event("joined", group)];
         if group.status == "full" {
@@ -432,7 +443,11 @@ impl App {
         if group.status != "full" || mode != DrawMode::Instant {
             return Ok(None);
         }
-        match self.draw(Some(&group.group_id())).await {
+        let drawn = match filled {
+            Some(filled) => self.draw_filled(group, filled).await,
+            None => self.draw(Some(&group.group_id())).await,
+        };
+        match drawn {
             // The draw answers with the group and its members as it left them.
             Ok(Some(drawn)) => {
                 if let Some(membership) = drawn.members.iter().find(|m| m.id == membership.id).cloned() {
@@ -517,11 +532,29 @@ impl App {
 
     /// [`App::draw_one`], answering with the drawn group and its members as the draw left them.
     async fn draw(&self, group: Option<&GroupId>) -> AppResult<Option<GroupView>> {
+        let (now, plan) = self.draw_plan();
+        Ok(self.announce_drawn(self.store.draw_group(group, now, plan).await?))
+    }
+
+    /// [`App::draw`] of the group a join has just filled, from what the join saw (see `Store::draw_filled_group`).
+    async fn draw_filled(&self, group: &GroupRow, filled: Filled<'_>) -> AppResult<Option<GroupView>> {
+        let (now, plan) = self.draw_plan();
+        let drawn = self.store.draw_filled_group(group, filled.members, filled.campaign, now, plan).await?;
+        Ok(self.announce_drawn(drawn))
+    }
+
+    /// The time of a draw about to run, and how this app plans a group's outcome (FAIRNESS.md, and the money,
+    /// vouchers and refunds that follow): what the store's draws call. Public for tests that drive those draws.
+    pub fn draw_plan(&self) -> (Millis, impl tuangou_store::PlanDraw + use<>) {
         let (now, secret) = (self.clock.now(), self.settings.secret.clone());
-        let drawn = self.store.draw_group(group, now, move |g, m, c, i| plan_draw(g, m, c, i, &secret, now)).await?;
-        let Some((group, members)) = drawn else { return Ok(None) };
+        (now, move |g, m, c, i| plan_draw(g, m, c, i, &secret, now))
+    }
+
+    /// A draw's group as it left it, announced to the group's watchers.
+    fn announce_drawn(&self, drawn: Option<(GroupRow, Vec<MemberRow>)>) -> Option<GroupView> {
+        let (group, members) = drawn?;
         self.publish(vec![event("drawn", &group)]);
-        Ok(Some(GroupView { group, members }))
+        Some(GroupView { group, members })
     }
 
     /// Expires one overdue open group, if any. Returns whether it did.

@@ -114,6 +114,11 @@ impl Sql {
         self
     }
 
+    /// How many arguments are bound so far (the next placeholder is one more).
+    pub(crate) fn arg_count(&self) -> usize {
+        self.args.len()
+    }
+
     pub(crate) fn into_parts(self) -> (String, Vec<Arg>) {
         (self.text, self.args)
     }
@@ -129,6 +134,26 @@ impl Sql {
     pub(crate) fn must_change(mut self, rows: u64) -> Self {
         self.must_change = Some(rows);
         self
+    }
+}
+
+/// PostgreSQL, for a statement that is its own transaction ([`crate::Store::write_in_one_statement`]): an
+/// expression that fails the whole statement with the first refusal whose condition holds (SQL over the
+/// statement's clauses, evaluated in order), else is 0. Migration 0012's `refuse` raises SQLSTATE [`REFUSED`].
+pub(crate) fn refuse_when(refusals: &[(&str, &'static str)]) -> String {
+    let cases: String =
+        refusals.iter().map(|(condition, code)| format!(" WHEN {condition} THEN refuse('{code}')")).collect();
+    format!("CASE{cases} ELSE 0 END")
+}
+
+/// The SQLSTATE of a statement that refused itself ([`refuse_when`]).
+const REFUSED: &str = "TG001";
+
+/// The code a statement refused itself with ([`refuse_when`]), if that is how it failed.
+pub(crate) fn refusal_of(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(REFUSED) => Some(db.message().to_owned()),
+        _ => None,
     }
 }
 

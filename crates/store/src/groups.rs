@@ -6,6 +6,7 @@
 //! it guards (`member_count < group_size`, `reserved + won + K <= quantity`), never by read-then-write.
 
 mod one_statement;
+use one_statement::Runs;
 mod outcome;
 
 use crate::campaigns::CAMPAIGN_COLUMNS;
@@ -225,6 +226,17 @@ pub struct DrawPlan {
 /// The members of a campaign whose tickets a group's members named as `invited_by`: ticket → user.
 pub type Inviters = std::collections::HashMap<String, UserId>;
 
+/// How a draw's outcome is decided from the group, its members, its campaign and the inviters they named (the
+/// app's rules: the store only writes what it decides).
+pub trait PlanDraw:
+    Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan> + Send + Sync + 'static
+{
+}
+impl<F> PlanDraw for F where
+    F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan> + Send + Sync + 'static
+{
+}
+
 pub(crate) const GROUP_COLUMNS: &str = "id, campaign_id, status, group_size, winners_per_group, member_count, server_seed, \
      seed_commitment, created_at, expires_at, full_at, draw_due_at, drawn_at, participants_digest, winners, expired_at, \
      paid_count, released_seats, last_seq";
@@ -247,11 +259,18 @@ async fn members_in(conn: &mut Conn<'_>, group: &str) -> StoreResult<Vec<MemberR
 }
 
 /// Counts one more membership of the campaign for the customer, unless that would pass the limit: changes no
-/// row then (`limit_reached`).
-fn count_participation(a: &Admission) -> Sql {
-    sql("INSERT INTO participations (campaign_id, user_id, active) VALUES ($1, $2, 1)
+/// row then (`limit_reached`). With `only_if`, only when that condition holds (a clause of a larger statement).
+fn count_participation(a: &Admission, only_if: Option<&str>) -> Sql {
+    // SQLite reads `INSERT … SELECT … ON CONFLICT` only when the SELECT has a WHERE.
+    let source = match only_if {
+        None => "VALUES ($1, $2, 1)".to_owned(),
+        Some(condition) => format!("SELECT $1, $2, 1 WHERE {condition}"),
+    };
+    sql(format!(
+        "INSERT INTO participations (campaign_id, user_id, active) {source}
          ON CONFLICT (campaign_id, user_id) DO UPDATE SET active = participations.active + 1
-         WHERE participations.active < $3")
+         WHERE participations.active < $3"
+    ))
     .bind(a.campaign.as_str())
     .bind(a.user.as_str())
     .bind(a.per_customer_limit)
@@ -262,7 +281,7 @@ fn count_participation(a: &Admission) -> Sql {
 /// the participation.
 fn join_preamble(a: &Admission) -> Vec<Sql> {
     let mut statements: Vec<Sql> = a.idempotency.iter().map(|claim| claim_sql(claim, a.now)).collect();
-    statements.push(count_participation(a));
+    statements.push(count_participation(a, None));
     statements
 }
 
@@ -585,7 +604,7 @@ async fn seat_or_open_on_postgres(conn: &mut Conn<'_>, new_group: &NewGroup, a: 
             Err(other) => return Err(other),
         }
     } else {
-        if let Some(joined) = one_statement::join_closest(conn, a).await? {
+        if let Some(joined) = one_statement::join_closest(conn, a, Runs::InTheUnit).await? {
             return Ok(joined);
         }
         // No seat in the look's snapshot: take the stock's row, then look again in a fresh one, and take a seat
@@ -647,14 +666,28 @@ impl Store {
     /// (`new_group`) — one unit of work, so a seat that went while we looked costs a retried statement, not a
     /// retried request. `sold_out` only when a look taken after the stock ran out finds no seat.
     ///
-    /// On PostgreSQL the hot path is one statement after the key ([`one_statement`]), and it waits for the
-    /// campaign's turn in this instance first ([`crate::join_queue`]).
+    /// On PostgreSQL the hot path is one statement that is its own transaction ([`one_statement`]: the key, the
+    /// seat, the money and the membership, or nothing), and it waits for the campaign's turn in this instance
+    /// first ([`crate::join_queue`]).
     pub async fn join_campaign(&self, new_group: &NewGroup, admission: &Admission) -> StoreResult<Seated> {
         let _turn = match self.backend() {
             // Held until the unit of work has ended (an optimisation only: see join_queue.rs).
             Backend::Postgres => Some(self.join_queues.turn(admission.campaign.as_str()).await),
             Backend::Sqlite => None,
         };
+        if self.backend() == Backend::Postgres && admission.payment.is_none() {
+            // The common case, an open group with a seat, in one round trip; the unit below does the rest.
+            let joined = self
+                .write_in_one_statement(admission.clone(), |mut conn, admission| {
+                    Box::pin(async move {
+                        one_statement::join_closest(&mut conn, admission, Runs::AsItsOwnTransaction).await
+                    })
+                })
+                .await?;
+            if let Some(joined) = joined {
+                return Ok(joined);
+            }
+        }
         self.write((new_group.clone(), admission.clone()), |mut conn, (new_group, admission)| {
             Box::pin(async move {
                 match conn.backend() {
@@ -737,12 +770,51 @@ impl Store {
         plan: F,
     ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
     where
-        F: Fn(&GroupRow, &[MemberRow], &CampaignRow, &Inviters) -> StoreResult<DrawPlan> + Send + Sync + 'static,
+        F: PlanDraw,
     {
         self.write((group.cloned(), now, plan), |mut conn, (group, now, plan)| {
             Box::pin(async move { draw_in(&mut conn, group.as_ref(), *now, plan).await })
         })
         .await
+    }
+
+    /// Draws the group `group` that a join has just filled, from what that join saw: its row and its `members`
+    /// (whole: [`Seated::members`]). On PostgreSQL the plan is made first and written by one statement that is
+    /// its own transaction ([`outcome::claim_and_write`]); when that wrote nothing (the group is no longer full,
+    /// or its members are not those), [`Store::draw_group`] draws it or answers why not (`already_drawn`). On
+    /// SQLite, [`Store::draw_group`] (its units are not round trips).
+    pub async fn draw_filled_group<F>(
+        &self,
+        group: &GroupRow,
+        members: &[MemberRow],
+        campaign: &CampaignRow,
+        now: Millis,
+        plan: F,
+    ) -> StoreResult<Option<(GroupRow, Vec<MemberRow>)>>
+    where
+        F: PlanDraw,
+    {
+        if self.backend() == Backend::Postgres && group.status == "full" {
+            let inviters = {
+                let mut pooled = self.pools.read().await?;
+                inviters_of(&mut pooled.conn(), &group.id, members).await?
+            };
+            let decided = plan(group, members, campaign, &inviters)?;
+            let ids: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+            let input = (group.clone(), ids, campaign.clone(), decided, now);
+            let drawn = self
+                .write_in_one_statement(input, |mut conn, (group, ids, campaign, decided, now)| {
+                    Box::pin(
+                        async move { outcome::claim_and_write(&mut conn, group, ids, campaign, decided, *now).await },
+                    )
+                })
+                .await;
+            if let Some(drawn) = drawn? {
+                let members = with_outcomes(members.to_vec(), &drawn.winner_seqs());
+                return Ok(Some((drawn, members)));
+            }
+        }
+        self.draw_group(Some(&group.group_id()), now, plan).await
     }
 
     /// Expires one open group that is past its deadline (or whose campaign ended), if there is one: every hold
@@ -806,15 +878,19 @@ where
     let inviters = inviters_of(conn, &id, &members).await?;
     let decided = plan(&row, &members, &campaign, &inviters)?;
     let drawn = outcome::write(conn, &row, members.len(), &campaign, &decided, now).await?;
-    // The members as the outcome statement left them (nothing else of theirs changed).
-    let members = members
+    Ok(Some((drawn, with_outcomes(members, &decided.winners))))
+}
+
+/// The members as a draw's outcome statement left them, the winners' seqs `winners` (nothing else of theirs
+/// changed).
+fn with_outcomes(members: Vec<MemberRow>, winners: &[i64]) -> Vec<MemberRow> {
+    members
         .into_iter()
         .map(|m| {
-            let status = if decided.winners.contains(&m.seq) { "won" } else { "lost" };
+            let status = if winners.contains(&m.seq) { "won" } else { "lost" };
             MemberRow { status: status.into(), ..m }
         })
-        .collect();
-    Ok(Some((drawn, members)))
+        .collect()
 }
 
 /// The members of the campaign whose tickets the group `id`'s members named as `invited_by`, found from the

@@ -32,12 +32,20 @@ crate::sqlite_sql::from_values!(IdempotencyRecord { request_hash, status, body, 
 
 /// Claims a key for the caller's transaction; fails with a unique violation when it is taken.
 pub(crate) fn claim_sql(claim: &IdempotencyClaim, now: Millis) -> Sql {
-    sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&claim.caller)
-        .bind(&claim.endpoint)
-        .bind(&claim.key)
-        .bind(&claim.request_hash)
-        .bind(now.0)
+    claim_with_resource_sql(claim, now, None)
+}
+
+/// [`claim_sql`] with what the request creates, for a statement that commits only if it creates it (its key's
+/// row is new to the statement, so a later clause of it could not update the row).
+pub(crate) fn claim_with_resource_sql(claim: &IdempotencyClaim, now: Millis, resource: Option<&str>) -> Sql {
+    sql("INSERT INTO idempotency_keys (caller, endpoint, key, request_hash, created_at, resource)
+         VALUES ($1, $2, $3, $4, $5, $6)")
+    .bind(&claim.caller)
+    .bind(&claim.endpoint)
+    .bind(&claim.key)
+    .bind(&claim.request_hash)
+    .bind(now.0)
+    .bind(resource.map(str::to_owned))
 }
 
 /// Records what the claimed key's request created; with `only_if`, only when that condition holds (a clause of a

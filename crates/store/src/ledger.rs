@@ -138,12 +138,23 @@ impl Posting {
     }
 
     /// For [`Posting::clauses`]: `moved` balance rows must be all of them, or a debit was not covered.
+    /// How many balance rows the posting must move ([`Posting::check_moved`]'s count, for a statement that checks
+    /// it itself).
+    pub(crate) fn moves(&self) -> u64 {
+        self.moves
+    }
+
     pub(crate) fn check_moved(self, moved: i64) -> StoreResult<Vec<EntryId>> {
         if u64::try_from(moved).ok() != Some(self.moves) {
-            let debited: Vec<String> = self.debits.into_iter().flatten().collect();
-            return Err(StoreError::InsufficientFunds(debited.join(", ")));
+            return Err(self.insufficient_funds());
         }
         Ok(self.ids)
+    }
+
+    /// The refusal of a posting that did not move every balance row: the accounts its debits name.
+    pub(crate) fn insufficient_funds(self) -> StoreError {
+        let debited: Vec<String> = self.debits.into_iter().flatten().collect();
+        StoreError::InsufficientFunds(debited.join(", "))
     }
 }
 

@@ -37,7 +37,7 @@ mod vouchers;
 pub use campaigns::{CampaignFilter, CampaignRow, NearbyCampaignRow};
 pub use check::Violation;
 pub use db::{Backend, ConnectError, PoolSettings, postgres_statements_sent};
-pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup, SeatPayment, Seated};
+pub use groups::{Admission, DrawPlan, GroupRow, Inviters, MemberRow, NewGroup, PlanDraw, SeatPayment, Seated};
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use ledger::{EntryRecord, PostingRecord};
 pub use merchants::{MerchantRole, MerchantRow, NewMerchant, ShopRole};
@@ -101,7 +101,7 @@ impl StoreError {
     /// for a row and then found it changed keeps that row locked to the end of its transaction (READ COMMITTED),
     /// so a joiner that went on to open a group can still meet an opener in a cycle. The victim changed nothing,
     /// so running it again is safe; its answer is as if it had come a moment later. And when it asked to.
-    fn runs_again(&self) -> bool {
+    pub(crate) fn runs_again(&self) -> bool {
         match self {
             StoreError::RunAgain(_) => true,
             StoreError::Database(sqlx::Error::Database(db)) => db.code().as_deref() == Some("40P01"),

@@ -162,6 +162,31 @@ where
 }
 
 impl Store {
+    /// A unit of work that is one statement: on PostgreSQL it runs without `BEGIN` and `COMMIT` (the statement is
+    /// its own transaction, one round trip), still in a task of its own so it survives its caller; on SQLite it is
+    /// an ordinary unit. The unit must send exactly one statement on PostgreSQL: a second would commit apart from
+    /// the first. Whatever it must refuse, it refuses inside that statement (see `db::REFUSED`), which then
+    /// leaves nothing; it is not run again here.
+    pub(crate) async fn write_in_one_statement<I, T, F>(&self, input: I, unit: F) -> StoreResult<T>
+    where
+        I: Send + Sync + 'static,
+        T: Send + 'static,
+        F: for<'c> Fn(Conn<'c>, &'c I) -> BoxFuture<'c, StoreResult<T>> + Send + Sync + 'static,
+    {
+        let Pools::Postgres(pool) = &self.pools else { return self.write(input, unit).await };
+        let running = self.in_flight.enter();
+        let pool = pool.clone();
+        let task = tokio::spawn(async move {
+            let ended = match pool.acquire().await {
+                Ok(mut connection) => unit(Conn::Postgres(&mut connection), &input).await,
+                Err(error) => Err(error.into()),
+            };
+            drop(running);
+            ended
+        });
+        task.await.unwrap_or_else(|error| Err(StoreError::Internal(format!("a unit of work failed: {error}"))))
+    }
+
     /// One statement as a unit of work: how many rows it changed.
     pub(crate) async fn write_statement(&self, statement: Sql) -> StoreResult<u64> {
         self.write(statement, |mut conn, statement| Box::pin(async move { Ok(conn.execute(statement.clone()).await?) }))

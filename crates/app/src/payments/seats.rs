@@ -118,7 +118,7 @@ impl App {
     /// What follows a seat that was just paid: its events, and the draw when it filled an instant group.
     async fn after_seat_paid(&self, group: &GroupRow, member: &MemberRow) -> AppResult<()> {
         let campaign = self.store.require_campaign(&group.campaign()).await?;
-        self.after_seat_taken(group, member, rules_of(&campaign)?.draw_mode()).await?;
+        self.after_seat_taken(group, member, rules_of(&campaign)?.draw_mode(), None).await?;
         Ok(())
     }
 

@@ -414,6 +414,16 @@ async fn postgres_a_join_chosen_as_a_deadlock_victim_runs_again() {
     app.finish().await;
 }
 
+/// A live campaign of instant groups of two with one winner (the owner's phone `owner`), and `customers`
+/// customers with ¥10 each.
+async fn pairs(app: &TestApp, owner: &str, customers: usize) -> (String, Vec<TestUser>) {
+    let operator = app.operator().await;
+    let owner = app.customer(owner).await;
+    let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1}));
+    let (_, campaign) = live_campaign_with(app, &operator, &owner, body).await;
+    (campaign, app.customers(&operator, customers, 1_000).await)
+}
+
 /// A join straight into the store, as the app would admit it at 9.90 (a limit of one, an instant draw).
 fn admission_at_990(
     campaign: &str,
@@ -441,12 +451,7 @@ fn admission_at_990(
 /// exactly once.
 async fn an_instant_group_is_drawn_after_a_crash(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
-    let operator = app.operator().await;
-    let owner = app.customer("13800138060").await;
-    let (_, campaign) =
-        live_campaign_with(&app, &operator, &owner, campaign_with(json!({"group_size": 2, "winners_per_group": 1})))
-            .await;
-    let people = app.customers(&operator, 2, 1_000).await;
+    let (campaign, people) = pairs(&app, "13800138060", 2).await;
     let (_, first) = open(&app, &people[0], &campaign, json!({})).await;
     let group = first["group"]["id"].as_str().unwrap().to_owned();
 
@@ -471,12 +476,7 @@ async fn an_instant_group_is_drawn_after_a_crash(backend: Backend) {
 /// it answers with is the one stored.
 async fn a_keyed_join_records_its_membership_with_its_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let operator = app.operator().await;
-    let owner = app.customer("13800138062").await;
-    let (_, campaign) =
-        live_campaign_with(&app, &operator, &owner, campaign_with(json!({"group_size": 2, "winners_per_group": 1})))
-            .await;
-    let people = app.customers(&operator, 3, 1_000).await;
+    let (campaign, people) = pairs(&app, "13800138062", 3).await;
     let store = app.app.store();
     let now = app.app.clock().now();
     let mut groups = Vec::new();
@@ -504,6 +504,46 @@ async fn a_keyed_join_records_its_membership_with_its_key(backend: Backend) {
         groups.push(group.id);
     }
     assert_eq!((&groups[0], groups[1] != groups[2]), (&groups[1], true));
+    app.finish().await;
+}
+
+/// The draw of a group a join has just filled, from what the join saw (`Store::draw_filled_group`: one statement
+/// on PostgreSQL): drawn whole from the members as stored even when the members it is given are not those (the
+/// statement then writes nothing and the draw's unit draws it), and exactly once: a second call is
+/// `already_drawn` and changes nothing.
+async fn a_filled_group_is_drawn_from_its_stored_members_exactly_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (campaign, people) = pairs(&app, "13800138064", 2).await;
+    let (_, first) = open(&app, &people[0], &campaign, json!({})).await;
+    let group = first["group"]["id"].as_str().unwrap().to_owned();
+    let store = app.app.store();
+    let admission = admission_at_990(&campaign, &people[1].id, "t-filled", app.app.clock().now(), None);
+    let gid = tuangou_domain::ids::GroupId::from_trusted(&group);
+    let (full, _) = store.join_group(&gid, &admission).await.unwrap();
+    assert_eq!(full.status, "full");
+    let stored = store.group_members(&gid).await.unwrap();
+    let campaign_row =
+        store.campaign(&tuangou_domain::ids::CampaignId::from_trusted(&campaign)).await.unwrap().unwrap();
+
+    // Members that are not the stored ones: one of them is someone else.
+    let mut seen = stored.clone();
+    seen[0].id = tuangou_store::new_id();
+    let (now, plan) = app.app.draw_plan();
+    let (drawn, members) = store.draw_filled_group(&full, &seen, &campaign_row, now, plan).await.unwrap().unwrap();
+    assert_eq!(drawn.status, "drawn");
+    let ids = |members: &[tuangou_store::MemberRow]| members.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&members), ids(&stored), "drawn from the members as stored");
+    let (_, record) = app.get(&format!("/api/v1/groups/{group}"), None).await;
+    assert_eq!(record["status"], "drawn");
+    assert!(verifies(&record), "{record}");
+    let statuses: Vec<String> = store.group_members(&gid).await.unwrap().into_iter().map(|m| m.status).collect();
+    assert_eq!((statuses.iter().filter(|s| *s == "won").count(), statuses.len()), (1, 2), "{statuses:?}");
+
+    let before = app.db.fingerprint().await;
+    let (now, plan) = app.app.draw_plan();
+    let again = store.draw_filled_group(&full, &stored, &campaign_row, now, plan).await;
+    assert!(matches!(again, Err(tuangou_store::StoreError::Conflict("already_drawn"))), "{again:?}");
+    assert_eq!(app.db.fingerprint().await, before, "a second draw changes nothing");
     app.finish().await;
 }
 
@@ -606,5 +646,6 @@ on_both_backends!(
     stock_runs_out_under_a_rush,
     overdue_groups_expire_once_and_release_everything,
     an_instant_group_is_drawn_after_a_crash,
+    a_filled_group_is_drawn_from_its_stored_members_exactly_once,
     scheduled_groups_wait_for_staff_or_their_window,
 );
