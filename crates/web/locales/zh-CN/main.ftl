@@ -521,6 +521,7 @@ looks-seats-left = 还差 { $n } 人
 looks-verify-lead = 开奖结果由公开的种子和成员名单算出，谁都算不出别的结果。
 looks-how-to-verify = 如何验证
 looks-how-to-verify-text = 开团时，系统先公布一个种子的“承诺”（它的哈希）；满员后公开种子本身。任何人都可以检查种子与承诺一致，再用公开的算法从种子和成员名单重新算出中奖者。点上面的“在本机验证”，你的浏览器就会做这些检查。
+looks-member-tickets = 各座位的票据（即开奖记录里的成员名单）
 looks-method = 开奖算法
 looks-photo = 照片
 looks-no-photo = 还没有照片
