@@ -303,6 +303,7 @@ sandbox-until = Pay before { $at }
 sandbox-pay = Pay { $amount }
 sandbox-cancel = Cancel payment
 sandbox-return = Back to the shop
+sandbox-returning = Paid. Taking you back to the shop…
 sandbox-status-created = Awaiting payment
 sandbox-status-paid = Paid
 sandbox-status-closed = Closed

@@ -303,6 +303,7 @@ sandbox-until = 请在 { $at } 前支付
 sandbox-pay = 支付 { $amount }
 sandbox-cancel = 取消支付
 sandbox-return = 返回商户
+sandbox-returning = 支付成功，正在返回商户…
 sandbox-status-created = 待支付
 sandbox-status-paid = 已支付
 sandbox-status-closed = 已关闭

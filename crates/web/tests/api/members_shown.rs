@@ -2,18 +2,15 @@
 //! as the winners are), the reader's own seat marked 你 / You; tickets only in the "如何验证" fold, where the
 //! draw's verification needs them, and never a member's full name.
 
-use crate::common::{campaign_with, live_campaign_with};
+use crate::common::{campaign_with, live_campaign_with, named_customer};
 use crate::pages::page;
 use reqwest::StatusCode;
 use serde_json::json;
-use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends, server_password};
+use tuangou_testkit::{Backend, TestApp, TestUser, on_both_backends};
 
-/// Signs up a customer by `name`, signs them in and credits their wallet.
+/// A customer by `name`, with money in their wallet.
 async fn named(app: &TestApp, operator: &TestUser, phone: &str, name: &str) -> TestUser {
-    let (status, body) =
-        app.post("/api/v1/users", None, json!({"phone": phone, "password": server_password(), "name": name})).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let user = app.sign_in(phone).await;
+    let user = named_customer(app, phone, name).await;
     app.credit(operator, json!({"user_id": user.id}), 5_000).await;
     user
 }
