@@ -7,6 +7,7 @@
 
 use crate::events::GroupEvent;
 use crate::{App, AppError, AppResult, Caller};
+use std::collections::BTreeMap;
 use tuangou_domain::campaign::Reward;
 use tuangou_domain::campaign::{CampaignRules, DrawMode};
 use tuangou_domain::draw::{self, Member, ServerSeed};
@@ -511,18 +512,18 @@ impl App {
         self.group(id).await
     }
 
-    /// A drawn group's winners as the big screen in the store shows them: seat number and display name masked
-    /// after its first character (customers choose no nickname: the name they signed up with, masked, is what the
-    /// room recognises; a closed account shows stars).
-    pub async fn winners_on_screen(&self, view: &GroupView) -> AppResult<Vec<(i64, String)>> {
-        let winners = view.group.winner_seqs();
-        let mut shown = Vec::with_capacity(winners.len());
-        for member in view.members.iter().filter(|m| winners.contains(&m.seq)) {
-            let user = self.store.user(&member.user()).await?;
-            let name = user.map_or_else(|| "***".to_owned(), |u| tuangou_domain::text::masked_name(&u.name));
-            shown.push((member.seq, name));
-        }
-        Ok(shown)
+    /// A group's members as the pages show them, by seat: the display name masked after its first character
+    /// (customers choose no nickname: the name they signed up with, masked, is what the room recognises; a closed
+    /// account shows stars). Tickets stay in the draw's record, for its verification.
+    pub async fn names_on_screen(&self, group: &GroupId) -> AppResult<BTreeMap<i64, String>> {
+        let names = self.store.member_names(group).await?;
+        Ok(names
+            .into_iter()
+            .map(|(seq, name)| {
+                let masked = name.map(|n| tuangou_domain::text::masked_name(&n)).filter(|n| !n.is_empty());
+                (seq, masked.unwrap_or_else(|| "***".to_owned()))
+            })
+            .collect())
     }
 
     /// One draw: the named group, or the next due one. Returns whether a group was drawn.

@@ -1,7 +1,8 @@
 //! Vouchers in the store (S4): what customers hold, what staff preview and redeem, the owner's undo, expiry.
 //!
-//! Staff of a merchant (and its owner) redeem only that merchant's vouchers. A guesser learns nothing: a
-//! malformed code, a bad check character, an unknown code and another merchant's code all answer the same 404
+//! Staff of a merchant (and its owner) redeem only that merchant's vouchers; a preview also finds a voucher of
+//! another store they work at, so the counter can move there. A guesser learns nothing: a malformed code, a bad
+//! check character, an unknown code and the code of a store the caller does not work at all answer the same 404
 //! `unknown_code`. Failed lookups and redemptions are throttled: after 10 failures in a minute by one staff
 //! member, or 50 at one merchant, further attempts answer 429 until the minute has passed (a window opens at its
 //! first failure).
@@ -194,7 +195,9 @@ impl App {
         }
     }
 
-    /// What staff see before redeeming: the voucher, never its owner.
+    /// What staff see before redeeming: the voucher, never its owner. A code of another store the caller works at
+    /// is found too (its `merchant_id` says which), so a counter can move to that store as it does for a scanned
+    /// one; a code of a store they do not work at is refused like any unknown code, and counted at this counter.
     pub async fn preview_voucher(
         &self,
         caller: &Caller,
@@ -206,7 +209,9 @@ impl App {
         // Before the lookup: a throttled caller learns nothing.
         self.refuse_when_full(&counter_buckets(caller, merchant), self.clock.now()).await?;
         let found = match VoucherCode::parse(code) {
-            Ok(code) => self.store.voucher_by_code(merchant, &self.settings.secret.lookup_hash(&code)).await?,
+            Ok(code) => {
+                self.store.voucher_by_code_for_staff(&caller.user, &self.settings.secret.lookup_hash(&code)).await?
+            }
             Err(_) => None,
         };
         match found {

@@ -4,7 +4,7 @@ use crate::db::sql;
 use crate::notify::{Stale, say_stale};
 use crate::throttles::{Claimed, release_in};
 use crate::{Store, StoreError, StoreResult, new_id};
-use tuangou_domain::ids::UserId;
+use tuangou_domain::ids::{GroupId, UserId};
 use tuangou_domain::time::Millis;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -98,6 +98,17 @@ impl Store {
         let mut pooled = self.pools.read().await?;
         let q = sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND closed_at IS NULL")).bind(id.as_str());
         Ok(pooled.conn().fetch_optional(q).await?)
+    }
+
+    /// The display names of a group's members by seat (none for a closed account), in one read: the pages show a
+    /// whole group's members by seat and masked name, and a group may hold a thousand.
+    pub async fn member_names(&self, group: &GroupId) -> StoreResult<Vec<(i64, Option<String>)>> {
+        let mut pooled = self.pools.read().await?;
+        let q = sql("SELECT m.seq, u.name FROM memberships m \
+                     LEFT JOIN users u ON u.id = m.user_id AND u.closed_at IS NULL \
+                     WHERE m.group_id = $1 AND m.status <> 'unpaid' ORDER BY m.seq")
+        .bind(group.as_str());
+        Ok(pooled.conn().fetch_all(q).await?)
     }
 
     /// Stores a session by the hash of its token.

@@ -200,12 +200,16 @@ fn stored_fen(value: i64) -> StoreResult<Fen> {
 }
 
 impl Store {
-    /// The voucher with this code hash at this merchant (another merchant's voucher is simply not found).
-    pub async fn voucher_by_code(&self, merchant: &MerchantId, code_hash: &str) -> StoreResult<Option<VoucherRow>> {
+    /// The voucher with this code hash at any store where `staff` owns or works (a voucher of a store they do not
+    /// work at is simply not found): one look by the unique hash, whichever counter they typed it at.
+    pub async fn voucher_by_code_for_staff(&self, staff: &UserId, code_hash: &str) -> StoreResult<Option<VoucherRow>> {
         let mut pooled = self.pools.read().await?;
-        let q = sql(format!("SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE code_hash = $1 AND merchant_id = $2"))
-            .bind(code_hash)
-            .bind(merchant.as_str());
+        let q = sql(format!(
+            "SELECT {VOUCHER_COLUMNS} FROM vouchers WHERE code_hash = $1 \
+             AND merchant_id IN (SELECT merchant_id FROM merchant_roles WHERE user_id = $2)"
+        ))
+        .bind(code_hash)
+        .bind(staff.as_str());
         Ok(pooled.conn().fetch_optional(q).await?)
     }
 

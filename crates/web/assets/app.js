@@ -313,6 +313,11 @@
     }
   }));
 
+  // The sandbox's page, once paid, sends the payer back where they came from, as real providers do with their
+  // return_url; replacing itself, so Back does not land on it again. The link stays for when this does not run.
+  const autoReturn = $('[data-sandbox-return][data-auto-return]');
+  if (autoReturn) setTimeout(() => location.replace(autoReturn.href), 1200);
+
   $$('[data-copy]').forEach((button) => button.addEventListener('click', async () => {
     try { await navigator.clipboard.writeText(button.dataset.copy); button.textContent = say('已复制', 'Copied'); } catch (e) { /* shown anyway */ }
   }));

@@ -1,6 +1,6 @@
 // The counter's redeem screen: scan with the camera or a photo (scan.js: BarcodeDetector, else jsQR), or type a
 // code; preview (the deal, its price, this store), one tap to redeem, an unmistakable result, and undo (owner,
-// within the hour). A scanned voucher address of another store the reader works at opens that store's counter.
+// within the hour). A voucher of another store the reader works at, scanned or typed, opens that store's counter.
 (function () {
   'use strict';
   const root = document.querySelector('[data-redeem]');
@@ -42,6 +42,11 @@
   // Refusals in the reader's language, shared with every page (app.js).
   const explain = (p) => window.tuangouExplain(p);
 
+  // The counter of another store the reader works at, with the code looked up as it opens.
+  function moveTo(store, code) {
+    location.href = `/shop/${encodeURIComponent(store)}/redeem?code=${encodeURIComponent(code)}`;
+  }
+
   async function lookup(code) {
     current = null;
     go.hidden = true;
@@ -49,6 +54,8 @@
     show('pending', say('查询中…', 'Checking…'));
     try {
       const v = await window.tuangouApi('GET', `/api/v1/merchants/${encodeURIComponent(merchant)}/vouchers/${encodeURIComponent(code)}`);
+      // The API finds vouchers of every store the reader works at; each is redeemed at its own counter.
+      if (v.merchant_id !== merchant) { moveTo(v.merchant_id, v.code); return; }
       if (v.status !== 'issued') {
         let refusal = explain({ code: { redeemed: 'already_redeemed', refunded: 'voucher_refunded' }[v.status] || v.status });
         if (v.redeemed_at) refusal += ` · ${text.textRedeemedAt} ${when(v.redeemed_at)}`;
@@ -112,11 +119,11 @@
   });
 
   // A scanned text: a voucher address of another store the reader works at opens that counter; anything else is
-  // looked up here (another store's voucher gets the same refusal as a typed one).
+  // looked up here (a store the reader does not work at gets the same refusal as a typed code).
   function scanned(textRead) {
     const found = window.tuangouScan.voucher(textRead);
     if (found.merchant && found.merchant !== merchant && counters.includes(found.merchant)) {
-      location.href = `/shop/${encodeURIComponent(found.merchant)}/redeem?code=${encodeURIComponent(found.code)}`;
+      moveTo(found.merchant, found.code);
       return;
     }
     input.value = found.code;

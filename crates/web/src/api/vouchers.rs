@@ -233,7 +233,9 @@ pub async fn refund(
     Ok(axum::Json(view.into()))
 }
 
-/// Staff preview a voucher by its code (never the customer's phone or name).
+/// Staff preview a voucher by its code (never the customer's phone or name). A code of another store the caller
+/// works at answers that store's voucher (its `merchant_id` says which, and only there can it be redeemed); a code
+/// of a store they do not work at is 404 `unknown_code`, like any unknown code.
 #[utoipa::path(get, path = "/api/v1/merchants/{id}/vouchers/{code}", tag = "vouchers", operation_id = "preview_voucher",
     params(("id" = String, Path, description = "an id as the API gave it", pattern = r"^[A-Za-z0-9_-]{1,64}$", max_length = 64), ("code" = String, Path, description = "as typed or scanned")),
     responses((status = 200, body = VoucherBody), (status = 403, body = ProblemBody), (status = 404, body = ProblemBody),

@@ -1,7 +1,9 @@
 //! The counter's redeem screen: scan with the camera (the browser's `BarcodeDetector`, else the vendored jsQR
 //! decoding the camera's frames), read a photo of the QR, or type a code; see what it is (the deal, its price, the
 //! store); redeem with one tap, undo within the hour; the latest redemptions below. The work is done by
-//! `assets/scan.js` and `assets/redeem.js` against the API; this page only lays it out.
+//! `assets/scan.js` and `assets/redeem.js` against the API; this page only lays it out. A code typed here that
+//! belongs to another store the reader works at is found by the preview, and the page moves to that store's
+//! counter with it, as for a scanned one.
 //!
 //! A voucher's QR code holds its address, `/r/{merchant}/{code}` ([`scanned`]): any phone's camera opens it.
 //! Staff of that store land on its counter with the code looked up, so redeeming is one more tap; staff of other

@@ -12,6 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use tuangou_app::{CampaignView, GroupRow, GroupView, MemberRow, MerchantView, NearbyQuery, NearbyView};
 use tuangou_domain::campaign::CampaignRules;
 use tuangou_domain::ids::GroupId;
@@ -204,10 +205,11 @@ pub struct GroupParams {
     from: Option<String>,
 }
 
-/// A seat of the group as shown: a member's ticket, or a free seat.
+/// A seat of the group as shown: a member's masked name, or a free seat.
 pub struct Seat {
     pub seq: i64,
-    pub ticket: Option<String>,
+    /// The member's display name, masked (`App::names_on_screen`); none for a free seat.
+    pub name: Option<String>,
     pub me: bool,
     pub winner: bool,
 }
@@ -220,6 +222,8 @@ struct GroupPage<'a> {
     campaign: CampaignView,
     card: Option<RulesCard>,
     seats: Vec<Seat>,
+    /// The members' tickets by seat, for the "如何验证" fold: what the draw's record lists and the digest covers.
+    tickets: Vec<(i64, String)>,
     width: i64,
     mine: Option<MemberRow>,
     share_url: String,
@@ -266,21 +270,22 @@ impl GroupPage<'_> {
     }
 }
 
-/// The seats of a group in order: members first, then free seats.
-fn seats(view: &GroupView, me: Option<&str>) -> Vec<Seat> {
+/// The seats of a group in order: members first (by seat and masked name), then free seats.
+fn seats(view: &GroupView, names: &BTreeMap<i64, String>, me: Option<&str>) -> Vec<Seat> {
     let winners = view.group.winner_seqs();
     let mut seats: Vec<Seat> = view
         .members
         .iter()
         .map(|m| Seat {
             seq: m.seq,
-            ticket: Some(m.ticket.clone()),
+            // A seat released between the two reads has no name: stars, as for a closed account.
+            name: Some(names.get(&m.seq).cloned().unwrap_or_else(|| "***".to_owned())),
             me: me == Some(m.user_id.as_str()),
             winner: winners.contains(&m.seq),
         })
         .collect();
     let taken = seats.len() as i64;
-    seats.extend((taken + 1..=view.group.group_size).map(|seq| Seat { seq, ticket: None, me: false, winner: false }));
+    seats.extend((taken + 1..=view.group.group_size).map(|seq| Seat { seq, name: None, me: false, winner: false }));
     seats
 }
 
@@ -335,10 +340,12 @@ pub async fn group(page: Chrome, State(state): State<AppState>, id: PagePath, Ra
                 ..JoinBar::new(&campaign, api, page.tr.lang(), page.caller.is_some(), &page.path)
             }
         });
+        let names = state.app.names_on_screen(&view.group.group_id()).await?;
         let body = GroupPage {
             page: &page,
             card: rules_card(&campaign, page.tr.lang()),
-            seats: seats(&view, me.as_deref()),
+            seats: seats(&view, &names, me.as_deref()),
+            tickets: view.members.iter().map(|m| (m.seq, m.ticket.clone())).collect(),
             width: format::width(view.group.member_count, view.group.group_size),
             share_url: format!("{public}{share_path}"),
             qr_url,
@@ -385,7 +392,7 @@ struct LivePage<'a> {
     campaign: CampaignView,
     seats: Vec<Seat>,
     deadline: i64,
-    /// The winners by seat, with their masked names (`App::winners_on_screen`).
+    /// The winners by seat, with their masked names (`App::names_on_screen`).
     winners: Vec<(i64, String)>,
     /// Staff of the store may start a full scheduled group's draw from the screen.
     can_draw: bool,
@@ -407,7 +414,9 @@ pub async fn live_draw(page: Chrome, State(state): State<AppState>, id: PagePath
         let view = state.app.group(&group_id(&id)?).await?;
         let campaign = state.app.campaign(page.caller.as_ref(), &view.group.campaign()).await?;
         let deadline = view.group.draw_due_at.unwrap_or(view.group.expires_at);
-        let winners = state.app.winners_on_screen(&view).await?;
+        let names = state.app.names_on_screen(&view.group.group_id()).await?;
+        let drawn = view.group.winner_seqs();
+        let winners = names.iter().filter(|(seq, _)| drawn.contains(seq)).map(|(seq, n)| (*seq, n.clone())).collect();
         let can_draw = view.group.status == "full"
             && campaign.campaign.draw_mode == "scheduled"
             && page.role_at(&campaign.campaign.merchant_id).is_some();
@@ -422,7 +431,7 @@ pub async fn live_draw(page: Chrome, State(state): State<AppState>, id: PagePath
         };
         let body = LivePage {
             page: &page,
-            seats: seats(&view, None),
+            seats: seats(&view, &names, None),
             group: view.group,
             campaign,
             deadline,

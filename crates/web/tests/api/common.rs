@@ -4,10 +4,18 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tuangou_testkit::{TestApp, TestUser};
+use tuangou_testkit::{TestApp, TestUser, server_password};
 
 /// A store in Chengdu's centre (Chunxi Road).
 pub const CHUNXI: (f64, f64) = (30.6563, 104.0800);
+
+/// A customer with a name of their choosing, signed up and in.
+pub async fn named_customer(app: &TestApp, phone: &str, name: &str) -> TestUser {
+    let body = json!({"phone": phone, "password": server_password(), "name": name});
+    let (status, answer) = app.post("/api/v1/users", None, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    app.sign_in(phone).await
+}
 
 pub fn merchant_body(name: &str, (lat, lng): (f64, f64)) -> Value {
     json!({

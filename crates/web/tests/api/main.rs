@@ -22,6 +22,7 @@ mod groups;
 mod hangups;
 mod inputs;
 mod live_events;
+mod members_shown;
 mod merchants;
 mod openapi;
 mod operator;

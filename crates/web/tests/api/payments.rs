@@ -396,6 +396,7 @@ async fn the_pay_page_renders_in_both_languages(backend: Backend) {
     let app = sandbox_app(backend, Faults::default()).await;
     let operator = app.operator().await;
     let customer = &app.customers(&operator, 1, 0).await[0];
+    let cancelled = payment(&app, customer, 990).await;
     let payment = payment(&app, customer, 1_990).await;
     let page = |lang: &'static str, id: String| {
         let app = &app;
@@ -425,10 +426,19 @@ async fn the_pay_page_renders_in_both_languages(backend: Backend) {
             assert!(!page.contains(key), "the message key {key} shows instead of its words");
         }
     }
+    let (status, answer) = app.post(&format!("/sandbox/payments/{}/cancel", cancelled.id), None, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     pay(&app, &payment.id).await;
     let (_, paid) = page("zh-CN", payment.id.clone()).await;
     assert!(paid.contains("已支付") && !paid.contains("data-sandbox-pay>"), "{paid}");
-    assert!(paid.contains("href=\"/me\" data-sandbox-return"), "back to the shop: {paid}");
+    // Paid: the page sends the payer back by itself (app.js), and keeps the link for when that does not run.
+    assert!(paid.contains("href=\"/me\" data-sandbox-return data-auto-return"), "back to the shop: {paid}");
+    assert!(paid.contains("支付成功，正在返回商户"), "{paid}");
+    let (_, closed) = page("zh-CN", cancelled.id.clone()).await;
+    assert!(
+        closed.contains("data-sandbox-return>") && !closed.contains("data-auto-return"),
+        "only a paid page leaves by itself"
+    );
     let (status, missing) = page("en", "no-such-payment".into()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(missing.contains("<html"), "a page, not a problem");

@@ -174,6 +174,54 @@ async fn an_owner_uploads_photos_that_are_shrunk_and_lose_their_location(backend
     app.finish().await;
 }
 
+/// A lossless WebP, made here with `image`'s own encoder: red on the left half, blue on the right.
+fn webp_halves(width: u32, height: u32) -> Vec<u8> {
+    let halves = image::RgbImage::from_fn(width, height, |x, _| match x < width / 2 {
+        true => image::Rgb([200, 30, 30]),
+        false => image::Rgb([30, 30, 200]),
+    });
+    let mut bytes = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut bytes)
+        .write_image(&halves, width, height, image::ExtendedColorType::Rgb8)
+        .expect("a WebP");
+    bytes
+}
+
+/// Whether two colours are within `by` of each other in every channel (JPEG moves them a little).
+fn near(a: image::Rgb<u8>, b: [u8; 3], by: u8) -> bool {
+    a.0.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= by)
+}
+
+/// A WebP (as Android phones save photos) is accepted, re-encoded as a JPEG, shrunk like any photo and served.
+async fn a_webp_photo_is_reencoded_as_jpeg_and_served(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800138310").await;
+    let (store, _) = live_campaign(&app, &operator, &owner, "老码头火锅", CHUNXI).await;
+    let original = webp_halves(1600, 1000);
+    assert_eq!(image::guess_format(&original).ok(), Some(image::ImageFormat::WebP), "the upload is a real WebP");
+
+    let (status, body) =
+        put(&app, &format!("/api/v1/merchants/{store}/photo"), Some(&owner.token), "image/webp", original).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["photo_url"].as_str().expect("photo_url").to_owned();
+    assert!(url.starts_with("/media/") && url.ends_with(".jpg"), "{url}");
+    let response = fetch(&app, &url).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    let served = response.bytes().await.unwrap().to_vec();
+    assert_eq!(image::guess_format(&served).ok(), Some(image::ImageFormat::Jpeg), "re-encoded as JPEG");
+    let photo = image::load_from_memory(&served).expect("a JPEG").to_rgb8();
+    assert_eq!(photo.dimensions(), (1200, 750), "shrunk to 1200 px on its longest side");
+    // The WebP's own picture, not something else: red on the left, blue on the right.
+    assert!(near(*photo.get_pixel(300, 375), [200, 30, 30], 24), "{:?}", photo.get_pixel(300, 375));
+    assert!(near(*photo.get_pixel(900, 375), [30, 30, 200], 24), "{:?}", photo.get_pixel(900, 375));
+    assert_eq!(stored(&app).len(), 1);
+    let page = fetch(&app, &format!("/m/{store}")).await.text().await.unwrap();
+    assert!(page.contains(&format!("src=\"{url}\"")), "the store's page shows it");
+    app.finish().await;
+}
+
 /// What is sent, by whom, as which type, and the refusal expected: (what, path, token, type, body, status, code).
 type Refusal<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, Vec<u8>, StatusCode, &'a str);
 
@@ -343,6 +391,7 @@ async fn the_site_has_an_icon(backend: Backend) {
 
 on_both_backends!(
     an_owner_uploads_photos_that_are_shrunk_and_lose_their_location,
+    a_webp_photo_is_reencoded_as_jpeg_and_served,
     bad_uploads_are_refused_and_store_nothing,
     the_site_has_an_icon
 );

@@ -127,7 +127,55 @@ async fn the_voucher_stream_tells_its_owner_of_the_redemption(backend: Backend) 
     app.finish().await;
 }
 
+/// A code typed at the counter of one store is found at every store the clerk works at (the answer names the
+/// voucher's store, where alone it is redeemed); staff of a store they do not work at are refused exactly as for
+/// a code that does not exist.
+async fn a_typed_code_is_found_at_every_store_the_clerk_works_at(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let operator = app.operator().await;
+    let owner = app.customer("13800139600").await;
+    let (m, _winner, voucher) = won_voucher(&app, &operator, &owner, json!({})).await;
+    let code = voucher["code"].as_str().unwrap();
+    let other_owner = app.customer("13800139601").await;
+    let other = merchant(&app, &other_owner, "隔壁茶馆", CHUNXI).await;
+    let clerk = app.customer("13800139602").await;
+    for (store, its_owner) in [(&m, &owner), (&other, &other_owner)] {
+        let (status, added) = app
+            .post(&format!("/api/v1/merchants/{store}/staff"), Some(&its_owner.token), json!({"phone": clerk.phone}))
+            .await;
+        assert!(status.is_success(), "{added}");
+    }
+
+    // Typed at the other store's counter, as staff type it: the voucher, naming its own store.
+    let typed = code.replace('-', "").to_lowercase();
+    let (status, found) = app.get(&format!("/api/v1/merchants/{other}/vouchers/{typed}"), Some(&clerk.token)).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!((found["merchant_id"].as_str(), found["code"].as_str()), (Some(m.as_str()), Some(code)));
+    assert_eq!(found["status"], "issued");
+
+    // The other store's owner, who does not work at the voucher's store: the refusal of a code that is no one's.
+    let mut refusals = Vec::new();
+    for asked in [typed.as_str(), "ABCD-EFGH-JKMN-P"] {
+        let (status, body) =
+            app.get(&format!("/api/v1/merchants/{other}/vouchers/{asked}"), Some(&other_owner.token)).await;
+        refusals.push((status, body["code"].clone(), body["detail"].clone()));
+    }
+    let (theirs, nobodys) = (&refusals[0], &refusals[1]);
+    assert_eq!((theirs.0, theirs.1.as_str()), (StatusCode::NOT_FOUND, Some("unknown_code")));
+    assert_eq!(theirs, nobodys, "nothing tells another store's voucher from no voucher");
+
+    // Redeemed only at its own store: the other counter refuses it, its own takes it.
+    let (status, refusal) =
+        app.post(&format!("/api/v1/merchants/{other}/redemptions"), Some(&clerk.token), json!({"code": code})).await;
+    assert_eq!((status, refusal["code"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_code")), "{refusal}");
+    let (status, redeemed) =
+        app.post(&format!("/api/v1/merchants/{m}/redemptions"), Some(&clerk.token), json!({"code": code})).await;
+    assert_eq!(status, StatusCode::CREATED, "{redeemed}");
+    app.finish().await;
+}
+
 on_both_backends!(
     a_voucher_names_its_deal_and_store_and_its_qr_opens_the_counter,
+    a_typed_code_is_found_at_every_store_the_clerk_works_at,
     the_voucher_stream_tells_its_owner_of_the_redemption,
 );

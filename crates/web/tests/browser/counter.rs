@@ -43,9 +43,10 @@ fn gray_png(pixels: &[u8], side: usize, path: &Path) {
     encoder.write_header().expect("a PNG header").write_image_data(pixels).expect("PNG data");
 }
 
-/// The other store's owner reads a photo of a voucher's QR code and is refused as for a typed code. A clerk who
-/// works at both stores opens the counter of the other one and reads the photo: the page decodes it itself, sees
-/// the voucher belongs to the first store, opens that counter with the deal, the price and the store shown; one tap
+/// The other store's owner reads a photo of a voucher's QR code, or types its code, and is refused as for any
+/// unknown code. A clerk who works at both stores types the code at the other one's counter and lands on the
+/// first store's counter with it looked up; then reads the photo there: the page decodes it itself, sees the
+/// voucher belongs to the first store, opens that counter with the deal, the price and the store shown; one tap
 /// redeems it, and the customer's voucher page says when and where, live.
 async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -104,10 +105,29 @@ async fn staff_scan_a_voucher_photo_and_redeem_it_in_one_more_tap(backend: Backe
     neighbour.wait_for_text("[data-result]", "不是本店的券").await;
     assert_eq!(neighbour.path().await, format!("/shop/{other}/redeem"));
     neighbour.screenshot(&shot(backend, "counter-scanned-other-store")).await;
+    // Typed, the same refusal: nothing says the code is another store's.
+    let typed = code.replace('-', "").to_lowercase();
+    neighbour.open(&format!("/shop/{other}/redeem")).await;
+    neighbour.fill("#code", &typed).await;
+    neighbour.click("form[data-lookup] button[type=submit]").await;
+    neighbour.wait_for_text("[data-result]", "不是本店的券").await;
+    assert_eq!(neighbour.path().await, format!("/shop/{other}/redeem"));
     neighbour.close().await;
 
+    // The clerk types the code at the other store's counter: the counter moves to the voucher's store, the code
+    // looked up there, ready to redeem.
     let staff = driver.browser(&app.base).await;
     staff.sign_in(&clerk.phone, server_password(), &format!("/shop/{other}/redeem")).await;
+    staff.fill("#code", &typed).await;
+    staff.click("form[data-lookup] button[type=submit]").await;
+    staff.wait_for_path(&format!("/shop/{merchant}/redeem")).await;
+    let ready = staff.wait_for_text("[data-result]", "可核销").await;
+    assert!(ready.contains("双人火锅套餐") && ready.contains("老码头") && ready.contains(&code), "{ready}");
+    staff.find("[data-redeem-go]:not([hidden])").await;
+    staff.screenshot(&shot(backend, "counter-typed-other-store")).await;
+
+    // The same from a photo of the QR code, at the other store's counter again.
+    staff.open(&format!("/shop/{other}/redeem")).await;
     staff.find("[data-scan-photo]:not([hidden])").await;
     staff.check_page_basics("counter").await;
     staff.screenshot(&shot(backend, "counter-ready-to-scan")).await;

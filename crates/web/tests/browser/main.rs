@@ -116,6 +116,12 @@ async fn a_customer_joins_from_a_share_link_and_sees_the_draw_verified(backend: 
     assert_eq!(checks, json!(["ok:algorithm", "ok:commitment", "ok:members", "ok:digest", "ok:winners"]));
     browser.run("document.querySelector('[data-verify]').scrollIntoView()", vec![]).await;
     browser.screenshot(&shot(backend, "group-drawn-verified")).await;
+    // Members are shown by seat and name; their tickets, which the record lists, are in the 如何验证 fold.
+    browser.click("#how-to-verify summary").await;
+    let tickets = browser.text("[data-tickets]").await;
+    assert!(tickets.contains(&format!("1 号 {ticket}")) && tickets.matches(" 号 ").count() == 3, "{tickets}");
+    browser.run("document.querySelector('[data-tickets]').scrollIntoView()", vec![]).await;
+    browser.screenshot(&shot(backend, "group-verify-tickets")).await;
 
     // The same verifier, in this browser, on every record of FAIRNESS.md's vectors: verified ones verify, tampered
     // ones are rejected.
@@ -372,8 +378,8 @@ async fn the_operator_approves_and_the_big_screen_reveals_a_scheduled_draw(backe
     app.finish().await;
 }
 
-// A new customer paying through the sandbox from a share link (join, sign up, pay, return: the taps counted) is
-// `join_flow::a_new_customer_joins_and_pays_from_a_share_link_in_three_taps_after_signing_up`.
+// A new customer paying through the sandbox from a share link (join, sign up, pay, and back by itself: the taps counted) is
+// `join_flow::a_new_customer_joins_and_pays_from_a_share_link_in_two_taps_after_signing_up`.
 
 /// A customer with an empty wallet taps join on a group's page where WeChat Pay is the provider, in a desktop
 /// browser: a Native order, so the page shows its QR code with "用微信扫码支付"; the payer pays at the (fake)
