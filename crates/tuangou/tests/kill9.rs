@@ -404,11 +404,7 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    kill_now_and_then(&mut service, &stop).await;
-    let mut paid = Vec::new();
-    for client in clients {
-        paid.push(client.await.expect("a client"));
-    }
+    let paid = through_kills(&mut service, &stop, clients).await;
     assert!(paid.iter().map(Vec::len).sum::<usize>() > CLIENTS, "the clients hardly paid");
 
     // The sandbox's notifications (kept in its outbox across kills) and the worker's queries catch up.
@@ -462,6 +458,20 @@ async fn kill_now_and_then(service: &mut Service, stop: &AtomicBool) {
     stop.store(true, Ordering::SeqCst);
 }
 
+/// The clients' results, once they ran through [`kill_now_and_then`] and stopped.
+async fn through_kills<T>(
+    service: &mut Service,
+    stop: &AtomicBool,
+    clients: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    kill_now_and_then(service, stop).await;
+    let mut results = Vec::new();
+    for client in clients {
+        results.push(client.await.expect("a client"));
+    }
+    results
+}
+
 /// Every withdrawal the customer made, through `GET /api/v1/me/withdrawals`, page by page: id → status.
 async fn withdrawals(api: &Api, token: &str) -> BTreeMap<String, String> {
     listed(api, "/api/v1/me/withdrawals", token, "status").await
@@ -502,11 +512,7 @@ async fn withdrawals_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    kill_now_and_then(&mut service, &stop).await;
-    let mut asked = Vec::new();
-    for client in clients {
-        asked.push(client.await.expect("a client"));
-    }
+    let asked = through_kills(&mut service, &stop, clients).await;
     assert!(asked.iter().map(BTreeSet::len).sum::<usize>() > CLIENTS, "the clients hardly withdrew");
 
     // The restarted worker pays out what is still in flight (its next attempts are at most seconds away).
@@ -571,7 +577,7 @@ async fn vouchers(api: &Api, customers: &[String]) -> (BTreeMap<String, String>,
 /// connection or a 5xx is tried again with the same key. Then: each voucher a staff member tried is redeemed,
 /// with one redemption, and no other is; every 201 the staff saw is a stored redemption; a voucher answered 409
 /// `already_redeemed` was so only on a retry (its first try committed before the kill); each key answers again as
-/// it did; another try at a redeemed voucher answers 409 `already_redeemed`; the merchant was paid exactly the
+/// it did (or, answered 409 on a retry, with its first try's stored 201); another try at a redeemed voucher answers 409 `already_redeemed`; the merchant was paid exactly the
 /// price less commission for each (and its receivable fell by the price); `tuangou check` exits 0.
 async fn redemptions_survive_kill_9(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -635,11 +641,7 @@ async fn redemptions_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    kill_now_and_then(&mut service, &stop).await;
-    let mut seen = Vec::new();
-    for client in clients {
-        seen.push(client.await.expect("a staff client"));
-    }
+    let seen = through_kills(&mut service, &stop, clients).await;
 
     let tried: usize = seen.iter().map(Vec::len).sum();
     let retried = seen.iter().flatten().filter(|r| r.tries > 1).count();

@@ -4,7 +4,7 @@
 //! A request dropped after each poll in process is `payouts.rs`'s `a_dropped_request_leaves_nothing_or_everything`.
 
 use crate::common::{CHUNXI, merchant};
-use crate::fault_worker::{Owing, PAST_THE_LEASE_MS, Stage, sweep_the_worker};
+use crate::fault_worker::{Owing, PAST_THE_LEASE_MS, Stage, leased_stage, sweep_the_worker};
 use crate::hangups::hang_up_joins;
 use crate::paying::{balance, settle_until};
 use reqwest::StatusCode;
@@ -103,43 +103,29 @@ impl Owing for PayoutWorker<'_> {
             ))
             .await;
         assert_eq!(at_the_sandbox, 1, "the payee was paid once at the sandbox, by our id: {row:?}");
-        match row.status.as_str() {
-            "requested" => {
-                assert_eq!((pending, paid_out), (WITHDRAWN, 0), "in flight: {row:?}");
-                if row.attempts == 0 {
-                    return Stage::Owed;
-                }
-                let due = row.next_attempt_at.expect("a requested payout is due some time");
-                assert!(due > app.app.clock().now().0, "a claimed payout waits for its next attempt: {row:?}");
-                Stage::Claimed
-            }
-            "succeeded" => {
-                assert_eq!((pending, paid_out), (0, 1), "paid out once: {row:?}");
-                Stage::Settled
-            }
-            other => panic!("a payout {other} after a dropped worker step: {row:?}"),
-        }
+        let stage = leased_stage(app, &row.status, row.attempts, row.next_attempt_at, &row);
+        let expected = if stage == Stage::Settled { (0, 1) } else { (WITHDRAWN, 0) };
+        assert_eq!((pending, paid_out), expected, "in flight, or paid out once: {row:?}");
+        stage
     }
 }
 
-/// The payout worker's step (claim, the provider asked, settle) dropped after every poll, for a withdrawal.
-async fn a_payout_worker_dropped_midway_pays_out_each_withdrawal_once(backend: Backend) {
+/// The payout worker's step (claim, the provider asked, settle) dropped after every poll.
+async fn sweep_payouts(backend: Backend, merchants: bool, name: &str) {
     let app = sandbox_app(backend).await;
     let operator = app.operator().await;
     app.app.run_jobs_once().await.unwrap();
-    let path = PayoutWorker { operator: &operator, merchants: false };
-    sweep_the_worker(&app, &path, "the payout worker (withdrawals)").await;
+    sweep_the_worker(&app, &PayoutWorker { operator: &operator, merchants }, name).await;
     app.finish().await;
 }
 
-/// The same, for a merchant's payout its owner asked for.
+async fn a_payout_worker_dropped_midway_pays_out_each_withdrawal_once(backend: Backend) {
+    sweep_payouts(backend, false, "the payout worker (withdrawals)").await;
+}
+
+/// The same, for merchants' payouts their owners asked for.
 async fn a_payout_worker_dropped_midway_pays_out_each_merchant_payout_once(backend: Backend) {
-    let app = sandbox_app(backend).await;
-    let operator = app.operator().await;
-    app.app.run_jobs_once().await.unwrap();
-    let path = PayoutWorker { operator: &operator, merchants: true };
-    sweep_the_worker(&app, &path, "the payout worker (merchant payouts)").await;
-    app.finish().await;
+    sweep_payouts(backend, true, "the payout worker (merchant payouts)").await;
 }
 
 /// Quiescence after hang-ups: stopping the service waits for the requests still in flight and closes its pools;

@@ -6,7 +6,7 @@
 
 use crate::alipay_fake::FakeAlipay;
 use crate::common::{campaign_with, live_campaign_with};
-use crate::fault_worker::{Owing, Stage, sweep_the_worker};
+use crate::fault_worker::{Owing, Stage, leased_stage, sweep_the_worker};
 use crate::paying::{balance, settle_until};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -161,22 +161,10 @@ impl Owing for SplitWorker<'_> {
         let (succeeded, failed) = (entries("split-succeeded").await, entries("split-failed").await);
         assert_eq!(failed, 0, "it never failed: {row:?}");
         assert_eq!((row.commission, row.net()), (COMMISSION, Fen::from_stored(PRICE - COMMISSION).unwrap()));
-        match row.status.as_str() {
-            "requested" => {
-                assert_eq!((pending, succeeded), (PRICE, 0), "set aside: {row:?}");
-                if row.attempts == 0 {
-                    return Stage::Owed;
-                }
-                let due = row.next_attempt_at.expect("a requested split is due some time");
-                assert!(due > app.app.clock().now().0, "a claimed split waits for its next attempt: {row:?}");
-                Stage::Claimed
-            }
-            "succeeded" => {
-                assert_eq!((pending, succeeded), (0, 1), "shared once: {row:?}");
-                Stage::Settled
-            }
-            other => panic!("a split {other} after a dropped worker step: {row:?}"),
-        }
+        let stage = leased_stage(app, &row.status, row.attempts, row.next_attempt_at, &row);
+        let expected = if stage == Stage::Settled { (0, 1) } else { (PRICE, 0) };
+        assert_eq!((pending, succeeded), expected, "set aside, or shared once: {row:?}");
+        stage
     }
 }
 

@@ -9,6 +9,7 @@
 //! steps after its lease ended, which the test reaches by moving the clock, never by sleeping.
 
 use crate::paying::settle_until;
+use std::fmt::Debug;
 use std::future::Future;
 use std::task::Poll;
 use tuangou_testkit::TestApp;
@@ -46,6 +47,27 @@ pub enum Stage {
     Claimed,
     /// Settled once: its money moved out of flight exactly once.
     Settled,
+}
+
+/// The stage of a row the worker claims with a lease (a payout, a split): `requested` and never attempted is
+/// owed, attempted is claimed (and must not be due again yet), `succeeded` is settled; anything else fails.
+pub fn leased_stage(
+    app: &TestApp,
+    status: &str,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    row: &dyn Debug,
+) -> Stage {
+    match status {
+        "requested" if attempts == 0 => Stage::Owed,
+        "requested" => {
+            let due = next_attempt_at.expect("a requested row is due some time");
+            assert!(due > app.app.clock().now().0, "a claimed row waits for its next attempt: {row:?}");
+            Stage::Claimed
+        }
+        "succeeded" => Stage::Settled,
+        other => panic!("a row {other} after a dropped worker step: {row:?}"),
+    }
 }
 
 /// Something the worker owes through a provider.
