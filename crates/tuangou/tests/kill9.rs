@@ -2,7 +2,7 @@
 //! again on the same database each time, on both backends (`sqlite::NAME` and `postgres::NAME`).
 //!
 //! Also joins that pay through the sandbox provider, killed between the provider taking the money and the seat
-//! being confirmed.
+//! being confirmed; withdrawals; and a burst of redemptions at the counter by several staff members at once.
 //!
 //! What it proves: a join the service answered 201 survives the kill (its membership is there); a retry with the
 //! same key, whether the first try died before, during or after its commit, never joins twice and answers the first
@@ -24,6 +24,8 @@ use common::{shown, tuangou};
 
 const PASSWORD: &str = "kill-nine-password";
 const OPERATOR_PHONE: &str = "13800000000";
+/// The merchant's owner, who made the campaign of [`set_up`].
+const OWNER_PHONE: &str = "13800138001";
 /// Customers joining at once, one client each.
 const CLIENTS: usize = 6;
 /// Each client's joins at most: the campaign's `per_customer_limit`, so a client never meets `limit_reached`.
@@ -200,7 +202,7 @@ async fn set_up(service: &Service) -> (String, Vec<String>) {
         body["reference"] = json!(format!("credit-{}", fastrand::u64(..)));
         api.must("/api/v1/admin/credits", Some(&operator), body, StatusCode::CREATED)
     };
-    let (_, owner) = sign_up(api, "13800138001").await;
+    let (_, owner) = sign_up(api, OWNER_PHONE).await;
     let merchant = json!({"name": "老码头", "category": "火锅", "address": "锦江区春熙路 8 号",
         "latitude": 30.6563, "longitude": 104.08, "phone": "02886661234"});
     let merchant = api.must("/api/v1/merchants", Some(&owner), merchant, StatusCode::CREATED).await;
@@ -402,11 +404,7 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    kill_now_and_then(&mut service, &stop).await;
-    let mut paid = Vec::new();
-    for client in clients {
-        paid.push(client.await.expect("a client"));
-    }
+    let paid = through_kills(&mut service, &stop, clients).await;
     assert!(paid.iter().map(Vec::len).sum::<usize>() > CLIENTS, "the clients hardly paid");
 
     // The sandbox's notifications (kept in its outbox across kills) and the worker's queries catch up.
@@ -460,6 +458,20 @@ async fn kill_now_and_then(service: &mut Service, stop: &AtomicBool) {
     stop.store(true, Ordering::SeqCst);
 }
 
+/// The clients' results, once they ran through [`kill_now_and_then`] and stopped.
+async fn through_kills<T>(
+    service: &mut Service,
+    stop: &AtomicBool,
+    clients: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    kill_now_and_then(service, stop).await;
+    let mut results = Vec::new();
+    for client in clients {
+        results.push(client.await.expect("a client"));
+    }
+    results
+}
+
 /// Every withdrawal the customer made, through `GET /api/v1/me/withdrawals`, page by page: id → status.
 async fn withdrawals(api: &Api, token: &str) -> BTreeMap<String, String> {
     listed(api, "/api/v1/me/withdrawals", token, "status").await
@@ -500,11 +512,7 @@ async fn withdrawals_survive_kill_9(backend: Backend) {
             })
         })
         .collect();
-    kill_now_and_then(&mut service, &stop).await;
-    let mut asked = Vec::new();
-    for client in clients {
-        asked.push(client.await.expect("a client"));
-    }
+    let asked = through_kills(&mut service, &stop, clients).await;
     assert!(asked.iter().map(BTreeSet::len).sum::<usize>() > CLIENTS, "the clients hardly withdrew");
 
     // The restarted worker pays out what is still in flight (its next attempts are at most seconds away).
@@ -534,8 +542,186 @@ async fn withdrawals_survive_kill_9(backend: Backend) {
     assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
 }
 
+/// Staff members redeeming at once in [`redemptions_survive_kill_9`].
+const STAFF: usize = 3;
+/// Joins each customer makes to win vouchers for the redemption burst (a third of the joins win).
+const JOINS_FOR_VOUCHERS: usize = 200;
+/// Each staff member's pause between redemptions: the burst outlasts the kills.
+const REDEMPTION_PACE: Duration = Duration::from_millis(50);
+const COMMISSION: i64 = 49;
+
+/// One voucher's redemption as its staff member saw it.
+#[derive(Debug)]
+struct Redeemed {
+    voucher: String,
+    code: String,
+    key: String,
+    status: StatusCode,
+    body: Value,
+    tries: u32,
+}
+
+/// Every voucher of `customers` with its code, and the merchant they are for.
+async fn vouchers(api: &Api, customers: &[String]) -> (BTreeMap<String, String>, String) {
+    let mut codes = BTreeMap::new();
+    for token in customers {
+        codes.extend(listed(api, "/api/v1/me/vouchers", token, "code").await);
+    }
+    let page = api.get("/api/v1/me/vouchers?limit=1", &customers[0]).await;
+    let merchant = page["items"][0]["merchant_id"].as_str().expect("a merchant").to_owned();
+    (codes, merchant)
+}
+
+/// Customers win vouchers (no kills yet); [`STAFF`] staff members then redeem them all at once, with an
+/// `Idempotency-Key` per voucher, while the server is killed with SIGKILL 3–5 times and started again; a lost
+/// connection or a 5xx is tried again with the same key. Then: each voucher a staff member tried is redeemed,
+/// with one redemption, and no other is; every 201 the staff saw is a stored redemption; a voucher answered 409
+/// `already_redeemed` was so only on a retry (its first try committed before the kill); each key answers again as
+/// it did (or, answered 409 on a retry, with its first try's stored 201); another try at a redeemed voucher answers 409 `already_redeemed`; the merchant was paid exactly the
+/// price less commission for each (and its receivable fell by the price); `tuangou check` exits 0.
+async fn redemptions_survive_kill_9(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut service = Service::new(&db.url);
+    service.start().await;
+    let (campaign, customers) = set_up(&service).await;
+    let api = service.api.clone();
+    let joins: Vec<_> = customers
+        .iter()
+        .map(|token| {
+            let (api, path, token) = (api.clone(), format!("/api/v1/campaigns/{campaign}/join"), token.clone());
+            tokio::spawn(async move {
+                for _ in 0..JOINS_FOR_VOUCHERS {
+                    api.must(&path, Some(&token), json!({}), StatusCode::CREATED).await;
+                }
+            })
+        })
+        .collect();
+    for joining in joins {
+        joining.await.expect("a customer's joins");
+    }
+    let (codes, merchant) = vouchers(&api, &customers).await;
+    let (_, owner) = sign_in(&api, OWNER_PHONE).await;
+    let mut staff = Vec::new();
+    for i in 0..STAFF {
+        let phone = format!("1370000{i:04}");
+        let (_, token) = sign_up(&api, &phone).await;
+        api.must(
+            &format!("/api/v1/merchants/{merchant}/staff"),
+            Some(&owner),
+            json!({"phone": phone}),
+            StatusCode::CREATED,
+        )
+        .await;
+        staff.push(token);
+    }
+    let wallet = format!("/api/v1/merchants/{merchant}/wallet");
+    let before = api.get(&wallet, &owner).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = format!("/api/v1/merchants/{merchant}/redemptions");
+    let all: Vec<(String, String)> = codes.clone().into_iter().collect();
+    let clients: Vec<_> = staff
+        .iter()
+        .enumerate()
+        .map(|(number, token)| {
+            let mine: Vec<(String, String)> = all.iter().skip(number).step_by(STAFF).cloned().collect();
+            let (api, path, token, stop) = (api.clone(), path.clone(), token.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for (voucher, code) in mine {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let key = format!("redeem-{voucher}");
+                    let (status, body, tries) = answered(&api, &path, &token, json!({"code": code}), &key).await;
+                    seen.push(Redeemed { voucher, code, key, status, body, tries });
+                    tokio::time::sleep(REDEMPTION_PACE).await;
+                }
+                seen
+            })
+        })
+        .collect();
+    let seen = through_kills(&mut service, &stop, clients).await;
+
+    let tried: usize = seen.iter().map(Vec::len).sum();
+    let retried = seen.iter().flatten().filter(|r| r.tries > 1).count();
+    let conflicts = seen.iter().flatten().filter(|r| r.status == StatusCode::CONFLICT).count();
+    eprintln!(
+        "{tried} of {} vouchers tried, {retried} retried, {conflicts} already redeemed ({backend:?})",
+        codes.len()
+    );
+    assert!(tried > STAFF, "the staff hardly redeemed ({tried} redemptions)");
+    assert!(retried > 0, "no kill interrupted a redemption: nothing was retried");
+    for answer in seen.iter().flatten() {
+        let problem = answer.body["code"].as_str();
+        let fine = answer.status == StatusCode::CREATED
+            || (answer.status == StatusCode::CONFLICT && problem == Some("already_redeemed") && answer.tries > 1);
+        assert!(fine, "a redemption answered otherwise: {answer:?}\n{}", service.log());
+    }
+
+    // Stored: each voucher tried is redeemed once, no other; each 201 is a stored redemption of its voucher.
+    let mut statuses = BTreeMap::new();
+    for token in &customers {
+        statuses.extend(listed(&api, "/api/v1/me/vouchers", token, "status").await);
+    }
+    let redeemed: BTreeSet<&str> = seen.iter().flatten().map(|r| r.voucher.as_str()).collect();
+    for (voucher, status) in &statuses {
+        let expected = if redeemed.contains(voucher.as_str()) { "redeemed" } else { "issued" };
+        assert_eq!(status, expected, "voucher {voucher}");
+    }
+    let twice =
+        "SELECT COUNT(*) FROM (SELECT voucher_id FROM redemptions GROUP BY voucher_id HAVING COUNT(*) > 1) twice";
+    assert_eq!(db.scalar(twice).await, 0, "a voucher redeemed twice");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM redemptions").await, redeemed.len() as i64, "one redemption each");
+    let created: Vec<String> = seen
+        .iter()
+        .flatten()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .map(|r| format!("('{}', '{}')", r.body["id"].as_str().expect("a redemption id"), r.voucher))
+        .collect();
+    let stored = format!("SELECT COUNT(*) FROM redemptions WHERE (id, voucher_id) IN (VALUES {})", created.join(", "));
+    assert_eq!(db.scalar(&stored).await, created.len() as i64, "every 201 is a stored redemption of its voucher");
+
+    // Retried: each key answers as it did, except that a key answered 409 on a retry may answer its first try's
+    // 201 now (the killed server had sent the statement storing that answer, and the database ran it after the
+    // retry had looked for it); another try at a redeemed voucher is 409 `already_redeemed`.
+    for (token, answers) in staff.iter().zip(&seen) {
+        for first in answers {
+            let (status, again, _) = answered(&api, &path, token, json!({"code": first.code}), &first.key).await;
+            if first.status == StatusCode::CONFLICT && status == StatusCode::CREATED {
+                let id = again["id"].as_str().expect("a redemption id");
+                let query =
+                    format!("SELECT COUNT(*) FROM redemptions WHERE id = '{id}' AND voucher_id = '{}'", first.voucher);
+                assert_eq!(
+                    db.scalar(&query).await,
+                    1,
+                    "key {}: the first try's redemption is stored: {again}",
+                    first.key
+                );
+                continue;
+            }
+            assert_eq!((status, &again["id"]), (first.status, &first.body["id"]), "key {}: {again}", first.key);
+        }
+        if let Some(first) = answers.first() {
+            let fresh = format!("{}-again", first.key);
+            let (status, again, _) = answered(&api, &path, token, json!({"code": first.code}), &fresh).await;
+            assert_eq!((status, again["code"].as_str()), (StatusCode::CONFLICT, Some("already_redeemed")), "{again}");
+        }
+    }
+
+    // Paid exactly for the vouchers redeemed.
+    let after = api.get(&wallet, &owner).await;
+    let moved = |field: &str| after[field].as_i64().expect("fen") - before[field].as_i64().expect("fen");
+    let n = redeemed.len() as i64;
+    assert_eq!((moved("available"), moved("receivable")), ((PRICE - COMMISSION) * n, -PRICE * n), "{after}");
+    service.kill();
+    let check = service.run(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
+}
+
 on_both_backends!(
     joins_survive_kill_9_and_retries_with_the_same_key_join_once,
     paid_joins_survive_kill_9,
     withdrawals_survive_kill_9,
+    redemptions_survive_kill_9,
 );

@@ -4,7 +4,7 @@
 //! A request dropped after each poll in process is `payouts.rs`'s `a_dropped_request_leaves_nothing_or_everything`.
 
 use crate::common::{CHUNXI, merchant};
-use crate::fault_worker::{Owing, PAST_THE_LEASE_MS, Stage, sweep_the_worker};
+use crate::fault_worker::{Owing, PAST_THE_LEASE_MS, Stage, leased_stage, sweep_the_worker};
 use crate::hangups::hang_up_joins;
 use crate::paying::{balance, settle_until};
 use reqwest::StatusCode;
@@ -28,76 +28,104 @@ async fn entries(app: &TestApp, reference: &str) -> i64 {
     app.db.scalar(&format!("SELECT COUNT(*) FROM ledger_entries WHERE reference = '{reference}'")).await
 }
 
-struct WithdrawalWorker<'a> {
+/// The payout worker's subjects: customers' withdrawals, or merchants' payouts (asked by their owners).
+struct PayoutWorker<'a> {
     operator: &'a TestUser,
+    merchants: bool,
 }
 
-struct Withdrawal {
-    customer: TestUser,
+/// A payout owed from one account holder's money.
+struct Payout {
+    /// The holder's accounts' prefix: `customer:{user}` or `merchant:{merchant}`.
+    holder: String,
+    /// The holder's in-flight account: `withdrawal_pending` or `payout_pending`.
+    pending: &'static str,
     id: String,
+    /// Whom the provider pays.
+    payee: String,
 }
 
-impl Owing for WithdrawalWorker<'_> {
-    type Subject = Withdrawal;
-
-    /// A customer with [`FUNDS`] withdraws [`WITHDRAWN`] through the sandbox, which is asked to pay it out (and
-    /// finishes it) before the sweep, as when the worker's earlier answer was lost.
-    async fn fresh(&self, app: &TestApp) -> Withdrawal {
-        let customer = app.customers(self.operator, 1, FUNDS).await.remove(0);
+impl PayoutWorker<'_> {
+    /// A holder with [`FUNDS`] asks for [`WITHDRAWN`] through the sandbox: (their accounts' prefix, in-flight
+    /// account, the payout's id).
+    async fn asked(&self, app: &TestApp) -> (String, &'static str, String) {
+        let customer = app.customers(self.operator, 1, if self.merchants { 0 } else { FUNDS }).await.remove(0);
         let body = json!({"amount": WITHDRAWN, "provider": "sandbox"});
-        let (status, asked) = app.post("/api/v1/me/withdrawals", Some(&customer.token), body).await;
+        if !self.merchants {
+            let (status, asked) = app.post("/api/v1/me/withdrawals", Some(&customer.token), body).await;
+            assert_eq!(status, StatusCode::CREATED, "{asked}");
+            let id = asked["id"].as_str().unwrap().to_owned();
+            return (format!("customer:{}", customer.id), "withdrawal_pending", id);
+        }
+        let m = merchant(app, &customer, "老码头火锅", CHUNXI).await;
+        app.credit(self.operator, json!({"merchant_id": m}), FUNDS).await;
+        let (status, asked) = app.post(&format!("/api/v1/merchants/{m}/payouts"), Some(&customer.token), body).await;
         assert_eq!(status, StatusCode::CREATED, "{asked}");
-        let id = asked["id"].as_str().unwrap().to_owned();
-        let row = app.app.store().payout(&id).await.unwrap().expect("the withdrawal");
+        (format!("merchant:{m}"), "payout_pending", asked["id"].as_str().unwrap().to_owned())
+    }
+}
+
+impl Owing for PayoutWorker<'_> {
+    type Subject = Payout;
+
+    /// A holder with [`FUNDS`] asks for [`WITHDRAWN`] through the sandbox, which is asked to pay it out (and
+    /// finishes it) before the sweep, as when the worker's earlier answer was lost.
+    async fn fresh(&self, app: &TestApp) -> Payout {
+        let (holder, pending, id) = self.asked(app).await;
+        let row = app.app.store().payout(&id).await.unwrap().expect("the payout");
         let request = PayoutRequest {
             out_payout_no: id.clone(),
-            payee: row.payee,
+            payee: row.payee.clone(),
             amount: Fen::from_stored(WITHDRAWN).unwrap(),
             description: "余额提现".into(),
         };
         app.app.provider("sandbox").unwrap().pay_out(&request).await.expect("the sandbox takes the payout");
         app.app.sandbox().unwrap().run_once().await.expect("the sandbox finishes it");
-        let subject = Withdrawal { customer, id };
+        let subject = Payout { holder, pending, id, payee: row.payee };
         assert_eq!(self.stage(app, &subject).await, Stage::Owed);
         subject
     }
 
     /// Owed or claimed: `requested`, the amount in flight. Settled: `succeeded`, nothing in flight, one entry
-    /// paying it out. Available holds the rest throughout.
-    async fn stage(&self, app: &TestApp, withdrawal: &Withdrawal) -> Stage {
-        let row = app.app.store().payout(&withdrawal.id).await.unwrap().expect("the withdrawal");
-        let user = &withdrawal.customer.id;
-        let available = balance(app, &format!("customer:{user}:available")).await;
-        let pending = balance(app, &format!("customer:{user}:withdrawal_pending")).await;
-        let paid_out = entries(app, &format!("payout-succeeded:{}", withdrawal.id)).await;
+    /// paying it out. Available holds the rest throughout; the sandbox paid it out once whatever the stage.
+    async fn stage(&self, app: &TestApp, payout: &Payout) -> Stage {
+        let row = app.app.store().payout(&payout.id).await.unwrap().expect("the payout");
+        let available = balance(app, &format!("{}:available", payout.holder)).await;
+        let pending = balance(app, &format!("{}:{}", payout.holder, payout.pending)).await;
+        let paid_out = entries(app, &format!("payout-succeeded:{}", payout.id)).await;
         assert_eq!(available, FUNDS - WITHDRAWN, "available holds the rest: {row:?}");
-        assert_eq!(entries(app, &format!("payout-failed:{}", withdrawal.id)).await, 0, "it never failed: {row:?}");
-        match row.status.as_str() {
-            "requested" => {
-                assert_eq!((pending, paid_out), (WITHDRAWN, 0), "in flight: {row:?}");
-                if row.attempts == 0 {
-                    return Stage::Owed;
-                }
-                let due = row.next_attempt_at.expect("a requested withdrawal is due some time");
-                assert!(due > app.app.clock().now().0, "a claimed withdrawal waits for its next attempt: {row:?}");
-                Stage::Claimed
-            }
-            "succeeded" => {
-                assert_eq!((pending, paid_out), (0, 1), "paid out once: {row:?}");
-                Stage::Settled
-            }
-            other => panic!("a withdrawal {other} after a dropped worker step: {row:?}"),
-        }
+        assert_eq!(entries(app, &format!("payout-failed:{}", payout.id)).await, 0, "it never failed: {row:?}");
+        let at_the_sandbox = app
+            .db
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM sandbox_transfers WHERE kind = 'payout' AND payee = '{}'",
+                payout.payee
+            ))
+            .await;
+        assert_eq!(at_the_sandbox, 1, "the payee was paid once at the sandbox, by our id: {row:?}");
+        let stage = leased_stage(app, &row.status, row.attempts, row.next_attempt_at, &row);
+        let expected = if stage == Stage::Settled { (0, 1) } else { (WITHDRAWN, 0) };
+        assert_eq!((pending, paid_out), expected, "in flight, or paid out once: {row:?}");
+        stage
     }
 }
 
-/// The payout worker's step (claim, the provider asked, settle) dropped after every poll, for a withdrawal.
-async fn a_payout_worker_dropped_midway_pays_out_each_withdrawal_once(backend: Backend) {
+/// The payout worker's step (claim, the provider asked, settle) dropped after every poll.
+async fn sweep_payouts(backend: Backend, merchants: bool, name: &str) {
     let app = sandbox_app(backend).await;
     let operator = app.operator().await;
     app.app.run_jobs_once().await.unwrap();
-    sweep_the_worker(&app, &WithdrawalWorker { operator: &operator }, "the payout worker").await;
+    sweep_the_worker(&app, &PayoutWorker { operator: &operator, merchants }, name).await;
     app.finish().await;
+}
+
+async fn a_payout_worker_dropped_midway_pays_out_each_withdrawal_once(backend: Backend) {
+    sweep_payouts(backend, false, "the payout worker (withdrawals)").await;
+}
+
+/// The same, for merchants' payouts their owners asked for.
+async fn a_payout_worker_dropped_midway_pays_out_each_merchant_payout_once(backend: Backend) {
+    sweep_payouts(backend, true, "the payout worker (merchant payouts)").await;
 }
 
 /// Quiescence after hang-ups: stopping the service waits for the requests still in flight and closes its pools;
@@ -195,6 +223,7 @@ async fn owners_who_hang_up_mid_payout_get_at_most_one_in_flight(backend: Backen
 
 on_both_backends!(
     a_payout_worker_dropped_midway_pays_out_each_withdrawal_once,
+    a_payout_worker_dropped_midway_pays_out_each_merchant_payout_once,
     customers_who_hang_up_mid_withdrawal_keep_every_fen,
     owners_who_hang_up_mid_payout_get_at_most_one_in_flight,
 );

@@ -9,6 +9,7 @@
 //! steps after its lease ended, which the test reaches by moving the clock, never by sleeping.
 
 use crate::paying::settle_until;
+use std::fmt::Debug;
 use std::future::Future;
 use std::task::Poll;
 use tuangou_testkit::TestApp;
@@ -48,9 +49,33 @@ pub enum Stage {
     Settled,
 }
 
+/// The stage of a row the worker claims with a lease (a payout, a split): `requested` and never attempted is
+/// owed, attempted is claimed (and must not be due again yet), `succeeded` is settled; anything else fails.
+pub fn leased_stage(
+    app: &TestApp,
+    status: &str,
+    attempts: i64,
+    next_attempt_at: Option<i64>,
+    row: &dyn Debug,
+) -> Stage {
+    match status {
+        "requested" if attempts == 0 => Stage::Owed,
+        "requested" => {
+            let due = next_attempt_at.expect("a requested row is due some time");
+            assert!(due > app.app.clock().now().0, "a claimed row waits for its next attempt: {row:?}");
+            Stage::Claimed
+        }
+        "succeeded" => Stage::Settled,
+        other => panic!("a row {other} after a dropped worker step: {row:?}"),
+    }
+}
+
 /// Something the worker owes through a provider.
 pub trait Owing {
     type Subject;
+    /// Whether the worker claims the subject with a lease before it settles it. A path settled in one unit (a
+    /// stored notification applied) has no such window: its subject is only ever owed or settled.
+    const LEASED: bool = true;
     /// A new subject, owed, and done at the sandbox already.
     async fn fresh(&self, app: &TestApp) -> Self::Subject;
     /// Its stage, asserting the money of that stage to the fen (and panicking on any other state).
@@ -75,7 +100,7 @@ pub async fn sweep_the_worker<P: Owing>(app: &TestApp, path: &P, name: &str) {
         let tally = sweep(app, path, name).await;
         eprintln!("{name} ({:?}), sweep {round}: {tally:?}", app.db.backend);
         claimed += tally.claimed;
-        if round >= 2 && claimed > 0 {
+        if round >= 2 && (claimed > 0 || !P::LEASED) {
             return;
         }
     }
@@ -102,6 +127,7 @@ async fn sweep<P: Owing>(app: &TestApp, path: &P, name: &str) -> Tally {
             (Some(Ok(_)), stage) => panic!("{name}: a whole step after {polls} polls left it {stage:?}"),
             (None, Stage::Owed) => tally.owed += 1,
             (None, Stage::Claimed) => {
+                assert!(P::LEASED, "{name}: claimed after {polls} polls, though nothing claims it with a lease");
                 tally.claimed += 1;
                 // Leased: a step at the same instant leaves it as it is.
                 app.app.run_jobs_once().await.expect("the worker step runs");

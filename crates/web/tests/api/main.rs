@@ -17,6 +17,7 @@ mod every_provider;
 mod fault_payouts;
 mod fault_redemptions;
 mod fault_refunds;
+mod fault_splits;
 mod fault_worker;
 mod groups;
 mod hangups;

@@ -346,7 +346,17 @@ async fn a_drawn_group_with_a_refund_processing(app: &TestApp, fake: &FakeWechat
     let owner = app.customer("13900000033").await;
     let body = campaign_with(json!({"group_size": 2, "winners_per_group": 1, "quantity": 10}));
     let (_, campaign) = live_campaign_with(app, &operator, &owner, body).await;
-    let payers = app.customers(&operator, 2, 0).await;
+    a_refund_processing_in(app, fake, &operator, &campaign).await
+}
+
+/// As [`a_drawn_group_with_a_refund_processing`], in a live campaign of groups of two with one winner.
+pub(crate) async fn a_refund_processing_in(
+    app: &TestApp,
+    fake: &FakeWechatPay,
+    operator: &TestUser,
+    campaign: &str,
+) -> (Value, TestUser, String) {
+    let payers = app.customers(operator, 2, 0).await;
     let mut payments = Vec::new();
     for payer in &payers {
         let (status, joined) = app
