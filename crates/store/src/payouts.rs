@@ -9,12 +9,13 @@
 //! Splits go the same way. A merchant has one payout `requested` at a time: the partial unique index
 //! `payouts_one_in_flight` refuses the second (`payout_in_progress`), whatever runs concurrently.
 
-use crate::db::{Conn, sql};
+use crate::db::{Conn, Row, sql};
 use crate::idempotency::{IdempotencyClaim, attach_resource_sql, claim_sql};
 use crate::leases::{Attempted, Queue};
 use crate::ledger::post_all;
 use crate::{Backend, Store, StoreError, StoreResult, unique_violation_as};
 use tuangou_domain::ids::{MerchantId, UserId};
+use tuangou_domain::ledger::Entry;
 use tuangou_domain::money::Fen;
 use tuangou_domain::payouts::{
     PayoutOwner, payout_failed, payout_requested, payout_succeeded, retry_delay_ms, split_failed, split_id,
@@ -142,6 +143,20 @@ pub struct SplitCandidate {
     pub commission: i64,
 }
 crate::sqlite_sql::from_values!(SplitCandidate { redemption_id, payment_id, merchant_id, provider, price, commission });
+
+/// [`Store::split_candidates`]'s query. It walks `redemptions_standing` (migration 0013) from the oldest and
+/// stops at its limit: the `CROSS JOIN` is SQLite's way of keeping `redemptions` the outer loop (its planner
+/// would otherwise start from every paid payment and sort them), and means an inner join to PostgreSQL.
+const SPLIT_CANDIDATES: &str = "SELECT r.id AS redemption_id, p.id AS payment_id, v.merchant_id, p.provider,
+        v.amount AS price, v.commission
+     FROM redemptions r
+     CROSS JOIN vouchers v
+     JOIN memberships m ON m.id = v.membership_id AND m.paid_with <> 'wallet'
+     JOIN payments p ON p.membership_id = m.id AND p.status = 'paid' AND p.provider = m.paid_with
+     WHERE v.id = r.voucher_id AND v.kind = 'purchase' AND v.status = 'redeemed'
+       AND r.undone_at IS NULL AND r.redeemed_at <= $1
+       AND NOT EXISTS (SELECT 1 FROM splits s WHERE s.redemption_id = r.id)
+     ORDER BY r.redeemed_at, r.id LIMIT $2";
 
 /// What the provider finally said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,40 +297,13 @@ impl Store {
         provider_id: Option<&str>,
         now: Millis,
     ) -> StoreResult<(PayoutRow, bool)> {
-        let input = (id.to_owned(), outcome, provider_id.map(str::to_owned), now);
-        self.write(input, |mut conn, (id, outcome, provider_id, now)| {
-            Box::pin(async move {
-                let status = match outcome {
-                    Settled::Succeeded => "succeeded",
-                    Settled::Failed => "failed",
-                };
-                let settled: Option<PayoutRow> = conn
-                    .fetch_optional(
-                        sql(format!(
-                            "UPDATE payouts SET status = $2, settled_at = $3, next_attempt_at = NULL,
-                                     provider_payout_id = COALESCE($4, provider_payout_id)
-                                 WHERE id = $1 AND status = 'requested' RETURNING {PAYOUT_COLUMNS}"
-                        ))
-                        .bind(id)
-                        .bind(status)
-                        .bind(now.0)
-                        .bind(provider_id.clone()),
-                    )
-                    .await?;
-                let Some(row) = settled else {
-                    let row: Option<PayoutRow> = conn
-                        .fetch_optional(sql(format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE id = $1")).bind(id))
-                        .await?;
-                    return row.map(|row| (row, false)).ok_or(StoreError::NotFound);
-                };
-                let (owner, amount) = (row.owner(), stored(row.amount)?);
-                let entry = match outcome {
-                    Settled::Succeeded => payout_succeeded(&row.id, &owner, &row.provider, amount),
-                    Settled::Failed => payout_failed(&row.id, &owner, amount),
-                };
-                post_all(&mut conn, &[entry], *now).await?;
-                Ok((row, true))
-            })
+        let settling = Settling { table: "payouts", columns: PAYOUT_COLUMNS, provider_column: "provider_payout_id" };
+        self.settle_transfer(settling, id, outcome, provider_id, now, |row: &PayoutRow, outcome| {
+            let (owner, amount) = (row.owner(), stored(row.amount)?);
+            Ok(vec![match outcome {
+                Settled::Succeeded => payout_succeeded(&row.id, &owner, &row.provider, amount),
+                Settled::Failed => payout_failed(&row.id, &owner, amount),
+            }])
         })
         .await
     }
@@ -324,17 +312,7 @@ impl Store {
     /// redeemed at or before `redeemed_before` and standing, with no split yet; oldest first, at most `limit`.
     pub async fn split_candidates(&self, redeemed_before: Millis, limit: i64) -> StoreResult<Vec<SplitCandidate>> {
         let mut pooled = self.pools.read().await?;
-        let q = sql("SELECT r.id AS redemption_id, p.id AS payment_id, v.merchant_id, p.provider, v.amount AS price,
-                     v.commission
-                 FROM redemptions r
-                 JOIN vouchers v ON v.id = r.voucher_id AND v.kind = 'purchase' AND v.status = 'redeemed'
-                 JOIN memberships m ON m.id = v.membership_id AND m.paid_with <> 'wallet'
-                 JOIN payments p ON p.membership_id = m.id AND p.status = 'paid' AND p.provider = m.paid_with
-                 WHERE r.undone_at IS NULL AND r.redeemed_at <= $1
-                   AND NOT EXISTS (SELECT 1 FROM splits s WHERE s.redemption_id = r.id)
-                 ORDER BY r.redeemed_at, r.id LIMIT $2")
-        .bind(redeemed_before.0)
-        .bind(limit);
+        let q = sql(SPLIT_CANDIDATES).bind(redeemed_before.0).bind(limit);
         Ok(pooled.conn().fetch_all(q).await?)
     }
 
@@ -399,19 +377,43 @@ impl Store {
         provider_id: Option<&str>,
         now: Millis,
     ) -> StoreResult<(SplitRow, bool)> {
-        let input = (id.to_owned(), outcome, provider_id.map(str::to_owned), now);
-        self.write(input, |mut conn, (id, outcome, provider_id, now)| {
+        let settling = Settling { table: "splits", columns: SPLIT_COLUMNS, provider_column: "provider_split_id" };
+        self.settle_transfer(settling, id, outcome, provider_id, now, |row: &SplitRow, outcome| {
+            let merchant = MerchantId::from_trusted(&row.merchant_id);
+            Ok(match outcome {
+                Settled::Succeeded => split_succeeded(&row.id, &row.provider, stored(row.amount)?),
+                Settled::Failed => split_failed(&row.id, &merchant, row.net(), stored(row.commission)?),
+            })
+        })
+        .await
+    }
+
+    /// Settles a row of `settling.table` still `requested` as the provider said, with the entries `entries`
+    /// makes of it, in one unit: a conditional update, so a row settled already is answered as it is, with
+    /// `false`, and nothing is posted twice.
+    async fn settle_transfer<T: Row + Sync + 'static>(
+        &self,
+        settling: Settling,
+        id: &str,
+        outcome: Settled,
+        provider_id: Option<&str>,
+        now: Millis,
+        entries: fn(&T, Settled) -> StoreResult<Vec<Entry>>,
+    ) -> StoreResult<(T, bool)> {
+        let input = (settling, id.to_owned(), outcome, provider_id.map(str::to_owned), now, entries);
+        self.write(input, |mut conn, (settling, id, outcome, provider_id, now, entries)| {
             Box::pin(async move {
+                let Settling { table, columns, provider_column } = settling;
                 let status = match outcome {
                     Settled::Succeeded => "succeeded",
                     Settled::Failed => "failed",
                 };
-                let settled: Option<SplitRow> = conn
+                let settled: Option<T> = conn
                     .fetch_optional(
                         sql(format!(
-                            "UPDATE splits SET status = $2, settled_at = $3, next_attempt_at = NULL,
-                                     provider_split_id = COALESCE($4, provider_split_id)
-                                 WHERE id = $1 AND status = 'requested' RETURNING {SPLIT_COLUMNS}"
+                            "UPDATE {table} SET status = $2, settled_at = $3, next_attempt_at = NULL,
+                                     {provider_column} = COALESCE($4, {provider_column})
+                                 WHERE id = $1 AND status = 'requested' RETURNING {columns}"
                         ))
                         .bind(id)
                         .bind(status)
@@ -420,22 +422,24 @@ impl Store {
                     )
                     .await?;
                 let Some(row) = settled else {
-                    let row: Option<SplitRow> = conn
-                        .fetch_optional(sql(format!("SELECT {SPLIT_COLUMNS} FROM splits WHERE id = $1")).bind(id))
+                    let row: Option<T> = conn
+                        .fetch_optional(sql(format!("SELECT {columns} FROM {table} WHERE id = $1")).bind(id))
                         .await?;
                     return row.map(|row| (row, false)).ok_or(StoreError::NotFound);
                 };
-                let merchant = MerchantId::from_trusted(&row.merchant_id);
-                let entries = match outcome {
-                    Settled::Succeeded => split_succeeded(&row.id, &row.provider, stored(row.amount)?),
-                    Settled::Failed => split_failed(&row.id, &merchant, row.net(), stored(row.commission)?),
-                };
-                post_all(&mut conn, &entries, *now).await?;
+                post_all(&mut conn, &entries(&row, *outcome)?, *now).await?;
                 Ok((row, true))
             })
         })
         .await
     }
+}
+
+/// Where a payout or a split is settled: its table, its columns, and the column of the provider's id for it.
+struct Settling {
+    table: &'static str,
+    columns: &'static str,
+    provider_column: &'static str,
 }
 
 async fn insert_split(
@@ -468,4 +472,51 @@ async fn insert_split(
     )
     .await
     .map_err(unique_violation_as("split_exists"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SPLIT_CANDIDATES;
+    use sqlx::{Connection, PgConnection, Row, SqliteConnection};
+    use std::str::FromStr;
+    use tuangou_testkit::{Backend, TestDb};
+
+    /// The split worker's lookup reads redemptions through `redemptions_standing`, never by a scan, and needs
+    /// no sort: on SQLite by its query plan; on PostgreSQL by its plan with sequential scans and sorts priced
+    /// out (an empty table is cheapest to scan, so the plan as chosen says nothing).
+    async fn split_candidates_walk_the_standing_redemptions_index(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        db.open().await.close().await;
+        let query = SPLIT_CANDIDATES.replace("$1", "1764174600000").replace("$2", "100");
+        let plan: Vec<String> = match backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url).unwrap();
+                let mut c = SqliteConnection::connect_with(&options).await.unwrap();
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {query}")))
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+                rows.iter().map(|r| r.get::<String, _>("detail")).collect()
+            }
+            Backend::Postgres => {
+                let mut c = PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query("SET enable_seqscan = off").execute(&mut c).await.unwrap();
+                sqlx::query("SET enable_sort = off").execute(&mut c).await.unwrap();
+                let rows =
+                    sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {query}"))).fetch_all(&mut c).await.unwrap();
+                rows.iter().map(|r| r.get::<String, _>(0)).collect()
+            }
+        };
+        let plan = plan.join("\n");
+        let on_redemptions = match backend {
+            Backend::Sqlite => "SEARCH r USING INDEX redemptions_standing",
+            Backend::Postgres => "Index Scan using redemptions_standing on redemptions r",
+        };
+        assert!(plan.contains(on_redemptions), "{plan}");
+        for scan_or_sort in ["SCAN r", "Seq Scan", "TEMP B-TREE", "Sort"] {
+            assert!(!plan.contains(scan_or_sort), "{scan_or_sort}: {plan}");
+        }
+    }
+
+    tuangou_testkit::on_both_backends!(split_candidates_walk_the_standing_redemptions_index);
 }

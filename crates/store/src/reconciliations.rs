@@ -16,6 +16,8 @@ pub struct BookedPayment {
     /// Our `out_trade_no`.
     pub id: String,
     pub provider: String,
+    /// What the provider took once it was paid (`paid_amount`, which may differ from what we asked), else what
+    /// we asked: the bill lists what was paid.
     pub amount: i64,
     /// `created`, `paid`, `closed` or `refunded`.
     pub status: String,
@@ -104,7 +106,7 @@ impl Store {
     /// paid all the same).
     pub async fn booked_payments(&self, provider: &str, from: Millis, to: Millis) -> StoreResult<Vec<BookedPayment>> {
         let mut pooled = self.pools.read().await?;
-        let q = sql("SELECT id, provider, amount, status, paid_at FROM payments
+        let q = sql("SELECT id, provider, COALESCE(paid_amount, amount) AS amount, status, paid_at FROM payments
                  WHERE provider = $1 AND status IN ('paid', 'refunded') AND paid_at >= $2 AND paid_at < $3
                  ORDER BY paid_at, id")
         .bind(provider)
@@ -129,7 +131,9 @@ impl Store {
     /// One of our payments by id, whatever its state or day.
     pub async fn booked_payment(&self, id: &str) -> StoreResult<Option<BookedPayment>> {
         let mut pooled = self.pools.read().await?;
-        let q = sql("SELECT id, provider, amount, status, paid_at FROM payments WHERE id = $1").bind(id);
+        let q = sql("SELECT id, provider, COALESCE(paid_amount, amount) AS amount, status, paid_at FROM payments
+                 WHERE id = $1")
+        .bind(id);
         Ok(pooled.conn().fetch_optional(q).await?)
     }
 

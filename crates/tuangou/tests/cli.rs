@@ -243,7 +243,7 @@ async fn reconcile_exits_by_the_result(backend: Backend) {
         shown(&matched)
     );
 
-    app.db.execute(&format!("UPDATE payments SET amount = 1000 WHERE id = '{}'", payment.id)).await;
+    app.db.execute(&format!("UPDATE payments SET paid_amount = 1000 WHERE id = '{}'", payment.id)).await;
     let differs = reconcile("sandbox", &date, true);
     assert_eq!(differs.status.code(), Some(1), "{}", shown(&differs));
     let out = stdout(&differs);

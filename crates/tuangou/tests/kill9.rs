@@ -377,34 +377,19 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
     service.start().await;
     let (campaign, customers) = set_up(&service).await;
     let api = service.api.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = customers
-        .iter()
-        .enumerate()
-        .map(|(number, token)| {
-            let (api, campaign, token, stop) = (api.clone(), campaign.clone(), token.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut paid = Vec::new();
-                for i in 0..KEYS_PER_CLIENT {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let key = format!("client-{number}-paid-join-{i}");
-                    let body = json!({"pay_with": "sandbox"});
-                    let joined =
-                        answered(&api, &format!("/api/v1/campaigns/{campaign}/join"), &token, body, &key).await;
-                    assert_eq!(joined.0, StatusCode::ACCEPTED, "{}", joined.1);
-                    let payment = joined.1["payment"]["id"].as_str().expect("a payment").to_owned();
-                    let pay = format!("/sandbox/payments/{payment}/pay");
-                    let (status, body, _) = answered(&api, &pay, &token, json!({}), &key).await;
-                    assert_eq!(status, StatusCode::OK, "{body}");
-                    paid.push(joined.1["membership"]["id"].as_str().expect("a membership").to_owned());
-                }
-                paid
-            })
-        })
-        .collect();
-    let paid = through_kills(&mut service, &stop, clients).await;
+    let paid = clients_while_killed(&mut service, &customers, "paid-join", move |api, token, key| {
+        let path = format!("/api/v1/campaigns/{campaign}/join");
+        async move {
+            let joined = answered(&api, &path, &token, json!({"pay_with": "sandbox"}), &key).await;
+            assert_eq!(joined.0, StatusCode::ACCEPTED, "{}", joined.1);
+            let payment = joined.1["payment"]["id"].as_str().expect("a payment").to_owned();
+            let pay = format!("/sandbox/payments/{payment}/pay");
+            let (status, body, _) = answered(&api, &pay, &token, json!({}), &key).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            joined.1["membership"]["id"].as_str().expect("a membership").to_owned()
+        }
+    })
+    .await;
     assert!(paid.iter().map(Vec::len).sum::<usize>() > CLIENTS, "the clients hardly paid");
 
     // The sandbox's notifications (kept in its outbox across kills) and the worker's queries catch up.
@@ -472,6 +457,41 @@ async fn through_kills<T>(
     results
 }
 
+/// One client per customer, each making `step(api, token, key)` with a new key `client-{number}-{what}-{i}`, back
+/// to back, while the service is killed [now and then](kill_now_and_then) (each finishes the key in hand): what
+/// each client's steps answered, in order.
+async fn clients_while_killed<T, F, Fut>(
+    service: &mut Service,
+    customers: &[String],
+    what: &'static str,
+    step: F,
+) -> Vec<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(Api, String, String) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = customers
+        .iter()
+        .enumerate()
+        .map(|(number, token)| {
+            let (api, token, stop, step) = (service.api.clone(), token.clone(), stop.clone(), step.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..KEYS_PER_CLIENT {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    answers.push(step(api.clone(), token.clone(), format!("client-{number}-{what}-{i}")).await);
+                }
+                answers
+            })
+        })
+        .collect();
+    through_kills(service, &stop, clients).await
+}
+
 /// Every withdrawal the customer made, through `GET /api/v1/me/withdrawals`, page by page: id → status.
 async fn withdrawals(api: &Api, token: &str) -> BTreeMap<String, String> {
     listed(api, "/api/v1/me/withdrawals", token, "status").await
@@ -490,29 +510,14 @@ async fn withdrawals_survive_kill_9(backend: Backend) {
     service.start().await;
     let (_, customers) = set_up(&service).await;
     let api = service.api.clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = customers
-        .iter()
-        .enumerate()
-        .map(|(number, token)| {
-            let (api, token, stop) = (api.clone(), token.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut asked = BTreeSet::new();
-                for i in 0..KEYS_PER_CLIENT {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let key = format!("client-{number}-withdrawal-{i}");
-                    let body = json!({"amount": WITHDRAWAL, "provider": "sandbox"});
-                    let (status, answer, _) = answered(&api, "/api/v1/me/withdrawals", &token, body, &key).await;
-                    assert_eq!(status, StatusCode::CREATED, "{answer}");
-                    asked.insert(answer["id"].as_str().expect("a withdrawal id").to_owned());
-                }
-                asked
-            })
-        })
-        .collect();
-    let asked = through_kills(&mut service, &stop, clients).await;
+    let asked = clients_while_killed(&mut service, &customers, "withdrawal", |api, token, key| async move {
+        let body = json!({"amount": WITHDRAWAL, "provider": "sandbox"});
+        let (status, answer, _) = answered(&api, "/api/v1/me/withdrawals", &token, body, &key).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["id"].as_str().expect("a withdrawal id").to_owned()
+    })
+    .await;
+    let asked: Vec<BTreeSet<String>> = asked.into_iter().map(|ids| ids.into_iter().collect()).collect();
     assert!(asked.iter().map(BTreeSet::len).sum::<usize>() > CLIENTS, "the clients hardly withdrew");
 
     // The restarted worker pays out what is still in flight (its next attempts are at most seconds away).

@@ -200,10 +200,10 @@ impl App {
         let known = payout.provider_payout_id.as_deref();
         let outcome = match answer {
             Ok(status) => match status.state {
-                TransferState::Succeeded { .. } => Some((Settled::Succeeded, Some(status.provider_payout_id))),
-                TransferState::Failed => Some((Settled::Failed, Some(status.provider_payout_id))),
+                TransferState::Succeeded { .. } => Some((Settled::Succeeded, Some(status.provider_id))),
+                TransferState::Failed => Some((Settled::Failed, Some(status.provider_id))),
                 TransferState::Processing => {
-                    self.store.note_payout(&payout.id, Some(&status.provider_payout_id), None).await?;
+                    self.store.note_payout(&payout.id, Some(&status.provider_id), None).await?;
                     None
                 }
             },
@@ -292,10 +292,10 @@ impl App {
         let known = split.provider_split_id.as_deref();
         let outcome = match answer {
             Ok(status) => match status.state {
-                TransferState::Succeeded { .. } => Some((Settled::Succeeded, Some(status.provider_split_id))),
-                TransferState::Failed => Some((Settled::Failed, Some(status.provider_split_id))),
+                TransferState::Succeeded { .. } => Some((Settled::Succeeded, Some(status.provider_id))),
+                TransferState::Failed => Some((Settled::Failed, Some(status.provider_id))),
                 TransferState::Processing => {
-                    self.store.note_split(&split.id, Some(&status.provider_split_id), None).await?;
+                    self.store.note_split(&split.id, Some(&status.provider_id), None).await?;
                     None
                 }
             },

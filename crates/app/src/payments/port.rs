@@ -120,10 +120,14 @@ pub enum TransferState {
     Failed,
 }
 
+/// A refund, payout or split as the provider knows it: the three have the same shape, told apart by the call
+/// that answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundStatus {
-    pub out_refund_no: String,
-    pub provider_refund_id: String,
+pub struct TransferStatus {
+    /// Our id for it: the `out_refund_no`, the `out_payout_no` or the split's `out_order_no`.
+    pub out_no: String,
+    /// The provider's id for it.
+    pub provider_id: String,
     pub amount: Fen,
     pub state: TransferState,
 }
@@ -139,14 +143,6 @@ pub struct PayoutRequest {
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayoutStatus {
-    pub out_payout_no: String,
-    pub provider_payout_id: String,
-    pub amount: Fen,
-    pub state: TransferState,
-}
-
 /// A profit share (分账) of a paid payment to receivers (the platform's commission to the platform, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitRequest {
@@ -155,14 +151,6 @@ pub struct SplitRequest {
     /// Each receiver's account and share.
     pub receivers: Vec<(String, Fen)>,
     pub description: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SplitStatus {
-    pub out_order_no: String,
-    pub provider_split_id: String,
-    pub amount: Fen,
-    pub state: TransferState,
 }
 
 /// A notification's headers, names compared without case.
@@ -253,9 +241,9 @@ pub trait Provider: Send + Sync {
     fn close_payment<'a>(&'a self, out_trade_no: &'a str) -> BoxFuture<'a, ProviderResult<PaymentStatus>>;
 
     /// Refunds (part of) a paid payment to where the money came from, once per `out_refund_no`.
-    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<RefundStatus>>;
+    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>>;
 
-    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<RefundStatus>>;
+    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<TransferStatus>>;
 
     /// Checks a notification on its raw bytes (signature, timestamp within [`NOTIFICATION_TOLERANCE_MS`] of
     /// `now`) and reads it. Local: no call to the provider.
@@ -264,13 +252,27 @@ pub trait Provider: Send + Sync {
     /// The bill of one business day (China Standard Time).
     fn fetch_bill(&self, day: ChinaDay) -> BoxFuture<'_, ProviderResult<Bill>>;
 
-    /// Pays out to an account at the provider, once per `out_payout_no`.
-    fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<PayoutStatus>>;
+    /// Why this provider does not pay out, in the words of the `Unsupported` refusal that [`Provider::pay_out`]
+    /// and [`Provider::query_payout`] answer unless the adapter offers payouts (only the sandbox does).
+    fn payouts_unsupported(&self) -> &'static str {
+        "payouts"
+    }
 
-    fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<PayoutStatus>>;
+    /// Pays out to an account at the provider, once per `out_payout_no`.
+    fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
+        let _ = request;
+        let why = self.payouts_unsupported();
+        Box::pin(async move { Err(ProviderError::Unsupported(why)) })
+    }
+
+    fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
+        let _ = out_payout_no;
+        let why = self.payouts_unsupported();
+        Box::pin(async move { Err(ProviderError::Unsupported(why)) })
+    }
 
     /// Shares a paid payment with receivers, once per `out_order_no`, where the provider offers it.
-    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         let _ = request;
         Box::pin(async { Err(ProviderError::Unsupported("profit sharing")) })
     }
@@ -280,7 +282,7 @@ pub trait Provider: Send + Sync {
         &'a self,
         out_trade_no: &'a str,
         out_order_no: &'a str,
-    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    ) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         let _ = (out_trade_no, out_order_no);
         Box::pin(async { Err(ProviderError::Unsupported("profit sharing")) })
     }

@@ -4,7 +4,8 @@
 //!
 //! Our side of a day `[00:00, 24:00)` CST for provider P:
 //! - payments at P whose `paid_at` falls in the day and whose status is `paid` or `refunded` (a refunded payment
-//!   was paid all the same), by id (our `out_trade_no`) and amount;
+//!   was paid all the same), by id (our `out_trade_no`) and the amount the provider took (`paid_amount`, which
+//!   may differ from the amount we asked: such money pays for nothing and is refunded, but it was paid);
 //! - refunds through P (`destination = 'provider'`) that `succeeded`, by their `settled_at` (the moment the
 //!   refund was known to have succeeded), by id (our `out_refund_no`) and amount. Providers bill a refund on the
 //!   day it succeeded, so the refund worker keeps the provider's success time (`TransferState::Succeeded { at }`)

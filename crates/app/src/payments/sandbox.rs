@@ -16,8 +16,8 @@
 
 use super::port::{
     Bill, BillLine, CreatedPayment, EventKind, Headers, NOTIFICATION_TOLERANCE_MS, PaymentRequest, PaymentState,
-    PaymentStatus, PayoutRequest, PayoutStatus, Provider, ProviderError, ProviderResult, RefundRequest, RefundStatus,
-    Refusal, SplitRequest, SplitStatus, TransferState, VerifiedEvent,
+    PaymentStatus, PayoutRequest, Provider, ProviderError, ProviderResult, RefundRequest, Refusal, SplitRequest,
+    TransferState, TransferStatus, VerifiedEvent,
 };
 use crate::{AppError, AppResult, Clock};
 use futures::future::BoxFuture;
@@ -437,28 +437,20 @@ fn transfer_state(status: &str, settled_at: Option<i64>) -> TransferState {
     }
 }
 
-fn refund_status(row: &SandboxRefundRow) -> RefundStatus {
-    RefundStatus {
-        out_refund_no: row.out_refund_no.clone(),
-        provider_refund_id: row.id.clone(),
+fn refund_status(row: &SandboxRefundRow) -> TransferStatus {
+    TransferStatus {
+        out_no: row.out_refund_no.clone(),
+        provider_id: row.id.clone(),
         amount: fen(row.amount),
         state: transfer_state(&row.status, row.settled_at),
     }
 }
 
-fn payout_status(row: &SandboxTransferRow) -> PayoutStatus {
-    PayoutStatus {
-        out_payout_no: row.out_no.clone(),
-        provider_payout_id: row.id.clone(),
-        amount: fen(row.amount),
-        state: transfer_state(&row.status, row.settled_at),
-    }
-}
-
-fn split_status(row: &SandboxTransferRow) -> SplitStatus {
-    SplitStatus {
-        out_order_no: row.out_no.clone(),
-        provider_split_id: row.id.clone(),
+/// A payout or a split, as the sandbox keeps both.
+fn transfer_status(row: &SandboxTransferRow) -> TransferStatus {
+    TransferStatus {
+        out_no: row.out_no.clone(),
+        provider_id: row.id.clone(),
         amount: fen(row.amount),
         state: transfer_state(&row.status, row.settled_at),
     }
@@ -510,7 +502,7 @@ impl Provider for Sandbox {
         })
     }
 
-    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
+    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             self.answering()?;
             let fail = self.faults().fail_refunds;
@@ -530,7 +522,7 @@ impl Provider for Sandbox {
         })
     }
 
-    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
+    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             self.answering()?;
             match self.store.sandbox_refund_by(out_refund_no).await.map_err(refused)? {
@@ -579,7 +571,7 @@ impl Provider for Sandbox {
         Box::pin(self.bill(day))
     }
 
-    fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
+    fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             let faults = self.transfer_faults()?;
             let row = self
@@ -595,21 +587,21 @@ impl Provider for Sandbox {
                 )
                 .await
                 .map_err(refused)?;
-            Ok(payout_status(&row))
+            Ok(transfer_status(&row))
         })
     }
 
-    fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
+    fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             self.transfer_faults()?;
             match self.store.sandbox_transfer_by("payout", out_payout_no).await.map_err(refused)? {
-                Some(row) => Ok(payout_status(&row)),
+                Some(row) => Ok(transfer_status(&row)),
                 None => Err(ProviderError::Refused("not_found", "the sandbox has no such payout".into())),
             }
         })
     }
 
-    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             let faults = self.transfer_faults()?;
             let total = request
@@ -636,7 +628,7 @@ impl Provider for Sandbox {
                 )
                 .await
                 .map_err(refused)?;
-            Ok(split_status(&row))
+            Ok(transfer_status(&row))
         })
     }
 
@@ -644,12 +636,12 @@ impl Provider for Sandbox {
         &'a self,
         out_trade_no: &'a str,
         out_order_no: &'a str,
-    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    ) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         let _ = out_trade_no;
         Box::pin(async move {
             self.transfer_faults()?;
             match self.store.sandbox_transfer_by("split", out_order_no).await.map_err(refused)? {
-                Some(row) => Ok(split_status(&row)),
+                Some(row) => Ok(transfer_status(&row)),
                 None => Err(ProviderError::Refused("not_found", "the sandbox has no such split".into())),
             }
         })

@@ -138,11 +138,6 @@ impl Chrome {
         assets::url(problem_words::asset_name(self.tr))
     }
 
-    /// The first shop the reader owns, for the header's link.
-    pub fn owned_shop(&self) -> Option<&str> {
-        self.shops.iter().find(|(_, r)| *r == MerchantRole::Owner).map(|(id, _)| id.as_str())
-    }
-
     /// The first shop the reader works the counter of (owners too).
     pub fn counter_shop(&self) -> Option<&str> {
         self.shops.first().map(|(id, _)| id.as_str())

@@ -4,7 +4,7 @@
 //! ended (`Store::writes_settled`), the data holds either nothing of the call's effect (not one row changed) or
 //! all of it, to the fen, and every invariant holds.
 
-use crate::common::{campaign_with, live_campaign_with, wallet};
+use crate::common::{Won, campaign_with, live_campaign_with, wallet, winner};
 use crate::fault_worker::poll_at_most;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -366,33 +366,11 @@ async fn a_draw_dropped_midway_settles_the_whole_group_or_nothing(backend: Backe
 // ---------------------------------------------------------------------------------------------------------------
 // Vouchers: redemption and refund.
 
-/// A winner and their purchase voucher.
-struct Won {
-    winner: TestUser,
-    caller: Caller,
-    voucher: Value,
-}
-
-/// Fills a group of two customers who each had exactly the price in an instant campaign; returns its winner.
-async fn winner(app: &TestApp, operator: &TestUser, campaign: &str) -> Won {
-    let people = app.customers(operator, 2, PRICE).await;
-    let group = fill(app, campaign, &people).await;
-    assert_eq!(group["status"], "drawn", "{group}");
-    for person in people {
-        if let [voucher] = vouchers(app, &person).await.as_slice() {
-            assert_eq!((&voucher["kind"], &voucher["status"]), (&json!("purchase"), &json!("issued")));
-            let caller = caller(app, &person).await;
-            return Won { winner: person, caller, voucher: voucher.clone() };
-        }
-    }
-    panic!("nobody won group {group}");
-}
-
 /// The voucher as its owner sees it now.
 async fn voucher_now(app: &TestApp, won: &Won) -> Value {
-    let id = &won.voucher["id"];
+    let id = won.id();
     let mine = vouchers(app, &won.winner).await;
-    mine.into_iter().find(|v| &v["id"] == id).unwrap_or_else(|| panic!("voucher {id} is gone"))
+    mine.into_iter().find(|v| v["id"] == id).unwrap_or_else(|| panic!("voucher {id} is gone"))
 }
 
 /// An instant campaign of groups of two, one winner each.
@@ -416,7 +394,7 @@ impl MoneyPath for RedeemPath<'_> {
     type Output = (VoucherView, RedemptionRow);
 
     async fn fresh(&self, app: &TestApp) -> Won {
-        winner(app, self.operator, &self.campaign).await
+        winner(app, self.operator, &self.campaign, PRICE).await
     }
 
     async fn before(&self, app: &TestApp, _: &Won) -> (Value, i64) {
@@ -430,7 +408,7 @@ impl MoneyPath for RedeemPath<'_> {
         won: &'a Won,
     ) -> impl Future<Output = AppResult<(VoucherView, RedemptionRow)>> + 'a {
         let merchant = MerchantId::from_trusted(&self.merchant);
-        let code = won.voucher["code"].as_str().expect("a code").to_owned();
+        let code = won.code().to_owned();
         async move { app.app.redeem(&self.owner_caller, &merchant, &code, None).await }
     }
 
@@ -485,25 +463,32 @@ struct RefundPath<'a> {
 }
 
 impl MoneyPath for RefundPath<'_> {
-    type Subject = Won;
+    /// The winner, and their caller to ask for the refund with.
+    type Subject = (Won, Caller);
     /// The merchant's wallet.
     type Before = Value;
     type Output = VoucherView;
 
-    async fn fresh(&self, app: &TestApp) -> Won {
-        winner(app, self.operator, &self.campaign).await
+    async fn fresh(&self, app: &TestApp) -> (Won, Caller) {
+        let won = winner(app, self.operator, &self.campaign, PRICE).await;
+        let caller = caller(app, &won.winner).await;
+        (won, caller)
     }
 
-    async fn before(&self, app: &TestApp, _: &Won) -> Value {
+    async fn before(&self, app: &TestApp, _: &(Won, Caller)) -> Value {
         merchant_wallet(app, &self.merchant, self.owner).await
     }
 
-    fn call<'a>(&'a self, app: &'a TestApp, won: &'a Won) -> impl Future<Output = AppResult<VoucherView>> + 'a {
-        let id = won.voucher["id"].as_str().and_then(VoucherId::parse).expect("an id");
-        async move { app.app.refund_voucher(&won.caller, &id).await }
+    fn call<'a>(
+        &'a self,
+        app: &'a TestApp,
+        (won, caller): &'a (Won, Caller),
+    ) -> impl Future<Output = AppResult<VoucherView>> + 'a {
+        let id = VoucherId::parse(won.id()).expect("an id");
+        async move { app.app.refund_voucher(caller, &id).await }
     }
 
-    async fn left(&self, app: &TestApp, won: &Won, merchant_before: &Value) -> Left {
+    async fn left(&self, app: &TestApp, (won, _): &(Won, Caller), merchant_before: &Value) -> Left {
         let voucher = voucher_now(app, won).await;
         let money = wallet(app, &won.winner).await;
         let merchant_after = merchant_wallet(app, &self.merchant, self.owner).await;

@@ -122,3 +122,39 @@ pub async fn won_voucher(
     let (_, vouchers) = app.get("/api/v1/me/vouchers", Some(&winner.token)).await;
     (merchant, winner, vouchers["items"][0].clone())
 }
+
+/// A winner and their purchase voucher, as `GET /api/v1/me/vouchers` listed it when it was won.
+pub struct Won {
+    pub winner: TestUser,
+    pub voucher: Value,
+}
+
+impl Won {
+    pub fn id(&self) -> &str {
+        self.voucher["id"].as_str().expect("a voucher id")
+    }
+
+    pub fn code(&self) -> &str {
+        self.voucher["code"].as_str().expect("a voucher code")
+    }
+}
+
+/// Fills a group of `campaign` (groups of two, one winner) with two customers who each had exactly `price`;
+/// returns its winner and their voucher, issued.
+pub async fn winner(app: &TestApp, operator: &TestUser, campaign: &str, price: i64) -> Won {
+    let people = app.customers(operator, 2, price).await;
+    let (status, first) =
+        app.post(&format!("/api/v1/campaigns/{campaign}/groups"), Some(&people[0].token), json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let group = first["group"]["id"].as_str().expect("a group id");
+    let (status, last) = app.post(&format!("/api/v1/groups/{group}/members"), Some(&people[1].token), json!({})).await;
+    assert_eq!((status, last["group"]["status"].as_str()), (StatusCode::CREATED, Some("drawn")), "{last}");
+    for person in people {
+        let (_, mine) = app.get("/api/v1/me/vouchers", Some(&person.token)).await;
+        if let [voucher] = mine["items"].as_array().expect("items").as_slice() {
+            assert_eq!((&voucher["kind"], &voucher["status"]), (&json!("purchase"), &json!("issued")));
+            return Won { winner: person, voucher: voucher.clone() };
+        }
+    }
+    panic!("nobody won group {group}");
+}

@@ -13,7 +13,9 @@ use crate::paying::{balance, membership_status, refunds, settle_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use tuangou_app::payments::port::{PayoutRequest, ProviderError};
 use tuangou_app::payments::sandbox::Faults;
+use tuangou_domain::money::Fen;
 use tuangou_testkit::fake_wechatpay::FakeWechatPay;
 use tuangou_testkit::{Backend, TestApp, on_both_backends};
 
@@ -158,7 +160,29 @@ async fn an_unpaid_window_is_closed_at_each_provider_then_released(backend: Back
     }
 }
 
+/// Only the sandbox pays out: WeChat Pay and Alipay refuse a payout, and its query, as unsupported, each saying
+/// which provider and why (the port's default answer, with each adapter's reason).
+async fn providers_without_payouts_refuse_them_in_their_own_words(backend: Backend) {
+    let request = PayoutRequest {
+        out_payout_no: "payout-1".into(),
+        payee: "someone".into(),
+        amount: Fen::from_stored(100).unwrap(),
+        description: "结算".into(),
+    };
+    for (name, why) in [
+        ("wechatpay", "payouts through WeChat Pay (see the adapter's notes)"),
+        ("alipay", "payouts through Alipay (certificate mode; see README)"),
+    ] {
+        let (app, _payer) = Payer::start(name, backend).await;
+        let provider = app.app.provider(name).expect("offered");
+        assert_eq!(provider.pay_out(&request).await, Err(ProviderError::Unsupported(why)), "{name}");
+        assert_eq!(provider.query_payout("payout-1").await, Err(ProviderError::Unsupported(why)), "{name}");
+        app.finish().await;
+    }
+}
+
 on_both_backends!(
     paid_seats_fill_a_group_and_refunds_go_back_through_each_provider,
     an_unpaid_window_is_closed_at_each_provider_then_released,
+    providers_without_payouts_refuse_them_in_their_own_words,
 );

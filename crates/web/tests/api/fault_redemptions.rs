@@ -2,7 +2,7 @@
 //! voucher ends redeemed once, refunded once, or still issued, and the merchant is paid exactly for the vouchers
 //! redeemed (the platform's commission likewise), the winners refunded exactly for those refunded.
 
-use crate::common::{campaign_with, live_campaign_with, wallet};
+use crate::common::{Won, campaign_with, live_campaign_with, wallet, winner};
 use crate::fault_payouts::stopped_and_started_again;
 use crate::hangups::join_and_hang_up;
 use reqwest::StatusCode;
@@ -19,31 +19,6 @@ const VOUCHERS: usize = 12;
 const HANG_UPS: usize = 600;
 const CLIENTS: usize = 16;
 const BUDGET: Duration = Duration::from_secs(4);
-
-struct Won {
-    winner: TestUser,
-    id: String,
-    code: String,
-}
-
-/// Fills a group of two customers who each had exactly the price; returns its winner and voucher.
-async fn winner(app: &TestApp, operator: &TestUser, campaign: &str) -> Won {
-    let people = app.customers(operator, 2, PRICE).await;
-    let (status, first) =
-        app.post(&format!("/api/v1/campaigns/{campaign}/groups"), Some(&people[0].token), json!({})).await;
-    assert_eq!(status, StatusCode::CREATED, "{first}");
-    let group = first["group"]["id"].as_str().unwrap();
-    let (status, last) = app.post(&format!("/api/v1/groups/{group}/members"), Some(&people[1].token), json!({})).await;
-    assert_eq!((status, last["group"]["status"].as_str()), (StatusCode::CREATED, Some("drawn")), "{last}");
-    for person in people {
-        let (_, mine) = app.get("/api/v1/me/vouchers", Some(&person.token)).await;
-        if let Some(voucher) = mine["items"].as_array().unwrap().first() {
-            let (id, code) = (voucher["id"].as_str().unwrap().into(), voucher["code"].as_str().unwrap().into());
-            return Won { winner: person, id, code };
-        }
-    }
-    panic!("nobody won group {group}");
-}
 
 async fn merchant_wallet(app: &TestApp, merchant: &str, owner: &TestUser) -> Value {
     let (status, body) = app.get(&format!("/api/v1/merchants/{merchant}/wallet"), Some(&owner.token)).await;
@@ -72,10 +47,10 @@ async fn hang_up_redemptions_and_refunds(app: &TestApp, merchant: &str, owner: &
                     _ => fastrand::bool(),
                 };
                 if redeem_it {
-                    let body = json!({"code": voucher.code}).to_string();
+                    let body = json!({"code": voucher.code()}).to_string();
                     join_and_hang_up(&address, &redeem, &owner, &body).await;
                 } else {
-                    let path = format!("/api/v1/me/vouchers/{}/refund", voucher.id);
+                    let path = format!("/api/v1/me/vouchers/{}/refund", voucher.id());
                     join_and_hang_up(&address, &path, &voucher.winner.token, "{}").await;
                 }
             }
@@ -97,7 +72,7 @@ async fn hang_ups_mid_redemption_and_refund_settle_each_voucher_once(backend: Ba
     let (merchant, campaign) = live_campaign_with(&app, &operator, &owner, campaign_with(rules)).await;
     let mut won = Vec::new();
     for _ in 0..VOUCHERS {
-        won.push(winner(&app, &operator, &campaign).await);
+        won.push(winner(&app, &operator, &campaign, PRICE).await);
     }
     let before = merchant_wallet(&app, &merchant, &owner).await;
     let commission_before = app.app.store().balance("platform:commission", "fen").await.unwrap();
@@ -108,8 +83,8 @@ async fn hang_ups_mid_redemption_and_refund_settle_each_voucher_once(backend: Ba
     let (mut redeemed, mut refunded) = (0, 0);
     for voucher in won.iter() {
         let (_, mine) = app.get("/api/v1/me/vouchers", Some(&voucher.winner.token)).await;
-        let row = mine["items"].as_array().unwrap().iter().find(|v| v["id"] == voucher.id.as_str()).unwrap().clone();
-        let query = format!("SELECT COUNT(*) FROM redemptions WHERE voucher_id = '{}'", voucher.id);
+        let row = mine["items"].as_array().unwrap().iter().find(|v| v["id"] == voucher.id()).unwrap().clone();
+        let query = format!("SELECT COUNT(*) FROM redemptions WHERE voucher_id = '{}'", voucher.id());
         let redemptions = app.db.scalar(&query).await;
         let money = wallet(&app, &voucher.winner).await;
         let (expected_redemptions, expected_available) = match row["status"].as_str() {

@@ -6,6 +6,7 @@
 //! These tests make the two sides disagree on purpose, so they end with `stop()`, not `finish()`: the invariant
 //! check would (rightly) find payments that pay for nothing.
 
+use crate::paying::settle_until;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -28,8 +29,8 @@ fn with_sandbox() -> Settings {
     }
 }
 
-/// Opens a payment of `amount` fen at the sandbox and has the payer pay it there (the sandbox's own books).
-async fn paid_at_the_sandbox(app: &TestApp, user: &TestUser, amount: i64) -> PaymentRow {
+/// Opens a payment of `amount` fen at the sandbox, not paid yet.
+async fn opened_at_the_sandbox(app: &TestApp, user: &TestUser, amount: i64) -> PaymentRow {
     let order = PaymentOrder {
         user: UserId::from_trusted(&user.id),
         provider: "sandbox".into(),
@@ -39,9 +40,19 @@ async fn paid_at_the_sandbox(app: &TestApp, user: &TestUser, amount: i64) -> Pay
         membership: None,
         payer: PayerHints::default(),
     };
-    let payment = app.app.open_payment(order).await.expect("a payment");
+    app.app.open_payment(order).await.expect("a payment")
+}
+
+/// The payer pays `payment` at the sandbox (the sandbox's own books).
+async fn pay_at_the_sandbox(app: &TestApp, payment: &PaymentRow) {
     let (status, answer) = app.post(&format!("/sandbox/payments/{}/pay", payment.id), None, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// Opens a payment of `amount` fen at the sandbox and has the payer pay it there.
+async fn paid_at_the_sandbox(app: &TestApp, user: &TestUser, amount: i64) -> PaymentRow {
+    let payment = opened_at_the_sandbox(app, user, amount).await;
+    pay_at_the_sandbox(app, &payment).await;
     payment
 }
 
@@ -94,7 +105,7 @@ async fn each_mismatch_is_recorded(backend: Backend) {
     assert!(matched.mismatches.is_empty());
 
     // The sandbox paid one we still think is created (its notification not applied yet), and one we have never
-    // heard of; the sandbox no longer lists b; our a is for another amount.
+    // heard of; the sandbox no longer lists b; our a was paid another amount.
     let c = paid_at_the_sandbox(&app, customer, 300).await;
     let at = app.app.clock().now().0;
     app.db
@@ -104,7 +115,7 @@ async fn each_mismatch_is_recorded(backend: Backend) {
         ))
         .await;
     app.db.execute(&format!("UPDATE sandbox_payments SET status = 'closed' WHERE out_trade_no = '{}'", b.id)).await;
-    app.db.execute(&format!("UPDATE payments SET amount = 1000 WHERE id = '{}'", a.id)).await;
+    app.db.execute(&format!("UPDATE payments SET paid_amount = 1000 WHERE id = '{}'", a.id)).await;
 
     let found = app.app.reconcile("sandbox", day).await.unwrap();
     assert!(!found.matched);
@@ -131,7 +142,8 @@ async fn each_mismatch_is_recorded(backend: Backend) {
 
     // Nothing was fixed: our rows and the sandbox's are as the test left them.
     assert_eq!(app.app.payment(&c.id).await.unwrap().status, "created");
-    assert_eq!(app.app.payment(&a.id).await.unwrap().amount, 1_000);
+    let paid = app.db.scalar(&format!("SELECT paid_amount FROM payments WHERE id = '{}'", a.id)).await;
+    assert_eq!(paid, 1_000);
 
     // Both results are kept; the newer one is the day's.
     let history = app.app.reconciliations_of_day("sandbox", day).await.unwrap();
@@ -174,6 +186,41 @@ async fn page_text(app: &TestApp, path: &str, user: &TestUser) -> (StatusCode, S
         .await
         .unwrap();
     (response.status(), response.text().await.unwrap())
+}
+
+/// A payment is matched by the amount the provider took, not the amount we asked: a payer who paid 10.00 of a
+/// 19.90 payment (money that pays for nothing and is owed back) is on the bill for 10.00, and so in our books;
+/// a paid amount that differs from the bill's line is a mismatch.
+async fn the_amount_paid_is_reconciled_not_the_amount_asked(backend: Backend) {
+    let mut app = TestApp::spawn_with(backend, with_sandbox()).await;
+    let operator = app.operator().await;
+    let customer = &app.customers(&operator, 1, 0).await[0];
+    let payment = opened_at_the_sandbox(&app, customer, 1_990).await;
+    app.db.execute(&format!("UPDATE sandbox_payments SET amount = 1000 WHERE out_trade_no = '{}'", payment.id)).await;
+    pay_at_the_sandbox(&app, &payment).await;
+    // Its notification is refused (another amount); the worker's query finds it paid and refunds it in full.
+    let refunded = format!("SELECT COUNT(*) FROM refunds WHERE payment_id = '{}' AND status = 'succeeded'", payment.id);
+    app.app.clock().advance(61_000);
+    settle_until(&app, "the amount paid found and refunded", || async {
+        app.app.clock().advance(5_000);
+        app.db.scalar(&refunded).await == 1
+    })
+    .await;
+    let paid = |column: &str| format!("SELECT {column} FROM payments WHERE id = '{}'", payment.id);
+    assert_eq!((app.db.scalar(&paid("amount")).await, app.db.scalar(&paid("paid_amount")).await), (1_990, 1_000));
+    let day = today(&app);
+
+    let matched = app.app.reconcile("sandbox", day).await.unwrap();
+    assert!(matched.matched, "the bill lists what was paid, as our books do: {matched:?}");
+    assert_eq!((matched.bill_lines, matched.our_lines, matched.matched_lines), (2, 2, 2), "the payment, its refund");
+
+    app.db.execute(&format!("UPDATE payments SET paid_amount = 1200 WHERE id = '{}'", payment.id)).await;
+    let found = app.app.reconcile("sandbox", day).await.unwrap();
+    assert!(!found.matched);
+    assert_eq!(ids(&found.mismatches.amount_differs), [(Kind::Payment, payment.id.clone())]);
+    let differs = &found.mismatches.amount_differs[0];
+    assert_eq!((differs.ours.as_ref().unwrap().amount, differs.theirs.as_ref().unwrap().amount), (1_200, 1_000));
+    app.stop().await;
 }
 
 /// Refunds through the provider are matched by `out_refund_no` and amount, on the day they succeeded.
@@ -382,6 +429,7 @@ async fn the_list_is_the_operators_and_pages(backend: Backend) {
 
 on_both_backends!(
     each_mismatch_is_recorded,
+    the_amount_paid_is_reconciled_not_the_amount_asked,
     refunds_are_reconciled,
     the_day_ends_at_midnight_in_china,
     the_daily_job_reconciles_yesterday_once,

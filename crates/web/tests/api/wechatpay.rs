@@ -138,7 +138,7 @@ async fn the_whole_story_through_wechat_pay(backend: Backend) {
     let fresh = WechatPay::new(fake.settings(true), app.app.clock().clone(), &app.base);
     let status = fresh.query_split(&pay_ids[winner], &split_id).await.expect("asked from our ids alone");
     assert!(matches!(status.state, TransferState::Succeeded { .. }), "{status:?}");
-    assert_eq!((status.out_order_no.as_str(), status.amount.get()), (split_id.as_str(), 49));
+    assert_eq!((status.out_no.as_str(), status.amount.get()), (split_id.as_str(), 49));
 
     // The bill of every day the story touched, from the fake, reconciles with our books.
     let (mut day, last) = (ChinaDay::of(start), ChinaDay::of(app.app.clock().now()));

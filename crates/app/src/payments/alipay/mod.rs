@@ -36,9 +36,8 @@ pub use bill::read_bill_file;
 
 use super::payouts::PLATFORM_RECEIVER;
 use super::port::{
-    Bill, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, PayoutRequest, PayoutStatus, Provider,
-    ProviderError, ProviderResult, RefundRequest, RefundStatus, Refusal, SplitRequest, SplitStatus, TransferState,
-    VerifiedEvent,
+    Bill, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, Provider, ProviderError,
+    ProviderResult, RefundRequest, Refusal, SplitRequest, TransferState, TransferStatus, VerifiedEvent,
 };
 use crate::Clock;
 use client::Gateway;
@@ -113,7 +112,7 @@ impl Alipay {
         })
     }
 
-    async fn query_refund_of(&self, out_trade_no: &str, out_refund_no: &str) -> ProviderResult<RefundStatus> {
+    async fn query_refund_of(&self, out_trade_no: &str, out_refund_no: &str) -> ProviderResult<TransferStatus> {
         let biz = json!({ "out_trade_no": out_trade_no, "out_request_no": out_refund_no,
             "query_options": ["gmt_refund_pay"] });
         let answer = self.gateway.call("alipay.trade.fastpay.refund.query", biz).await?;
@@ -127,9 +126,9 @@ impl Alipay {
             _ => TransferState::Processing,
         };
         let amount = if state == TransferState::Failed { Fen::ZERO } else { yuan(&answer, "refund_amount")? };
-        Ok(RefundStatus {
-            out_refund_no: out_refund_no.to_owned(),
-            provider_refund_id: format!("{}/{out_refund_no}", text(&answer, "trade_no")),
+        Ok(TransferStatus {
+            out_no: out_refund_no.to_owned(),
+            provider_id: format!("{}/{out_refund_no}", text(&answer, "trade_no")),
             amount,
             state,
         })
@@ -162,7 +161,7 @@ impl Alipay {
         }
     }
 
-    async fn split_now(&self, request: &SplitRequest) -> ProviderResult<SplitStatus> {
+    async fn split_now(&self, request: &SplitRequest) -> ProviderResult<TransferStatus> {
         let Some(account) = &self.gateway.settings().royalty_account else {
             return Err(ProviderError::Unsupported("profit sharing without a royalty account (README, Alipay)"));
         };
@@ -187,7 +186,7 @@ impl Alipay {
     }
 
     /// Where the settle `out_request_no` of the trade stands (`alipay.trade.order.settle.query`).
-    async fn settle_status(&self, trade_no: &str, out_request_no: &str) -> ProviderResult<SplitStatus> {
+    async fn settle_status(&self, trade_no: &str, out_request_no: &str) -> ProviderResult<TransferStatus> {
         let biz = json!({ "out_request_no": out_request_no, "trade_no": trade_no });
         let answer = self.gateway.call("alipay.trade.order.settle.query", biz).await?;
         if text(&answer, "out_request_no") != out_request_no {
@@ -213,9 +212,9 @@ impl Alipay {
         } else {
             TransferState::Processing
         };
-        Ok(SplitStatus {
-            out_order_no: out_request_no.to_owned(),
-            provider_split_id: format!("{trade_no}/{out_request_no}"),
+        Ok(TransferStatus {
+            out_no: out_request_no.to_owned(),
+            provider_id: format!("{trade_no}/{out_request_no}"),
             amount,
             state,
         })
@@ -281,7 +280,7 @@ impl Provider for Alipay {
         })
     }
 
-    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
+    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             let reason: String = request.reason.chars().take(256).collect();
             let biz = json!({
@@ -293,9 +292,9 @@ impl Provider for Alipay {
             });
             let answer = self.gateway.call("alipay.trade.refund", biz).await?;
             if text(&answer, "fund_change") == "Y" {
-                return Ok(RefundStatus {
-                    out_refund_no: request.out_refund_no.clone(),
-                    provider_refund_id: format!("{}/{}", text(&answer, "trade_no"), request.out_refund_no),
+                return Ok(TransferStatus {
+                    out_no: request.out_refund_no.clone(),
+                    provider_id: format!("{}/{}", text(&answer, "trade_no"), request.out_refund_no),
                     amount: request.amount,
                     state: TransferState::Succeeded {
                         at: parse_beijing(text(&answer, "gmt_refund_pay")).unwrap_or_else(|| self.clock.now()),
@@ -307,7 +306,7 @@ impl Provider for Alipay {
         })
     }
 
-    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
+    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             let refund =
                 self.store.refund(out_refund_no).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
@@ -329,17 +328,11 @@ impl Provider for Alipay {
         Box::pin(self.bill(day))
     }
 
-    fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
-        let _ = request;
-        Box::pin(async { Err(ProviderError::Unsupported("payouts through Alipay (certificate mode; see README)")) })
+    fn payouts_unsupported(&self) -> &'static str {
+        "payouts through Alipay (certificate mode; see README)"
     }
 
-    fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
-        let _ = out_payout_no;
-        Box::pin(async { Err(ProviderError::Unsupported("payouts through Alipay (certificate mode; see README)")) })
-    }
-
-    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(self.split_now(request))
     }
 
@@ -347,7 +340,7 @@ impl Provider for Alipay {
         &'a self,
         out_trade_no: &'a str,
         out_order_no: &'a str,
-    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    ) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             if self.gateway.settings().royalty_account.is_none() {
                 return Err(ProviderError::Unsupported("profit sharing without a royalty account (README, Alipay)"));

@@ -43,9 +43,8 @@ pub use notification::{NONCE, SERIAL, SIGNATURE, SIGNTEST_PREFIX, TIMESTAMP};
 
 use super::payouts::PLATFORM_RECEIVER;
 use super::port::{
-    Bill, BillLine, Browser, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, PayoutRequest,
-    PayoutStatus, Provider, ProviderError, ProviderResult, RefundRequest, RefundStatus, Refusal, SplitRequest,
-    SplitStatus, TransferState, VerifiedEvent,
+    Bill, BillLine, Browser, CreatedPayment, Headers, PaymentRequest, PaymentState, PaymentStatus, Provider,
+    ProviderError, ProviderResult, RefundRequest, Refusal, SplitRequest, TransferState, TransferStatus, VerifiedEvent,
 };
 use crate::Clock;
 use client::Client;
@@ -229,7 +228,7 @@ impl WechatPay {
         })
     }
 
-    fn refund_status(&self, answer: RefundAnswer) -> RefundStatus {
+    fn refund_status(&self, answer: RefundAnswer) -> TransferStatus {
         let state = match answer.status.as_str() {
             "SUCCESS" => TransferState::Succeeded {
                 at: answer.success_time.as_deref().and_then(parse_rfc3339).unwrap_or_else(|| self.clock.now()),
@@ -237,15 +236,15 @@ impl WechatPay {
             "CLOSED" | "ABNORMAL" => TransferState::Failed,
             _ => TransferState::Processing,
         };
-        RefundStatus {
-            out_refund_no: answer.out_refund_no,
-            provider_refund_id: answer.refund_id,
+        TransferStatus {
+            out_no: answer.out_refund_no,
+            provider_id: answer.refund_id,
             amount: fen(answer.amount.refund),
             state,
         }
     }
 
-    fn split_status(&self, answer: SplitAnswer) -> SplitStatus {
+    fn split_status(&self, answer: SplitAnswer) -> TransferStatus {
         let amount = answer.receivers.iter().fold(Fen::ZERO, |sum, r| sum.checked_add(fen(r.amount)).unwrap_or(sum));
         let state = match answer.state.as_str() {
             "FINISHED" if answer.receivers.iter().any(|r| r.result == "CLOSED") => TransferState::Failed,
@@ -259,7 +258,7 @@ impl WechatPay {
             },
             _ => TransferState::Processing,
         };
-        SplitStatus { out_order_no: answer.out_order_no, provider_split_id: answer.order_id, amount, state }
+        TransferStatus { out_no: answer.out_order_no, provider_id: answer.order_id, amount, state }
     }
 
     async fn create(&self, request: &PaymentRequest) -> ProviderResult<CreatedPayment> {
@@ -344,7 +343,7 @@ impl WechatPay {
         }
     }
 
-    async fn refund_now(&self, request: &RefundRequest) -> ProviderResult<RefundStatus> {
+    async fn refund_now(&self, request: &RefundRequest) -> ProviderResult<TransferStatus> {
         let transaction = self.transaction(&request.out_trade_no).await?;
         let total = transaction
             .amount()
@@ -376,7 +375,7 @@ impl WechatPay {
             .ok_or_else(|| ProviderError::Refused("not_paid", "the payment is not paid at WeChat Pay".into()))
     }
 
-    async fn split_now(&self, request: &SplitRequest) -> ProviderResult<SplitStatus> {
+    async fn split_now(&self, request: &SplitRequest) -> ProviderResult<TransferStatus> {
         let Some(partner) = self.settings().partner.clone() else {
             return Err(ProviderError::Unsupported("profit sharing outside partner mode"));
         };
@@ -463,11 +462,11 @@ impl Provider for WechatPay {
         Box::pin(self.close(out_trade_no))
     }
 
-    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
+    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(self.refund_now(request))
     }
 
-    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<RefundStatus>> {
+    fn query_refund<'a>(&'a self, out_refund_no: &'a str) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             let path = format!("/v3/refund/domestic/refunds/{out_refund_no}{}", self.sub_mchid_query('?'));
             let answer: RefundAnswer = self.client.call(Method::GET, &path, None).await?.json()?;
@@ -485,17 +484,11 @@ impl Provider for WechatPay {
         Box::pin(self.bill(day))
     }
 
-    fn pay_out<'a>(&'a self, request: &'a PayoutRequest) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
-        let _ = request;
-        Box::pin(async { Err(ProviderError::Unsupported("payouts through WeChat Pay (see the adapter's notes)")) })
+    fn payouts_unsupported(&self) -> &'static str {
+        "payouts through WeChat Pay (see the adapter's notes)"
     }
 
-    fn query_payout<'a>(&'a self, out_payout_no: &'a str) -> BoxFuture<'a, ProviderResult<PayoutStatus>> {
-        let _ = out_payout_no;
-        Box::pin(async { Err(ProviderError::Unsupported("payouts through WeChat Pay (see the adapter's notes)")) })
-    }
-
-    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    fn split<'a>(&'a self, request: &'a SplitRequest) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(self.split_now(request))
     }
 
@@ -503,7 +496,7 @@ impl Provider for WechatPay {
         &'a self,
         out_trade_no: &'a str,
         out_order_no: &'a str,
-    ) -> BoxFuture<'a, ProviderResult<SplitStatus>> {
+    ) -> BoxFuture<'a, ProviderResult<TransferStatus>> {
         Box::pin(async move {
             let transaction_id = self.transaction_id(out_trade_no).await?;
             let path = format!(
