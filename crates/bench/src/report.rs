@@ -161,6 +161,8 @@ struct Row {
     ratio: f64,
     /// CPU per join (all processes), in milliseconds; `NaN` where not measured.
     cpu_ms: f64,
+    /// Of it, this process's (the service and the load generator); the rest is mostly the database's.
+    own_cpu_ms: f64,
     /// Statements sent to PostgreSQL per join; `NaN` on SQLite.
     statements: f64,
     floor_bare: f64,
@@ -188,6 +190,7 @@ impl Row {
                 hot: o.raw.hot.per_second(),
                 ratio: ratio_of(joins, &o.raw.spread),
                 cpu_ms: joins.cost.cpu_ms.unwrap_or(f64::NAN),
+                own_cpu_ms: joins.cost.own_cpu_ms.unwrap_or(f64::NAN),
                 statements: joins.cost.statements.unwrap_or(f64::NAN),
                 floor_bare: o.floor.bare.per_second(),
                 floor_signed_in: o.floor.signed_in.per_second(),
@@ -215,6 +218,7 @@ impl Row {
             hot: median(|r| r.hot),
             ratio: median(|r| r.ratio),
             cpu_ms: median(|r| r.cpu_ms),
+            own_cpu_ms: median(|r| r.own_cpu_ms),
             statements: median(|r| r.statements),
             floor_bare: median(|r| r.floor_bare),
             floor_signed_in: median(|r| r.floor_signed_in),
@@ -228,7 +232,7 @@ impl Row {
 
     fn print(&self, label: &str) {
         println!(
-            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}{:>8.2}{:>7.1}{:>10.0}{:>9.0}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
+            "{:<9}{:>8}{:>9.0}{:>8.1}{:>8.1}{:>8}{:>10.0}{:>10.0}{:>8.3}{:>8.2}{:>8.2}{:>7.1}{:>10.0}{:>9.0}  |      {:>9.0}{:>8.1}{:>8}{:>10}  {}{label}",
             self.backend,
             self.clients,
             self.joins_per_second,
@@ -239,6 +243,7 @@ impl Row {
             self.hot,
             self.ratio,
             self.cpu_ms,
+            self.own_cpu_ms,
             self.statements,
             self.floor_bare,
             self.floor_signed_in,
@@ -253,14 +258,15 @@ impl Row {
 
 /// The table over all backends (and runs). `raw tx/s` is the engine's ceiling (the counter rows spread; how it
 /// was measured is printed under the table), `hot tx/s` the same on one row, `ratio` joins/s ÷ raw tx/s, `cpu ms`
-/// the CPU of all processes per join, `stmts` the statements sent to PostgreSQL per join (round trips), and
+/// the CPU of all processes per join, `svc ms` this process's share of it (the service and the load generator;
+/// the rest is mostly PostgreSQL's), `stmts` the statements sent to PostgreSQL per join (round trips), and
 /// `health/s` and `me/s` the HTTP floor (measured at the first client count; see `floor.rs`). With several runs
 /// per backend, a line per backend and client count follows with the median of each figure (this machine's
 /// figures vary from run to run).
 pub fn summary(outcomes: &[Outcome]) {
     println!();
     println!(
-        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}{:>8}{:>7}{:>10}{:>9}  | race:{:>9}{:>8}{:>8}{:>10}  check",
+        "{:<9}{:>8}{:>9}{:>8}{:>8}{:>8}{:>10}{:>10}{:>8}{:>8}{:>8}{:>7}{:>10}{:>9}  | race:{:>9}{:>8}{:>8}{:>10}  check",
         "backend",
         "clients",
         "joins/s",
@@ -271,6 +277,7 @@ pub fn summary(outcomes: &[Outcome]) {
         "hot tx/s",
         "ratio",
         "cpu ms",
+        "svc ms",
         "stmts",
         "health/s",
         "me/s",
