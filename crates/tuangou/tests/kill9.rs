@@ -395,26 +395,33 @@ async fn paid_joins_survive_kill_9(backend: Backend) {
     // The sandbox's notifications (kept in its outbox across kills) and the worker's queries catch up.
     let deadline = Instant::now() + Duration::from_secs(60);
     for (token, seats) in customers.iter().zip(&paid) {
-        loop {
+        caught_up(&service, deadline, async || {
             // Every page: a fast client pays for more seats than one page holds.
             let statuses = listed(&api, "/api/v1/me/memberships", token, "status").await;
             let pending: Vec<&String> = statuses.iter().filter(|(_, s)| *s == "pending").map(|(id, _)| id).collect();
             let unpaid: Vec<&String> =
                 seats.iter().filter(|id| statuses.get(*id).is_none_or(|s| s == "pending")).collect();
             if pending.is_empty() && unpaid.is_empty() {
-                break;
+                Ok(())
+            } else {
+                Err(format!("seats still pending: {pending:?}, paid but not confirmed: {unpaid:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "seats still pending a minute after: {pending:?}, paid but not confirmed: {unpaid:?}\n{}",
-                service.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await;
     }
     service.kill();
     let check = service.run(&["check"]);
     assert_eq!(check.status.code(), Some(0), "{}\n{}", shown(&check), service.log());
+}
+
+/// Asks `settled` every 200 ms until it answers `Ok` (the restarted worker catching up, its next attempts seconds
+/// away); fails at `deadline` with what it last answered and the service's log.
+async fn caught_up(service: &Service, deadline: Instant, mut settled: impl AsyncFnMut() -> Result<(), String>) {
+    loop {
+        let Err(left) = settled().await else { return };
+        assert!(Instant::now() < deadline, "{left} a minute after the kills\n{}", service.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// POSTs `body` to `path` with `key` until the service answers (a lost connection or a 5xx is tried again with the
@@ -527,21 +534,18 @@ async fn withdrawals_survive_kill_9(backend: Backend) {
     // The restarted worker pays out what is still in flight (its next attempts are at most seconds away).
     let deadline = Instant::now() + Duration::from_secs(60);
     for (token, ids) in customers.iter().zip(&asked) {
-        loop {
+        caught_up(&service, deadline, async || {
             let listed = withdrawals(&api, token).await;
             let ids_listed: BTreeSet<&String> = listed.keys().collect();
             assert_eq!(ids_listed, ids.iter().collect(), "the withdrawals are exactly those answered 201, each once");
             let statuses: BTreeSet<&str> = listed.values().map(String::as_str).collect();
             if statuses.iter().all(|s| *s == "succeeded") {
-                break;
+                Ok(())
+            } else {
+                Err(format!("withdrawals still in flight: {statuses:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "withdrawals still in flight a minute after: {statuses:?}\n{}",
-                service.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await;
         let wallet = api.get("/api/v1/me/wallet", token).await;
         let expected = PRICE * KEYS_PER_CLIENT as i64 - WITHDRAWAL * ids.len() as i64;
         assert_eq!(wallet["available"].as_i64(), Some(expected), "one yuan gone for each withdrawal: {wallet}");
